@@ -1,0 +1,86 @@
+// What the server has done and is doing: counters for /-/metrics, live transfers for /-/status.
+import type { TransferOutcome, TransferProgress } from './transfer.js';
+
+export interface ActiveTransfer extends TransferProgress {
+  id: number;
+  client: string;
+  path: string;
+  /** "bytes a-b/size" for a partial response, else undefined. */
+  range: string | undefined;
+  bytesDue: number;
+  startedAt: number;
+}
+
+export interface FinishedTransfer {
+  client: string;
+  path: string;
+  range: string | undefined;
+  status: number;
+  outcome: TransferOutcome;
+  bytesSent: number;
+  bytesDue: number;
+  durationMs: number;
+  finishedAt: string;
+}
+
+export type RejectReason = 'max-connections' | 'max-connections-per-ip';
+
+/** Upper bounds (seconds) of the transfer-duration histogram. */
+export const DURATION_BUCKETS = [0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 1800];
+const RECENT = 100;
+
+export class Metrics {
+  readonly startedAt = Date.now();
+  readonly requestsByStatus = new Map<number, number>();
+  readonly transfersByOutcome = new Map<TransferOutcome, number>();
+  readonly rejected = new Map<RejectReason, number>();
+  readonly durationCounts = new Array<number>(DURATION_BUCKETS.length + 1).fill(0);
+  durationSum = 0;
+  bytesSent = 0;
+  connections = 0;
+  readonly active = new Map<number, ActiveTransfer>();
+  readonly recent: FinishedTransfer[] = [];
+  private nextId = 1;
+
+  begin(t: Omit<ActiveTransfer, 'id' | 'startedAt' | 'bytesSent' | 'lastProgressAt'>): ActiveTransfer {
+    const now = Date.now();
+    const transfer: ActiveTransfer = { ...t, id: this.nextId++, startedAt: now, bytesSent: 0, lastProgressAt: now };
+    this.active.set(transfer.id, transfer);
+    return transfer;
+  }
+
+  end(t: ActiveTransfer, status: number, outcome: TransferOutcome): FinishedTransfer {
+    this.active.delete(t.id);
+    const durationMs = Date.now() - t.startedAt;
+    bump(this.requestsByStatus, status);
+    bump(this.transfersByOutcome, outcome);
+    this.bytesSent += t.bytesSent;
+    const seconds = durationMs / 1000;
+    this.durationSum += seconds;
+    let i = DURATION_BUCKETS.findIndex((le) => seconds <= le);
+    if (i < 0) i = DURATION_BUCKETS.length;
+    this.durationCounts[i] = (this.durationCounts[i] as number) + 1;
+    const finished: FinishedTransfer = {
+      client: t.client,
+      path: t.path,
+      range: t.range,
+      status,
+      outcome,
+      bytesSent: t.bytesSent,
+      bytesDue: t.bytesDue,
+      durationMs,
+      finishedAt: new Date().toISOString(),
+    };
+    this.recent.push(finished);
+    if (this.recent.length > RECENT) this.recent.shift();
+    return finished;
+  }
+
+  reject(reason: RejectReason): void {
+    bump(this.rejected, reason);
+  }
+}
+
+function bump<K>(map: Map<K, number>, key: K): void {
+  map.set(key, (map.get(key) ?? 0) + 1);
+}

@@ -1,0 +1,190 @@
+// The transfer loop: every response body goes out through sendBody, guarded against stalls.
+//
+// Reads come from the already-open file with fs.createReadStream (one stream per range) and are
+// written by hand, never pipe(): when a write returns false the loop pauses the file and races
+// the sink's 'drain', the sink closing, and the stall timer. The timer is lazy: progress only
+// stamps a time, and the timer looks at that stamp when it fires, so a healthy transfer costs
+// one timer per window, not one per chunk.
+import { close, createReadStream, type ReadStream } from 'node:fs';
+import type { ByteRange } from './range.js';
+
+export type TransferOutcome = 'complete' | 'client-gone' | 'stalled' | 'read-error';
+
+/** A piece of a body: literal bytes (small bodies, multipart framing) or a range of the file. */
+export type BodyPart = Buffer | ByteRange;
+
+export interface TransferResult {
+  outcome: TransferOutcome;
+  /** Body bytes handed to the socket. */
+  bytesSent: number;
+}
+
+/** Where a body goes: an http.ServerResponse, or a fake in tests. */
+export interface Sink {
+  write(chunk: Buffer): boolean;
+  end(): void;
+  readonly destroyed: boolean;
+  on(event: 'drain' | 'close' | 'finish', listener: () => void): unknown;
+  off(event: 'drain' | 'close' | 'finish', listener: () => void): unknown;
+}
+
+/**
+ * Asked only while the transfer waits on the client and no 'drain' came for a quarter window:
+ * has the client taken any bytes since the last time it was asked? The first answer only sets
+ * the baseline. (See progress.ts for the socket version.)
+ */
+export type ProgressProbe = () => boolean | Promise<boolean>;
+
+/** Live figures of one transfer, updated in place (read by the admin pages, never copied). */
+export interface TransferProgress {
+  /** Body bytes handed to the socket so far. */
+  bytesSent: number;
+  /** Date.now() of the last sign that the client is taking bytes. */
+  lastProgressAt: number;
+}
+
+export interface TransferOptions {
+  /** Abort after this long without progress; 0 disables the guard. */
+  stallMs: number;
+  /** Bytes per file read. */
+  chunkSize: number;
+  probe?: ProgressProbe | undefined;
+  /** Tear the connection down at once (a TCP reset) after a stall or a read error. */
+  abort: () => void;
+  progress?: TransferProgress | undefined;
+}
+
+export const DEFAULT_CHUNK_SIZE = 256 * 1024;
+
+/**
+ * Send `parts` to `sink` and end it. Owns `fd`: the file is closed before the promise settles,
+ * whatever the outcome. Never rejects.
+ */
+export function sendBody(sink: Sink, fd: number | undefined, parts: readonly BodyPart[], options: TransferOptions): Promise<TransferResult> {
+  return new Promise((resolve) => {
+    const { stallMs, chunkSize, probe, abort } = options;
+    const sampleMs = Math.max(1, Math.floor(stallMs / 4));
+    const live = options.progress ?? { bytesSent: 0, lastProgressAt: 0 };
+    live.bytesSent = 0;
+    live.lastProgressAt = Date.now();
+    let next = 0; // index of the next part
+    let stream: ReadStream | undefined;
+    let due = 0; // bytes the current range should yield
+    let read = 0; // bytes it has yielded
+    let waitingOnClient = false; // a write returned false, or end() was called and is not flushed
+    let ended = false;
+    let done = false;
+    let timer: NodeJS.Timeout | undefined;
+
+    const onDrain = () => {
+      live.lastProgressAt = Date.now();
+      if (!waitingOnClient || ended) return;
+      waitingOnClient = false;
+      if (stream) stream.resume();
+      else writeParts();
+    };
+    const onFinish = () => finish('complete');
+    const onClose = () => finish('client-gone');
+
+    function finish(outcome: TransferOutcome): void {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sink.off('drain', onDrain);
+      sink.off('finish', onFinish);
+      sink.off('close', onClose);
+      if (outcome === 'stalled' || outcome === 'read-error') abort();
+      const settle = () => resolve({ outcome, bytesSent: live.bytesSent });
+      const closeFile = () => (fd === undefined ? settle() : close(fd, settle));
+      // Close the descriptor only once the stream has no read in flight on it.
+      const s = stream;
+      stream = undefined;
+      if (s && !s.closed) {
+        s.once('close', closeFile);
+        s.destroy();
+      } else closeFile();
+    }
+
+    /** Write literal parts until one is a file range or the socket pushes back. */
+    function writeParts(): void {
+      while (next < parts.length) {
+        const part = parts[next++] as BodyPart;
+        if (!Buffer.isBuffer(part)) return startRange(part);
+        live.bytesSent += part.length;
+        if (!sink.write(part)) {
+          waitingOnClient = true;
+          return;
+        }
+      }
+      // The guard stays on for the tail: end() returns at once, 'finish' comes when it is flushed.
+      ended = true;
+      waitingOnClient = true;
+      sink.end();
+    }
+
+    function startRange(range: ByteRange): void {
+      due = range.end - range.start + 1;
+      read = 0;
+      const s = createReadStream('', { fd, start: range.start, end: range.end, autoClose: false, highWaterMark: chunkSize });
+      stream = s;
+      s.on('data', (chunk) => {
+        const buf = chunk as Buffer;
+        read += buf.length;
+        live.bytesSent += buf.length;
+        if (!sink.write(buf)) {
+          waitingOnClient = true;
+          s.pause();
+        }
+      });
+      s.on('end', () => {
+        if (stream !== s) return;
+        stream = undefined;
+        // A short read means the file shrank under us: a short body would be silently wrong.
+        if (read < due) finish('read-error');
+        else writeParts();
+      });
+      s.on('error', () => finish('read-error'));
+    }
+
+    function arm(ms: number): void {
+      timer = setTimeout(onTimer, ms);
+    }
+
+    // The timer wakes every quarter window. Recent 'drain' progress needs no look; otherwise
+    // the probe samples the socket, and only a whole window without any progress is a stall.
+    function onTimer(): void {
+      if (done) return;
+      const idle = Date.now() - live.lastProgressAt;
+      if (idle < sampleMs) return arm(sampleMs - idle);
+      // Waiting on the disk, not the client: that is not the client's stall.
+      if (!waitingOnClient) return progressed(true);
+      if (!probe) return progressed(false);
+      let answer: boolean | Promise<boolean>;
+      try {
+        answer = probe();
+      } catch {
+        answer = false;
+      }
+      if (typeof answer === 'boolean') progressed(answer);
+      else answer.then(progressed, () => progressed(false));
+    }
+
+    function progressed(yes: boolean): void {
+      if (done) return;
+      if (yes) live.lastProgressAt = Date.now();
+      const idle = Date.now() - live.lastProgressAt;
+      if (idle >= stallMs) return finish('stalled');
+      arm(Math.min(sampleMs, stallMs - idle));
+    }
+
+    if (sink.destroyed) {
+      finish('client-gone');
+      return;
+    }
+    sink.on('drain', onDrain);
+    sink.on('finish', onFinish);
+    sink.on('close', onClose);
+    if (stallMs > 0) arm(sampleMs);
+    writeParts();
+  });
+}
