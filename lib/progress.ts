@@ -27,16 +27,29 @@ function kernelAccepted(socket: Socket): number {
 }
 
 const SNAPSHOT_MS = 250;
-const snapshots = new Map<string, { at: number; text: Promise<string | null> }>();
+type SendQueues = Map<string, number>;
+const snapshots = new Map<string, { at: number; queues: Promise<SendQueues | null> }>();
 
-/** The text of /proc/net/tcp or tcp6, shared by every probe within SNAPSHOT_MS; null if absent. */
-function procTable(file: string): Promise<string | null> {
+/** Send queues from /proc/net/tcp or tcp6, read at most every SNAPSHOT_MS; null if absent. */
+function sendQueues(file: string): Promise<SendQueues | null> {
   const now = Date.now();
   const cached = snapshots.get(file);
-  if (cached && now - cached.at < SNAPSHOT_MS) return cached.text;
-  const text = readFile(file, 'latin1').catch(() => null);
-  snapshots.set(file, { at: now, text });
-  return text;
+  if (cached && now - cached.at < SNAPSHOT_MS) return cached.queues;
+  const queues = readFile(file, 'latin1').then(parseSendQueues, () => null);
+  snapshots.set(file, { at: now, queues });
+  return queues;
+}
+
+/** "<local> <remote>" → tx_queue, from the text of /proc/net/tcp{,6}. */
+export function parseSendQueues(table: string): SendQueues {
+  const queues: SendQueues = new Map();
+  for (const line of table.split('\n')) {
+    // "  sl  local_address rem_address   st tx_queue:rx_queue ..."
+    const f = line.trim().split(/\s+/);
+    const tx = f[4]?.split(':')[0];
+    if (f.length > 4 && tx !== undefined && /^[0-9A-F]+$/i.test(tx)) queues.set(`${f[1]} ${f[2]}`, parseInt(tx, 16));
+  }
+  return queues;
 }
 
 /** An address as /proc/net/tcp spells it: 32-bit words in host byte order, in hex. */
@@ -74,16 +87,6 @@ function ipv6Bytes(address: string): number[] {
   return bytes;
 }
 
-/** Read the tx_queue column for one connection from a table's text, or undefined. */
-export function sendQueueFrom(table: string, local: string, remote: string): number | undefined {
-  const at = table.indexOf(` ${local} ${remote} `);
-  if (at < 0) return undefined;
-  // "<local> <remote> <st> <tx_queue>:<rx_queue>"
-  const fields = table.slice(at, at + 200).trim().split(/\s+/);
-  const tx = fields[3]?.split(':')[0];
-  return tx === undefined ? undefined : parseInt(tx, 16);
-}
-
 /**
  * A probe for one response on `socket`. With /proc it counts acknowledged bytes; without it
  * (not Linux, or the socket not found) it falls back to bytes the kernel accepted, which moves
@@ -104,13 +107,11 @@ export function socketProbe(socket: Socket): ProgressProbe {
   }
   const v6 = !isIPv4(localAddress);
   const file = v6 ? '/proc/net/tcp6' : '/proc/net/tcp';
-  const local = procAddress(localAddress, localPort, v6);
-  const remote = procAddress(remoteAddress, remotePort, v6);
+  const key = `${procAddress(localAddress, localPort, v6)} ${procAddress(remoteAddress, remotePort, v6)}`;
 
   return async () => {
     const accepted = kernelAccepted(socket);
-    const table = await procTable(file);
-    const queued = table === null ? undefined : sendQueueFrom(table, local, remote);
+    const queued = (await sendQueues(file))?.get(key);
     return advance(queued === undefined ? accepted : accepted - queued);
   };
 }

@@ -29,7 +29,7 @@ export interface Sink {
 }
 
 /**
- * Asked only while the transfer waits on the client and no 'drain' came for a quarter window:
+ * Asked only while the transfer waits on the client and no 'drain' came for an eighth of a window:
  * has the client taken any bytes since the last time it was asked? The first answer only sets
  * the baseline. (See progress.ts for the socket version.)
  */
@@ -63,7 +63,7 @@ export const DEFAULT_CHUNK_SIZE = 256 * 1024;
 export function sendBody(sink: Sink, fd: number | undefined, parts: readonly BodyPart[], options: TransferOptions): Promise<TransferResult> {
   return new Promise((resolve) => {
     const { stallMs, chunkSize, probe, abort } = options;
-    const sampleMs = Math.max(1, Math.floor(stallMs / 4));
+    const sampleMs = Math.max(1, Math.floor(stallMs / 8));
     const live = options.progress ?? { bytesSent: 0, lastProgressAt: 0 };
     live.bytesSent = 0;
     live.lastProgressAt = Date.now();
@@ -150,7 +150,7 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
       timer = setTimeout(onTimer, ms);
     }
 
-    // The timer wakes every quarter window. Recent 'drain' progress needs no look; otherwise
+    // The timer wakes every eighth of a window. Recent 'drain' progress needs no look; otherwise
     // the probe samples the socket, and only a whole window without any progress is a stall.
     function onTimer(): void {
       if (done) return;

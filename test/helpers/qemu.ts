@@ -1,0 +1,236 @@
+// Pieces of the QEMU/iPXE end-to-end test: finding the tools, building an initramfs, running
+// bootserve as a child process and a VM whose iPXE firmware boots from it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+
+/** Where scripts/e2e-netboot-assets.sh leaves vmlinuz and busybox. */
+export function assetsDir(): string {
+  return process.env.BOOTSERVE_E2E_ASSETS || join(process.env.TMPDIR || tmpdir(), 'bootserve-e2e');
+}
+
+export function findExecutable(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** The iPXE option ROM for QEMU's virtio NIC, from Debian's ipxe-qemu. */
+export function findIpxeRom(): string | undefined {
+  const candidates = ['/usr/lib/ipxe/qemu/efi-virtio.rom', '/usr/lib/ipxe/qemu/pxe-virtio.rom', '/usr/share/qemu/efi-virtio.rom', '/usr/share/qemu/pxe-virtio.rom'];
+  return candidates.find((p) => existsSync(p));
+}
+
+// ---------------------------------------------------------------------------------------------
+// cpio "newc": the format the kernel unpacks an initramfs from. One header per member, the
+// name and the data each padded to 4 bytes, a TRAILER!!! member to end.
+
+export interface CpioMember {
+  name: string;
+  /** File contents, or undefined for a directory. */
+  data?: Buffer | undefined;
+  mode?: number;
+}
+
+export function cpioNewc(members: readonly CpioMember[]): Buffer {
+  const parts: Buffer[] = [];
+  let ino = 1;
+  const pad = (n: number) => Buffer.alloc((4 - (n % 4)) % 4);
+  const add = (name: string, mode: number, data: Buffer, nlink: number) => {
+    const nameBytes = Buffer.from(name + '\0', 'utf8');
+    const fields = [ino++, mode, 0, 0, nlink, 0, data.length, 0, 0, 0, 0, nameBytes.length, 0];
+    const header = Buffer.from('070701' + fields.map((f) => f.toString(16).padStart(8, '0')).join(''), 'ascii');
+    parts.push(header, nameBytes, pad(header.length + nameBytes.length), data, pad(data.length));
+  };
+  for (const m of members) {
+    if (m.data === undefined) add(m.name, 0o040000 | (m.mode ?? 0o755), Buffer.alloc(0), 2);
+    else add(m.name, 0o100000 | (m.mode ?? 0o644), m.data, 1);
+  }
+  add('TRAILER!!!', 0, Buffer.alloc(0), 1);
+  return Buffer.concat(parts);
+}
+
+/** An initramfs whose /init prints `marker` on the console and powers the machine off. */
+export function markerInitramfs(busybox: Buffer, marker: string): Buffer {
+  const init = ['#!/bin/busybox sh', `/bin/busybox echo ${marker}`, '/bin/busybox poweroff -f', ''].join('\n');
+  return cpioNewc([
+    { name: 'bin' },
+    { name: 'dev' },
+    { name: 'proc' },
+    { name: 'bin/busybox', data: busybox, mode: 0o755 },
+    { name: 'init', data: Buffer.from(init), mode: 0o755 },
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A line-oriented view of a child's output, with waits on what it prints. */
+export class OutputWatch {
+  text = '';
+  private waiters: { test: () => boolean; resolve: () => void }[] = [];
+
+  append(chunk: string): void {
+    this.text += chunk;
+    this.check();
+  }
+
+  check(): void {
+    this.waiters = this.waiters.filter((w) => {
+      if (!w.test()) return true;
+      w.resolve();
+      return false;
+    });
+  }
+
+  /** Resolves true once `test` holds, false after timeoutMs. */
+  until(test: () => boolean, timeoutMs: number): Promise<boolean> {
+    if (test()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        resolve(false);
+      }, timeoutMs);
+      const waiter = { test, resolve: () => (clearTimeout(timer), resolve(true)) };
+      this.waiters.push(waiter);
+    });
+  }
+
+  tail(chars = 2500): string {
+    // Drop terminal escapes and carriage returns so a failure message reads cleanly.
+    // eslint-disable-next-line no-control-regex
+    return this.text.slice(-chars).replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1bc|\r/g, '');
+  }
+}
+
+export interface AccessLine {
+  method: string;
+  path: string;
+  status: number;
+  outcome: string;
+  bytesSent: number;
+  bytesDue: number;
+}
+
+export interface Bootserve {
+  port: number;
+  child: ChildProcess;
+  /** Access-log records (JSON lines on stdout) in the order they were written. */
+  access: AccessLine[];
+  stdout: OutputWatch;
+  stderr: OutputWatch;
+  waitFor(test: (lines: readonly AccessLine[]) => boolean, timeoutMs: number): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+export async function startBootserve(repo: string, dir: string, args: readonly string[]): Promise<Bootserve> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(repo, 'bin/bootserve.js'), dir, '--host', '127.0.0.1', '--port', String(port), '--log-format', 'json', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const stdout = new OutputWatch();
+  const stderr = new OutputWatch();
+  const access: AccessLine[] = [];
+  let partial = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    partial += chunk;
+    const lines = partial.split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      try {
+        const record = JSON.parse(line) as Partial<AccessLine>;
+        if (typeof record.outcome === 'string' && typeof record.path === 'string') access.push(record as AccessLine);
+      } catch {
+        // not JSON: ignore
+      }
+    }
+    stdout.append(chunk);
+  });
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => stderr.append(chunk));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+
+  const listening = await stdout.until(() => stdout.text.includes('listening on'), 10_000);
+  if (!listening) {
+    child.kill('SIGKILL');
+    throw new Error(`bootserve did not start listening on port ${port}:\n${stdout.tail()}\n${stderr.tail()}`);
+  }
+  return {
+    port,
+    child,
+    access,
+    stdout,
+    stderr,
+    waitFor: (test, timeoutMs) => stdout.until(() => test(access), timeoutMs),
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+        await exited;
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+export interface Vm {
+  child: ChildProcess;
+  serial: OutputWatch;
+  exited: Promise<number | null>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A VM under TCG (no KVM: CI has none) whose NIC's iPXE ROM gets its DHCP boot file name
+ * from QEMU's user-mode network: `bootUrl`, a URL on 10.0.2.2, which is the host's loopback.
+ * Serial console on stdout; -no-reboot turns a kernel panic into QEMU exiting.
+ */
+export function startVm(qemu: string, rom: string, bootUrl: string, mac: string): Vm {
+  const args = [
+    '-accel', 'tcg',
+    '-machine', 'pc',
+    '-m', '256',
+    '-smp', '1',
+    '-nographic',
+    '-no-reboot',
+    '-boot', 'order=n',
+    '-netdev', `user,id=n0,bootfile=${bootUrl}`,
+    '-device', `virtio-net-pci,netdev=n0,mac=${mac},romfile=${rom}`,
+  ];
+  const child = spawn(qemu, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const serial = new OutputWatch();
+  child.stdout?.setEncoding('latin1').on('data', (chunk: string) => serial.append(chunk));
+  child.stderr?.setEncoding('latin1').on('data', (chunk: string) => serial.append(chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  void exited.then(() => serial.check());
+  return {
+    child,
+    serial,
+    exited,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+}

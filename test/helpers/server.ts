@@ -1,0 +1,104 @@
+// Start a bootserve in-process on 127.0.0.1 port 0 over a temporary directory.
+import { mkdtempSync, realpathSync, writeFileSync, mkdirSync } from 'node:fs';
+import { request, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { DEFAULTS, type Config } from '../../lib/cli.js';
+import type { AccessRecord, Logger } from '../../lib/log.js';
+import { Metrics } from '../../lib/metrics.js';
+import { createBootServer, type BootServer } from '../../lib/server.js';
+import type { Context } from '../../lib/handler.js';
+
+export interface TestServer {
+  port: number;
+  url: string;
+  root: string;
+  logs: AccessRecord[];
+  errors: string[];
+  metrics: Metrics;
+  server: BootServer;
+  /** Resolves with the access record of the next response to finish for `path`. */
+  nextLog(path: string): Promise<AccessRecord>;
+  close(): Promise<void>;
+}
+
+export function tempRoot(files: Record<string, string | Buffer> = {}): string {
+  const root = realpathSync(mkdtempSync(join(tmpdir(), 'bootserve-test-')));
+  for (const [name, body] of Object.entries(files)) {
+    mkdirSync(dirname(join(root, name)), { recursive: true });
+    writeFileSync(join(root, name), body);
+  }
+  return root;
+}
+
+export async function startServer(options: Partial<Config> & { files?: Record<string, string | Buffer>; root?: string; extra?: Partial<Context> } = {}): Promise<TestServer> {
+  const { files, extra, ...overrides } = options;
+  const root = options.root ?? tempRoot(files);
+  const config: Config = { ...DEFAULTS, quiet: true, ...overrides, root };
+  const logs: AccessRecord[] = [];
+  const errors: string[] = [];
+  const waiters: { path: string; resolve: (r: AccessRecord) => void }[] = [];
+  const logger: Logger = {
+    access: (r) => {
+      logs.push(r);
+      const i = waiters.findIndex((w) => w.path === r.path);
+      if (i >= 0) waiters.splice(i, 1)[0]?.resolve(r);
+    },
+    error: (m) => errors.push(m),
+    info: () => {},
+  };
+  const metrics = new Metrics();
+  let shuttingDown = false;
+  const server = createBootServer({ config, root, logger, metrics, shuttingDown: () => shuttingDown, ...extra });
+  await new Promise<void>((resolve) => server.http.listen(0, '127.0.0.1', resolve));
+  const port = (server.http.address() as AddressInfo).port;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    root,
+    logs,
+    errors,
+    metrics,
+    server,
+    nextLog: (path) => new Promise((resolve) => waiters.push({ path, resolve })),
+    close: () => {
+      shuttingDown = true;
+      return server.shutdown(0);
+    },
+  };
+}
+
+export interface Fetched {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** One request on a fresh connection; resolves with the whole response. */
+export function fetch(url: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Fetched> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Send raw bytes on a new TCP connection and collect everything until the server closes. */
+export async function raw(port: number, text: string, waitMs = 1000): Promise<string> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let out = '';
+    socket.on('data', (d) => (out += d.toString('latin1')));
+    socket.on('error', () => {});
+    socket.on('close', () => resolve(out));
+    socket.write(text);
+    setTimeout(() => socket.destroy(), waitMs).unref();
+  });
+}

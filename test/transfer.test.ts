@@ -1,0 +1,210 @@
+// The transfer loop against a fake socket, with mocked timers: no real waiting.
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { fstatSync, openSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, mock, test } from 'node:test';
+import { sendBody, type Sink, type TransferOptions } from '../lib/transfer.js';
+
+const WINDOW = 10_000;
+const SIZE = 1024 * 1024;
+const file = join(mkdtempSync(join(tmpdir(), 'bootserve-transfer-')), 'artifact');
+writeFileSync(file, Buffer.alloc(SIZE, 7));
+
+/** A socket stand-in: accepts everything, or pushes back until the test drains it. */
+class FakeSink extends EventEmitter implements Sink {
+  destroyed = false;
+  received = 0;
+  writes = 0;
+  ended = false;
+  constructor(private accepting: boolean) {
+    super();
+  }
+  write(chunk: Buffer): boolean {
+    this.received += chunk.length;
+    this.writes++;
+    return this.accepting;
+  }
+  end(): void {
+    this.ended = true;
+    if (this.accepting) setImmediate(() => this.emit('finish'));
+  }
+  /** The client took what was queued. */
+  drain(): void {
+    if (this.ended) this.emit('finish');
+    else this.emit('drain');
+  }
+}
+
+const isClosed = (fd: number) => {
+  try {
+    fstatSync(fd);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EBADF';
+  }
+};
+/** Let real file reads (thread pool) and immediates run while timers stay frozen. */
+const settle = async (rounds = 20) => {
+  for (let i = 0; i < rounds; i++) await new Promise((r) => setImmediate(r));
+};
+/** Wait (in real time, timers frozen) until the loop has written at least `n` times. */
+const writesReach = async (sink: FakeSink, n: number) => {
+  while (sink.writes < n) await settle(1);
+};
+
+function options(extra: Partial<TransferOptions> = {}): TransferOptions & { aborts: number } {
+  const o = { stallMs: WINDOW, chunkSize: 64 * 1024, aborts: 0, abort: () => o.aborts++, ...extra };
+  return o;
+}
+
+beforeEach(() => mock.timers.enable({ apis: ['setTimeout', 'Date'] }));
+afterEach(() => mock.timers.reset());
+
+test('complete: a receiver that keeps up gets every byte, and the file is closed', async () => {
+  const sink = new FakeSink(true);
+  const fd = openSync(file, 'r');
+  const o = options();
+  const result = await sendBody(sink, fd, [Buffer.from('head'), { start: 0, end: SIZE - 1 }, Buffer.from('tail')], o);
+  assert.deepEqual(result, { outcome: 'complete', bytesSent: SIZE + 8 });
+  assert.equal(sink.received, SIZE + 8);
+  assert.equal(o.aborts, 0);
+  assert.ok(isClosed(fd));
+});
+
+test('client-gone: the receiver closes mid-transfer; the file is closed, no reset', async () => {
+  const sink = new FakeSink(false);
+  const fd = openSync(file, 'r');
+  const o = options();
+  const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o);
+  await writesReach(sink, 1);
+  sink.destroyed = true;
+  sink.emit('close');
+  const result = await done;
+  assert.equal(result.outcome, 'client-gone');
+  assert.equal(o.aborts, 0);
+  assert.ok(isClosed(fd));
+});
+
+test('client-gone at once when the socket is already destroyed', async () => {
+  const sink = new FakeSink(true);
+  sink.destroyed = true;
+  const fd = openSync(file, 'r');
+  assert.equal((await sendBody(sink, fd, [{ start: 0, end: 9 }], options())).outcome, 'client-gone');
+  assert.ok(isClosed(fd));
+});
+
+test('stalled: a receiver that never drains is aborted exactly at the window', async () => {
+  const sink = new FakeSink(false);
+  const fd = openSync(file, 'r');
+  const o = options();
+  let result: Awaited<ReturnType<typeof sendBody>> | undefined;
+  void sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o).then((r) => (result = r));
+  await writesReach(sink, 1);
+  mock.timers.tick(WINDOW - 1);
+  await settle();
+  assert.equal(result, undefined, 'not aborted before the window');
+  assert.equal(o.aborts, 0);
+  mock.timers.tick(1);
+  await settle();
+  assert.equal(result?.outcome, 'stalled');
+  assert.equal(result?.bytesSent, 64 * 1024);
+  assert.equal(o.aborts, 1);
+  assert.ok(isClosed(fd));
+});
+
+test('progress re-arms the timer: draining a little every window minus epsilon is never cut', async () => {
+  const sink = new FakeSink(false);
+  const fd = openSync(file, 'r');
+  const o = options();
+  let result: Awaited<ReturnType<typeof sendBody>> | undefined;
+  void sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o).then((r) => (result = r));
+  // 16 chunks of 64 KiB, one per almost-window: far longer than one window in total.
+  for (let i = 1; i <= 16; i++) {
+    await writesReach(sink, i);
+    mock.timers.tick(WINDOW - 5);
+    await settle();
+    assert.equal(result, undefined, `cut after ${i} slow chunks`);
+    sink.drain();
+  }
+  mock.timers.tick(WINDOW - 5);
+  await settle();
+  sink.drain(); // flushes the end
+  await settle();
+  assert.equal(result?.outcome, 'complete');
+  assert.equal(o.aborts, 0);
+  assert.ok(isClosed(fd));
+});
+
+test('the tail after the last read is guarded too', async () => {
+  const sink = new FakeSink(false);
+  const fd = openSync(file, 'r');
+  const o = options();
+  let result: Awaited<ReturnType<typeof sendBody>> | undefined;
+  void sendBody(sink, fd, [Buffer.from('only literal bytes')], o).then((r) => (result = r));
+  await settle();
+  assert.equal(result, undefined);
+  mock.timers.tick(WINDOW);
+  await settle();
+  assert.equal(result?.outcome, 'stalled');
+  assert.ok(isClosed(fd));
+});
+
+test('a probe that sees acknowledged bytes keeps a drain-less transfer alive; its silence cuts it', async () => {
+  const sink = new FakeSink(false);
+  const fd = openSync(file, 'r');
+  let acked = true;
+  const o = options({ probe: async () => acked });
+  let result: Awaited<ReturnType<typeof sendBody>> | undefined;
+  const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o).then((r) => (result = r));
+  await writesReach(sink, 1);
+  for (let t = 0; t < 3 * WINDOW; t += WINDOW / 8) {
+    mock.timers.tick(WINDOW / 8);
+    await settle();
+  }
+  assert.equal(result, undefined, 'cut although the client acknowledged bytes');
+  acked = false;
+  for (let t = 0; t < WINDOW - WINDOW / 8; t += WINDOW / 8) {
+    mock.timers.tick(WINDOW / 8);
+    await settle();
+  }
+  assert.equal(result, undefined, 'cut before a whole window without progress');
+  mock.timers.tick(WINDOW / 8);
+  assert.equal((await done).outcome, 'stalled');
+  assert.ok(isClosed(fd));
+});
+
+test('read-error: a file shorter than promised aborts instead of sending a short body', async () => {
+  const sink = new FakeSink(true);
+  const fd = openSync(file, 'r');
+  const o = options();
+  const result = await sendBody(sink, fd, [{ start: 0, end: SIZE + 99 }], o);
+  assert.equal(result.outcome, 'read-error');
+  assert.equal(o.aborts, 1);
+  assert.ok(isClosed(fd));
+});
+
+test('read-error: a descriptor that cannot be read', async () => {
+  const sink = new FakeSink(true);
+  const o = options();
+  const dirFd = openSync(tmpdir(), 'r');
+  const result = await sendBody(sink, dirFd, [{ start: 0, end: 9 }], o);
+  assert.equal(result.outcome, 'read-error');
+  assert.ok(isClosed(dirFd));
+});
+
+test('a zero window disables the guard', async () => {
+  const sink = new FakeSink(false);
+  const o = options({ stallMs: 0 });
+  let result: Awaited<ReturnType<typeof sendBody>> | undefined;
+  void sendBody(sink, undefined, [Buffer.from('x')], o).then((r) => (result = r));
+  mock.timers.tick(10 * WINDOW);
+  await settle();
+  assert.equal(result, undefined);
+  sink.drain(); // takes the byte
+  await settle();
+  sink.drain(); // takes the end
+  await settle();
+  assert.equal(result?.outcome, 'complete');
+});
