@@ -188,7 +188,7 @@ export function textReply(status: number, message: string, extra: OutgoingHttpHe
 }
 
 /** Map a file-system error to an answer; only the unexpected ones are worth a log line. */
-function errorReply(err: unknown, logger: Logger, url: string): Reply {
+export function errorReply(err: unknown, logger: Logger, url: string): Reply {
   const code = (err as NodeJS.ErrnoException).code;
   switch (code) {
     case 'ENOENT':

@@ -25,9 +25,12 @@ export function findExecutable(name: string): string | undefined {
   return undefined;
 }
 
-/** The iPXE option ROM for QEMU's virtio NIC, from Debian's ipxe-qemu. */
+/**
+ * The iPXE option ROM QEMU gives its virtio NIC (from Debian's ipxe-qemu). QEMU finds it by
+ * itself: this only tells whether it is there. (Naming it with romfile= made SeaBIOS skip it.)
+ */
 export function findIpxeRom(): string | undefined {
-  const candidates = ['/usr/lib/ipxe/qemu/efi-virtio.rom', '/usr/lib/ipxe/qemu/pxe-virtio.rom', '/usr/share/qemu/efi-virtio.rom', '/usr/share/qemu/pxe-virtio.rom'];
+  const candidates = ['/usr/lib/ipxe/qemu/efi-virtio.rom', '/usr/share/qemu/efi-virtio.rom'];
   return candidates.find((p) => existsSync(p));
 }
 
@@ -204,7 +207,7 @@ export interface Vm {
  * from QEMU's user-mode network: `bootUrl`, a URL on 10.0.2.2, which is the host's loopback.
  * Serial console on stdout; -no-reboot turns a kernel panic into QEMU exiting.
  */
-export function startVm(qemu: string, rom: string, bootUrl: string, mac: string): Vm {
+export function startVm(qemu: string, bootUrl: string, mac: string): Vm {
   const args = [
     '-accel', 'tcg',
     '-machine', 'pc',
@@ -214,7 +217,7 @@ export function startVm(qemu: string, rom: string, bootUrl: string, mac: string)
     '-no-reboot',
     '-boot', 'order=n',
     '-netdev', `user,id=n0,bootfile=${bootUrl}`,
-    '-device', `virtio-net-pci,netdev=n0,mac=${mac},romfile=${rom}`,
+    '-device', `virtio-net-pci,netdev=n0,mac=${mac}`,
   ];
   const child = spawn(qemu, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   const serial = new OutputWatch();
