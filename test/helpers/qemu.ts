@@ -121,7 +121,6 @@ export class OutputWatch {
 
   tail(chars = 2500): string {
     // Drop terminal escapes and carriage returns so a failure message reads cleanly.
-    // eslint-disable-next-line no-control-regex
     return this.text.slice(-chars).replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1bc|\r/g, '');
   }
 }
