@@ -80,7 +80,9 @@ function admitConnections(server: Server, ctx: Context): void {
     if (reason) {
       metrics.reject(reason);
       socket.on('error', () => {});
-      // end() after the reply, and a hard stop shortly after in case the client never reads.
+      // Discard what the client sends so that its close is seen; end() after the reply, and a
+      // hard stop shortly after in case the client never reads it.
+      socket.resume();
       socket.end(REJECT);
       setTimeout(() => socket.destroy(), 2000).unref();
       return;
