@@ -87,6 +87,14 @@ export const DEFAULTS: Omit<Config, 'root'> = {
   menuDefault: undefined,
 };
 
+/** Split "ADDR:PORT" or "[v6]:PORT" (for --admin-listen). */
+export function parseHostPort(text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new UsageError(`--admin-listen: expected ADDR:PORT, got '${text}'`);
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
 /** Parse "10" (seconds), "10s", "500ms", "2m" into milliseconds. */
 export function parseDuration(text: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
@@ -182,6 +190,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): Invocati
   delete values.version;
   delete values.printMenu;
   const config: Config = { ...DEFAULTS, ...(values as Partial<Config>), root: positional[0] ?? '.' };
+  if (config.adminListen !== undefined) parseHostPort(config.adminListen);
   return { kind: printMenu ? 'print-menu' : 'serve', config };
 }
 

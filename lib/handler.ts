@@ -25,6 +25,8 @@ export interface Reply {
   fd?: number;
   /** "bytes a-b/size" when partial, for the status page. */
   range?: string;
+  /** Admin pages: counted, but neither logged nor listed among recent transfers. */
+  internal?: boolean;
 }
 
 export interface Context {
@@ -46,8 +48,12 @@ const fstatFd = promisify(fstat);
 const closeFd = promisify(close);
 
 export async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Context): Promise<void> {
+  return sendReply(req, res, await decide(req, ctx), ctx);
+}
+
+/** Send a decided reply through the stall-guarded loop, then record its outcome. */
+export async function sendReply(req: IncomingMessage, res: ServerResponse, reply: Reply, ctx: Context): Promise<void> {
   const method = req.method ?? 'GET';
-  const reply = await decide(req, ctx);
   if (ctx.shuttingDown() || hasBody(req)) reply.headers['Connection'] = 'close';
   const parts = method === 'HEAD' ? [] : reply.parts;
   const bytesDue = parts.reduce((n, p) => n + (Buffer.isBuffer(p) ? p.length : p.end - p.start + 1), 0);
@@ -64,7 +70,8 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, c
     abort: () => socket.resetAndDestroy(),
     progress: transfer,
   });
-  const finished = ctx.metrics.end(transfer, reply.status, result.outcome);
+  const finished = ctx.metrics.end(transfer, reply.status, result.outcome, !reply.internal);
+  if (reply.internal) return;
   ctx.logger.access({
     time: finished.finishedAt,
     client,
@@ -89,7 +96,7 @@ async function decide(req: IncomingMessage, ctx: Context): Promise<Reply> {
   if (req.method !== 'GET' && req.method !== 'HEAD') return textReply(405, 'Method Not Allowed', { Allow: 'GET, HEAD' });
   const url = req.url ?? '/';
   if (url === '/-' || url.startsWith('/-/') || url.startsWith('/-?')) {
-    return ctx.admin ? ctx.admin(req) : textReply(404, 'Not Found');
+    return ctx.admin ? { ...(await ctx.admin(req)), internal: true } : textReply(404, 'Not Found');
   }
   const target = parseRequestPath(url, config.dotfiles);
   if (target.kind === 'bad-request') return textReply(400, 'Bad Request');

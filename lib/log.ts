@@ -27,7 +27,12 @@ export function formatAccess(r: AccessRecord, format: LogFormat): string {
   return `${r.time} ${r.client} ${r.method} ${JSON.stringify(r.path)} ${r.status} ${r.bytesSent}/${r.bytesDue} ${r.durationMs}ms ${r.outcome} ${JSON.stringify(r.userAgent)}`;
 }
 
-export function createLogger(format: LogFormat, quiet: boolean, out: (line: string) => void = (l) => process.stdout.write(l + '\n'), err: (line: string) => void = (l) => process.stderr.write(l + '\n')): Logger {
+export function createLogger(
+  format: LogFormat,
+  quiet: boolean,
+  out: (line: string) => void = (l) => process.stdout.write(l + '\n'),
+  err: (line: string) => void = (l) => process.stderr.write(l + '\n'),
+): Logger {
   const stamp = (level: string, message: string) =>
     format === 'json' ? JSON.stringify({ time: new Date().toISOString(), level, message }) : `bootserve: ${message}`;
   return {

@@ -1,9 +1,14 @@
 // The bootserve command: parse, check the directory, listen, print where, stop on signals.
 import { readFileSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import type { AddressInfo } from 'node:net';
-import { parseArgs, usage, UsageError, type Config } from './cli.js';
+import { adminReply, type AdminState } from './admin.js';
+import { generateBootMenu } from './bootmenu.js';
+import { parseArgs, parseHostPort, usage, UsageError, type Config } from './cli.js';
+import { sendReply, type Context } from './handler.js';
+import { createLiveView } from './live.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { createBootServer } from './server.js';
@@ -27,31 +32,51 @@ async function realDirectory(dir: string): Promise<string> {
   return real;
 }
 
-/** Listen on config.host, or on every interface: dual-stack "::", else IPv4 only. */
-function listen(server: import('node:http').Server, config: Config): Promise<AddressInfo> {
-  const attempt = (host: string) =>
+/**
+ * The descriptor systemd passed us (socket activation: LISTEN_PID is us, LISTEN_FDS ≥ 1), or
+ * undefined. The variables are removed so that nothing we start inherits them.
+ */
+function activationFd(): number | undefined {
+  const { LISTEN_PID, LISTEN_FDS } = process.env;
+  delete process.env.LISTEN_PID;
+  delete process.env.LISTEN_FDS;
+  delete process.env.LISTEN_FDNAMES;
+  return LISTEN_PID === String(process.pid) && Number(LISTEN_FDS) >= 1 ? 3 : undefined;
+}
+
+/** Listen on an inherited descriptor, on `host`, or on every interface (dual-stack "::", else IPv4). */
+function listen(server: Server, port: number, host: string | undefined, fd?: number): Promise<AddressInfo> {
+  const attempt = (options: { fd: number } | { port: number; host: string; ipv6Only: boolean }) =>
     new Promise<AddressInfo>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ port: config.port, host, ipv6Only: false }, () => {
+      server.listen(options, () => {
         server.off('error', reject);
         resolve(server.address() as AddressInfo);
       });
     });
-  if (config.host !== undefined) return attempt(config.host);
-  return attempt('::').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'EAFNOSUPPORT' || err.code === 'EADDRNOTAVAIL') return attempt('0.0.0.0');
+  if (fd !== undefined) return attempt({ fd });
+  if (host !== undefined) return attempt({ port, host, ipv6Only: false });
+  return attempt({ port, host: '::', ipv6Only: false }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'EAFNOSUPPORT' || err.code === 'EADDRNOTAVAIL') return attempt({ port, host: '0.0.0.0', ipv6Only: false });
     throw err;
   });
 }
 
+function listenOrExit(server: Server, port: number, host: string | undefined, fd?: number): Promise<AddressInfo> {
+  return listen(server, port, host, fd).catch((e: NodeJS.ErrnoException) => {
+    const where = `${host ?? '*'}:${port}`;
+    if (e.code === 'EADDRINUSE') fail(`port ${port} is already in use (${where})`, 1);
+    if (e.code === 'EACCES') fail(`permission denied to listen on ${where}`, 1);
+    return fail(`cannot listen on ${where}: ${e.message}`, 1);
+  });
+}
+
 /** One URL per address a client could use: non-internal ones, or loopback if there are none. */
-export function urlsFor(address: AddressInfo, host: string | undefined): string[] {
+export function urlsFor(address: AddressInfo): string[] {
   const fmt = (a: string) => (a.includes(':') ? `[${a}]` : a);
-  const wildcard = host === undefined || host === '::' || host === '0.0.0.0';
-  if (!wildcard) return [`http://${fmt(address.address)}:${address.port}/`];
+  if (address.address !== '::' && address.address !== '0.0.0.0') return [`http://${fmt(address.address)}:${address.port}/`];
   const all = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
-  const v4only = address.family === 'IPv4';
-  const usable = all.filter((i) => (!v4only || i.family === 'IPv4') && !i.address.startsWith('fe80'));
+  const usable = all.filter((i) => (address.family === 'IPv6' || i.family === 'IPv4') && !i.address.startsWith('fe80'));
   const external = usable.filter((i) => !i.internal);
   return (external.length ? external : usable).map((i) => `http://${fmt(i.address)}:${address.port}/`);
 }
@@ -66,32 +91,43 @@ async function main(): Promise<void> {
   }
   if (invocation.kind === 'help') return void process.stdout.write(usage() + '\n');
   if (invocation.kind === 'version') return void process.stdout.write(VERSION + '\n');
-  const config = invocation.config;
+  const config: Config = invocation.config;
   const root = await realDirectory(config.root);
-  const { generateBootMenu } = await import('./bootmenu.js');
-  const bootMenu = () => generateBootMenu(root, { timeoutMs: config.menuTimeoutMs, defaultEntry: config.menuDefault, dotfiles: config.dotfiles, warn: (m) => logger.error(m) });
-  const logger = createLogger(config.logFormat, config.quiet);
+  const live = createLiveView(process.stdout, !config.quiet && config.logFormat === 'text');
+  const logger = createLogger(config.logFormat, config.quiet, live.print);
+  const bootMenu = () =>
+    generateBootMenu(root, { timeoutMs: config.menuTimeoutMs, defaultEntry: config.menuDefault, dotfiles: config.dotfiles, warn: (m) => logger.error(`boot menu: ${m}`) });
   if (invocation.kind === 'print-menu') return void process.stdout.write(await bootMenu());
 
   const metrics = new Metrics();
   let shuttingDown = false;
-  const server = createBootServer({ config, root, logger, metrics, bootMenu: config.bootMenu ? bootMenu : undefined, shuttingDown: () => shuttingDown });
+  const admin: AdminState = { version: VERSION, config, metrics, ready: () => !shuttingDown };
+  const ctx: Context = {
+    config,
+    root,
+    logger,
+    metrics,
+    bootMenu: config.bootMenu ? bootMenu : undefined,
+    admin: config.admin && config.adminListen === undefined ? (req) => adminReply(req, admin) : undefined,
+    shuttingDown: () => shuttingDown,
+  };
+  const server = createBootServer(ctx);
+  if (config.stallTimeoutMs === 0) logger.error('warning: --stall-timeout 0 disables the stall guard: a client that stops reading holds its connection forever');
+  const address = await listenOrExit(server.http, config.port, config.host, activationFd());
 
-  let address: AddressInfo;
-  try {
-    address = await listen(server.http, config);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const where = `${config.host ?? '*'}:${config.port}`;
-    if (e.code === 'EADDRINUSE') fail(`port ${config.port} is already in use (${where})`, 1);
-    if (e.code === 'EACCES') fail(`permission denied to listen on ${where}`, 1);
-    fail(`cannot listen on ${where}: ${e.message}`, 1);
+  let adminServer: Server | undefined;
+  if (config.admin && config.adminListen !== undefined) {
+    const { host, port } = parseHostPort(config.adminListen);
+    adminServer = createServer((req, res) => void sendReply(req, res, { ...adminReply(req, admin), internal: true }, ctx).catch(() => res.destroy()));
+    const at = await listenOrExit(adminServer, port, host);
+    logger.info(`admin on http://${at.address.includes(':') ? `[${at.address}]` : at.address}:${at.port}/-/`);
   }
 
-  const urls = urlsFor(address, config.host);
-  const banner = [`serving ${root}`, ...urls.map((u) => `listening on ${u}`), `iPXE: chain ${urls[0]}boot.ipxe`];
-  for (const line of banner) logger.info(line);
-  if (config.stallTimeoutMs === 0) logger.error('warning: --stall-timeout 0 disables the stall guard: a client that stops reading holds its connection forever');
+  const urls = urlsFor(address);
+  logger.info(`serving ${root}`);
+  for (const url of urls) logger.info(`listening on ${url}`);
+  logger.info(`iPXE: chain ${urls[0]}boot.ipxe`);
+  live.start(metrics);
 
   const stop = (signal: string) => {
     if (shuttingDown) {
@@ -100,6 +136,7 @@ async function main(): Promise<void> {
     }
     shuttingDown = true;
     logger.info(`${signal}: finishing transfers (up to ${config.shutdownGraceMs / 1000}s), then exiting`);
+    live.stop();
     void server.shutdown(config.shutdownGraceMs).then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));

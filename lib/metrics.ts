@@ -49,7 +49,8 @@ export class Metrics {
     return transfer;
   }
 
-  end(t: ActiveTransfer, status: number, outcome: TransferOutcome): FinishedTransfer {
+  /** Count a finished response; `listed` adds it to the recent transfers. */
+  end(t: ActiveTransfer, status: number, outcome: TransferOutcome, listed = true): FinishedTransfer {
     this.active.delete(t.id);
     const durationMs = Date.now() - t.startedAt;
     bump(this.requestsByStatus, status);
@@ -71,8 +72,10 @@ export class Metrics {
       durationMs,
       finishedAt: new Date().toISOString(),
     };
-    this.recent.push(finished);
-    if (this.recent.length > RECENT) this.recent.shift();
+    if (listed) {
+      this.recent.push(finished);
+      if (this.recent.length > RECENT) this.recent.shift();
+    }
     return finished;
   }
 

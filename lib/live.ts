@@ -1,0 +1,61 @@
+// On a terminal, a compact live line per active transfer under the log, redrawn four times a
+// second; anywhere else (journald, pipes) only plain log lines.
+import type { Writable } from 'node:stream';
+import { viewOf } from './admin.js';
+import type { Metrics } from './metrics.js';
+
+export interface LiveView {
+  /** Write one log line (above the live block, when there is one). */
+  print(line: string): void;
+  start(metrics: Metrics): void;
+  stop(): void;
+}
+
+const MAX_LINES = 8;
+const REDRAW_MS = 250;
+
+type Terminal = Writable & { isTTY?: boolean; columns?: number };
+
+export function createLiveView(out: Terminal, enabled: boolean): LiveView {
+  if (!enabled || !out.isTTY) {
+    return { print: (line) => void out.write(line + '\n'), start: () => {}, stop: () => {} };
+  }
+  let drawn: string[] = [];
+  let metrics: Metrics | undefined;
+  let timer: NodeJS.Timeout | undefined;
+
+  const erase = () => (drawn.length ? `\x1b[${drawn.length}A\r\x1b[J` : '');
+  const redraw = (prefix = '') => {
+    const lines = metrics ? renderLines(metrics, out.columns ?? 100) : [];
+    if (prefix === '' && lines.length === 0 && drawn.length === 0) return;
+    out.write(erase() + prefix + lines.map((l) => l + '\n').join(''));
+    drawn = lines;
+  };
+  return {
+    print: (line) => redraw(line + '\n'),
+    start: (m) => {
+      metrics = m;
+      timer = setInterval(() => redraw(), REDRAW_MS).unref();
+    },
+    stop: () => {
+      clearInterval(timer);
+      metrics = undefined;
+      redraw();
+    },
+  };
+}
+
+/** One line per active transfer: path, client, bar, percent, rate. */
+export function renderLines(metrics: Metrics, columns: number): string[] {
+  const views = [...metrics.active.values()].map((t) => viewOf(t));
+  const lines = views.slice(0, MAX_LINES).map((v) => {
+    const width = 20;
+    const filled = Math.round((v.percent / 100) * width);
+    const bar = '#'.repeat(filled) + '-'.repeat(width - filled);
+    const rate = `${(v.bytesPerSecond / 1048576).toFixed(1)} MiB/s`;
+    const line = `  ${v.path} ${v.client} [${bar}] ${v.percent.toFixed(1)}% ${rate}`;
+    return line.length > columns - 1 ? line.slice(0, columns - 2) + '…' : line;
+  });
+  if (views.length > MAX_LINES) lines.push(`  … and ${views.length - MAX_LINES} more`);
+  return lines;
+}
