@@ -93,7 +93,6 @@ function ipv6Bytes(address: string): number[] {
  * only as coarsely as 'drain' does.
  */
 export function socketProbe(socket: Socket): ProgressProbe {
-  const { localAddress, localPort, remoteAddress, remotePort } = socket;
   // The first sample is only a baseline: until the client's receive buffer is full, its
   // kernel acknowledges bytes whether or not the client reads them.
   let best: number | undefined;
@@ -102,16 +101,23 @@ export function socketProbe(socket: Socket): ProgressProbe {
     if (best === undefined || acked > best) best = acked;
     return moved;
   }
-  if (process.platform !== 'linux' || !localAddress || !remoteAddress || !localPort || !remotePort) {
-    return () => advance(kernelAccepted(socket));
-  }
-  const v6 = !isIPv4(localAddress);
-  const file = v6 ? '/proc/net/tcp6' : '/proc/net/tcp';
-  const key = `${procAddress(localAddress, localPort, v6)} ${procAddress(remoteAddress, remotePort, v6)}`;
-
+  // Where to look is worked out on the first sample: most responses never need one.
+  let where: { file: string; key: string } | null | undefined;
   return async () => {
+    where ??= procEntry(socket);
     const accepted = kernelAccepted(socket);
-    const queued = (await sendQueues(file))?.get(key);
+    const queued = where ? (await sendQueues(where.file))?.get(where.key) : undefined;
     return advance(queued === undefined ? accepted : accepted - queued);
+  };
+}
+
+/** Which /proc table lists this connection, and under which key; null off Linux. */
+function procEntry(socket: Socket): { file: string; key: string } | null {
+  const { localAddress, localPort, remoteAddress, remotePort } = socket;
+  if (process.platform !== 'linux' || !localAddress || !remoteAddress || !localPort || !remotePort) return null;
+  const v6 = !isIPv4(localAddress);
+  return {
+    file: v6 ? '/proc/net/tcp6' : '/proc/net/tcp',
+    key: `${procAddress(localAddress, localPort, v6)} ${procAddress(remoteAddress, remotePort, v6)}`,
   };
 }

@@ -33,6 +33,10 @@ export function createBootServer(ctx: Context): BootServer {
   );
 
   admitConnections(server, ctx);
+  // Once listening, an 'error' is an accept() failure (EMFILE, ENFILE): log it and go on.
+  server.on('error', (err) => {
+    if (server.listening) logger.error(`accept failed: ${err.message}`);
+  });
   // A socket error after the response (ECONNRESET and the like) is the client's business.
   server.on('connection', (socket: Socket) => socket.on('error', () => {}));
 
