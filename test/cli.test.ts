@@ -101,7 +101,7 @@ test('the binary serves, prints where, and exits 0 on SIGTERM', async (t) => {
     const timer = setTimeout(() => reject(new Error(`no banner: ${out} ${err}`)), 8000);
     child.stdout.on('data', () => {
       const m = /listening on (http:\/\/\S+\/)\n/.exec(out);
-      if (m) {
+      if (m && /iPXE: chain .*\n/.test(out)) {
         clearTimeout(timer);
         resolve(m[1] as string);
       }
