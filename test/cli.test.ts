@@ -117,3 +117,26 @@ test('the binary serves, prints where, and exits 0 on SIGTERM', async (t) => {
   assert.equal(code, 0);
   assert.match(err, /--stall-timeout 0 disables/);
 });
+
+test('by default one dual-stack socket answers on IPv4 and IPv6, and the banner lists addresses', async (t) => {
+  const root = tempRoot({ 'boot.ipxe': '#!ipxe\n' });
+  const child = spawn(process.execPath, [BIN, '-p', '0', root], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no banner: ${out}`)), 8000);
+    child.stdout.on('data', () => {
+      if (/iPXE: chain .*\n/.test(out)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  const urls = [...out.matchAll(/listening on (http:\/\/\S+)\n/g)].map((m) => m[1] as string);
+  assert.ok(urls.length >= 1, out);
+  const port = new URL(urls[0] as string).port;
+  assert.equal(await (await globalThis.fetch(`http://127.0.0.1:${port}/boot.ipxe`)).text(), '#!ipxe\n');
+  const v6 = await globalThis.fetch(`http://[::1]:${port}/boot.ipxe`).then((r) => r.status, (e: Error) => e.message);
+  if (v6 !== 200) t.diagnostic(`IPv6 loopback not available here: ${v6}`);
+});
