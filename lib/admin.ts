@@ -4,6 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Config } from './cli.js';
 import { bodyReply, textReply, type Reply } from './handler.js';
 import { DURATION_BUCKETS, type ActiveTransfer, type Metrics } from './metrics.js';
+import { monotonicNow } from './transfer.js';
 
 export interface AdminState {
   version: string;
@@ -65,7 +66,7 @@ export function viewOf(t: ActiveTransfer, now = Date.now()): ActiveView {
     bytesDue: t.bytesDue,
     percent: t.bytesDue > 0 ? Math.floor((t.bytesSent / t.bytesDue) * 1000) / 10 : 100,
     bytesPerSecond: Math.round(sample.rate),
-    secondsSinceProgress: Math.round((now - t.lastProgressAt) / 100) / 10,
+    secondsSinceProgress: Math.max(0, Math.round((monotonicNow() - t.lastProgressAt) / 100) / 10),
     seconds: Math.round((now - t.startedAt) / 100) / 10,
   };
 }

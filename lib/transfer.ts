@@ -39,7 +39,7 @@ export type ProgressProbe = () => boolean | Promise<boolean>;
 export interface TransferProgress {
   /** Body bytes handed to the socket so far. */
   bytesSent: number;
-  /** Date.now() of the last sign that the client is taking bytes. */
+  /** When (ms since the epoch, by `now`) the client last showed it is taking bytes. */
   lastProgressAt: number;
 }
 
@@ -52,7 +52,15 @@ export interface TransferOptions {
   /** Tear the connection down at once (a TCP reset) after a stall or a read error. */
   abort: () => void;
   progress?: TransferProgress | undefined;
+  /** The clock; tests pass a mocked Date.now. */
+  now?: () => number;
 }
+
+/**
+ * Monotonic milliseconds on the epoch scale: a wall-clock step (NTP at boot) must neither cut
+ * a healthy transfer nor hold a stalled one.
+ */
+export const monotonicNow = () => performance.timeOrigin + performance.now();
 
 export const DEFAULT_CHUNK_SIZE = 256 * 1024;
 
@@ -63,10 +71,11 @@ export const DEFAULT_CHUNK_SIZE = 256 * 1024;
 export function sendBody(sink: Sink, fd: number | undefined, parts: readonly BodyPart[], options: TransferOptions): Promise<TransferResult> {
   return new Promise((resolve) => {
     const { stallMs, chunkSize, probe, abort } = options;
+    const now = options.now ?? monotonicNow;
     const sampleMs = Math.max(1, Math.floor(stallMs / 8));
     const live = options.progress ?? { bytesSent: 0, lastProgressAt: 0 };
     live.bytesSent = 0;
-    live.lastProgressAt = Date.now();
+    live.lastProgressAt = now();
     let next = 0; // index of the next part
     let stream: ReadStream | undefined;
     let due = 0; // bytes the current range should yield
@@ -77,7 +86,7 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
     let timer: NodeJS.Timeout | undefined;
 
     const onDrain = () => {
-      live.lastProgressAt = Date.now();
+      live.lastProgressAt = now();
       if (!waitingOnClient || ended) return;
       waitingOnClient = false;
       if (stream) stream.resume();
@@ -154,7 +163,7 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
     // the probe samples the socket, and only a whole window without any progress is a stall.
     function onTimer(): void {
       if (done) return;
-      const idle = Date.now() - live.lastProgressAt;
+      const idle = now() - live.lastProgressAt;
       if (idle < sampleMs) return arm(sampleMs - idle);
       // Waiting on the disk, not the client: that is not the client's stall.
       if (!waitingOnClient) return progressed(true);
@@ -171,8 +180,8 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
 
     function progressed(yes: boolean): void {
       if (done) return;
-      if (yes) live.lastProgressAt = Date.now();
-      const idle = Date.now() - live.lastProgressAt;
+      if (yes) live.lastProgressAt = now();
+      const idle = now() - live.lastProgressAt;
       if (idle >= stallMs) return finish('stalled');
       arm(Math.min(sampleMs, stallMs - idle));
     }

@@ -55,7 +55,7 @@ const writesReach = async (sink: FakeSink, n: number) => {
 };
 
 function options(extra: Partial<TransferOptions> = {}): TransferOptions & { aborts: number } {
-  const o = { stallMs: WINDOW, chunkSize: 64 * 1024, aborts: 0, abort: () => o.aborts++, ...extra };
+  const o = { stallMs: WINDOW, chunkSize: 64 * 1024, aborts: 0, abort: () => o.aborts++, now: () => Date.now(), ...extra };
   return o;
 }
 

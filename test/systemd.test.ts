@@ -1,0 +1,247 @@
+// contrib/systemd: the units pass `systemd-analyze verify`, their syscall filter and address
+// families cover what bootserve really calls (strace), and socket activation works for real
+// (an inherited listening socket as fd 3, LISTEN_FDS=1, LISTEN_PID=<pid>), with python3 doing
+// what systemd does, and with systemd's own systemd-socket-activate.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test, type TestContext } from 'node:test';
+import { BIN, freePort, get, need, sha256, skipOrFail, start, until, type Child } from './helpers/tools.js';
+
+const UNITS = new URL('../contrib/systemd/', import.meta.url);
+const unitText = (name: string) => readFileSync(new URL(name, UNITS), 'utf8');
+const BODY = randomBytes(3 * 1024 * 1024 + 17);
+
+function artifacts(): string {
+  const root = realpathSync(mkdtempSync(join(tmpdir(), 'bootserve-systemd-')));
+  writeFileSync(join(root, 'vmlinuz'), BODY);
+  writeFileSync(join(root, 'hello.txt'), 'hello\n');
+  return root;
+}
+
+/** The environment without anything that would change bootserve's behaviour under test. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^(BOOTSERVE_|LISTEN_|PORT$|NODE_OPTIONS$)/.test(k)) env[k] = v;
+  return env;
+}
+
+/** Values of `Key=` lines in a unit, in order (comments skipped). */
+function settings(text: string, key: string): string[] {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(`${key}=`))
+    .map((l) => l.slice(key.length + 1).trim());
+}
+
+describe('systemd units', () => {
+  test('systemd-analyze verify accepts bootserve.socket and bootserve.service', { timeout: 60_000 }, (t) => {
+    if (!need(t, 'systemd-analyze', 'systemd')) return;
+    // verify insists that ExecStart's executable exists: check a copy that points at the
+    // built command (the bin shim is executable, with a node shebang).
+    const dir = mkdtempSync(join(tmpdir(), 'bootserve-units-'));
+    for (const name of ['bootserve.socket', 'bootserve.service']) copyFileSync(new URL(name, UNITS), join(dir, name));
+    const service = join(dir, 'bootserve.service');
+    const text = readFileSync(service, 'utf8');
+    assert.match(text, /^ExecStart=\/usr\/local\/bin\/bootserve /m);
+    writeFileSync(service, text.replace(/^ExecStart=\/usr\/local\/bin\/bootserve /m, `ExecStart=${BIN} `));
+    const r = spawnSync('systemd-analyze', ['verify', '--man=no', join(dir, 'bootserve.socket'), service], { cwd: dir, encoding: 'utf8', timeout: 50_000 });
+    if (r.error) return skipOrFail(t, `systemd-analyze verify could not run: ${r.error.message}`);
+    // Unknown keys and bad values are only warnings (exit 0): any line about our units fails.
+    const ours = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => /bootserve/.test(l));
+    assert.deepEqual(ours, [], `systemd-analyze verify complained:\n${r.stderr}`);
+    assert.equal(r.status, 0, r.stderr);
+  });
+
+  test('the units say what the design needs', () => {
+    const socket = unitText('bootserve.socket');
+    const service = unitText('bootserve.service');
+    assert.deepEqual(settings(socket, 'ListenStream'), ['8080']);
+    assert.deepEqual(settings(service, 'Requires'), ['bootserve.socket']);
+    assert.deepEqual(settings(service, 'After'), ['bootserve.socket']);
+    assert.deepEqual(settings(service, 'Type'), ['simple']);
+    assert.deepEqual(settings(service, 'DynamicUser'), ['yes']);
+    assert.deepEqual(settings(service, 'MemoryDenyWriteExecute'), [], 'V8 needs W+X memory for its JIT');
+    assert.deepEqual(settings(service, 'ProcSubset'), [], 'the stall guard reads /proc/net/tcp');
+    assert.deepEqual(settings(service, 'AmbientCapabilities'), [], 'socket activation needs no capability');
+    const stop = /^(\d+)s$/.exec(settings(service, 'TimeoutStopSec')[0] ?? '');
+    const grace = /^(\d+)s$/.exec(settings(service, 'Environment').find((e) => e.startsWith('BOOTSERVE_SHUTDOWN_GRACE='))?.split('=')[1] ?? '30s');
+    assert.ok(stop && grace && Number(stop[1]) > Number(grace[1]), 'TimeoutStopSec must exceed the shutdown grace');
+    for (const env of settings(service, 'Environment')) assert.match(env, /^BOOTSERVE_[A-Z_]+=\S+$/);
+  });
+
+  test('strace: every syscall and socket family bootserve uses is allowed by the unit', { timeout: 120_000 }, async (t) => {
+    if (!need(t, 'strace', 'strace', ['-V'])) return;
+    if (!need(t, 'systemd-analyze', 'systemd')) return;
+    const service = unitText('bootserve.service');
+
+    // Groups (@system-service, ...) as systemd-analyze knows them, expanded recursively.
+    const listing = spawnSync('systemd-analyze', ['syscall-filter'], { encoding: 'utf8', timeout: 30_000 }).stdout ?? '';
+    const groups = new Map<string, string[]>();
+    let current: string[] | undefined;
+    for (const line of listing.split('\n')) {
+      if (/^@\S+$/.test(line)) groups.set(line, (current = []));
+      else if (/^\s+[@a-z0-9_]+$/.test(line) && current) current.push(line.trim());
+      else if (!/^\s+#/.test(line)) current = undefined;
+    }
+    assert.ok(groups.has('@system-service'), 'systemd-analyze syscall-filter lists @system-service');
+    const expand = (name: string, seen = new Set<string>()): string[] => {
+      if (!name.startsWith('@')) return [name];
+      if (seen.has(name)) return [];
+      seen.add(name);
+      const members = groups.get(name);
+      assert.ok(members, `unknown syscall group ${name}`);
+      return members.flatMap((m) => expand(m, seen));
+    };
+    const allowed = new Set<string>();
+    for (const [i, value] of settings(service, 'SystemCallFilter').entries()) {
+      const deny = value.startsWith('~');
+      assert.ok(i > 0 || !deny, 'the first SystemCallFilter= is an allow-list');
+      for (const name of value.replace(/^~/, '').split(/\s+/).flatMap((n) => expand(n))) {
+        if (deny) allowed.delete(name);
+        else allowed.add(name);
+      }
+    }
+    const families = new Set(settings(service, 'RestrictAddressFamilies').flatMap((v) => v.split(/\s+/)));
+
+    const root = artifacts();
+    const trace = join(mkdtempSync(join(tmpdir(), 'bootserve-strace-')), 'trace');
+    const child = start('strace', ['-f', '-qq', '-o', trace, process.execPath, BIN, root, '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--shutdown-grace', '2s'], { env: cleanEnv() });
+    t.after(() => child.stop());
+    let banner: string;
+    try {
+      banner = await child.waitForLine(/listening on http:\/\/127\.0\.0\.1:\d+\//, 60_000);
+    } catch (e) {
+      if (/ptrace|Operation not permitted/.test(child.stderr())) return t.skip(`strace cannot trace here (ptrace not permitted): ${child.stderr().trim().split('\n')[0]}`);
+      throw e;
+    }
+    const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(banner)?.[1] as string;
+    // The code paths a netboot server runs: files, ranges, conditionals, listing, menu, admin.
+    const full = await get(`${url}/vmlinuz`);
+    assert.equal(sha256(full.body), sha256(BODY));
+    assert.equal((await get(`${url}/vmlinuz`, { Range: 'bytes=65536-131071' })).status, 206);
+    assert.equal((await get(`${url}/vmlinuz`, { 'If-None-Match': full.headers.etag as string })).status, 304);
+    assert.equal((await get(`${url}/vmlinuz`, {}, { method: 'HEAD' })).status, 200);
+    assert.equal((await get(`${url}/`)).status, 200);
+    assert.equal((await get(`${url}/boot.ipxe`)).status, 200);
+    assert.equal((await get(`${url}/missing`)).status, 404);
+    for (const p of ['healthy', 'ready', 'status', 'metrics']) assert.equal((await get(`${url}/-/${p}`)).status, 200, p);
+    child.proc.kill('SIGTERM');
+    assert.equal(await child.exited(30_000), 0, child.stderr());
+
+    const text = readFileSync(trace, 'utf8');
+    const used = new Set([...text.matchAll(/^\d+\s+([a-z0-9_]+)\(/gm)].map((m) => m[1] as string));
+    assert.ok(used.has('openat') || used.has('open'), 'strace recorded syscalls');
+    const forbidden = [...used].filter((s) => !allowed.has(s)).sort();
+    assert.deepEqual(forbidden, [], `syscalls outside SystemCallFilter= (a kill or EPERM under systemd): ${forbidden.join(' ')}`);
+    const usedFamilies = new Set([...text.matchAll(/\bsocket\((AF_[A-Z0-9]+)/g)].map((m) => m[1] as string));
+    const refused = [...usedFamilies].filter((f) => !families.has(f));
+    assert.deepEqual(refused, [], `socket families outside RestrictAddressFamilies=: ${refused.join(' ')}`);
+  });
+});
+
+/** Ports the process listens on, from its socket descriptors and /proc/net/tcp{,6}. */
+function listeningPorts(pid: number): number[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1] as string);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const ports: number[] = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (!existsSync(table)) continue;
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] === '0A' && inodes.has(f[9] as string)) ports.push(parseInt((f[1] as string).split(':')[1] as string, 16));
+    }
+  }
+  return ports.sort();
+}
+
+/** Serve through the inherited socket, prove no port of its own, then stop gracefully. */
+async function exerciseActivated(child: Child, port: number, ownPort: number): Promise<void> {
+  const banner = await child.waitForLine(/listening on http:/, 30_000);
+  assert.match(banner, new RegExp(`listening on http://127\\.0\\.0\\.1:${port}/`), 'the banner shows the inherited socket');
+  const url = `http://127.0.0.1:${port}`;
+  const full = await get(`${url}/vmlinuz`);
+  assert.equal(full.status, 200);
+  assert.equal(sha256(full.body), sha256(BODY));
+  const part = await get(`${url}/vmlinuz`, { Range: 'bytes=1048570-1114111' });
+  assert.equal(part.status, 206);
+  assert.ok(part.body.equals(BODY.subarray(1048570, 1114112)));
+  assert.equal((await get(`${url}/-/ready`)).status, 200);
+  // The requests were served and logged by the child (JSON access log).
+  await until(() => child.lines.some((l) => l.includes('"path":"/vmlinuz"') && l.includes('"status":206')), 5_000, 'the access log line');
+  if (existsSync(`/proc/${child.proc.pid}/fd`)) {
+    assert.deepEqual(listeningPorts(child.proc.pid as number), [port], 'bootserve listens only on the inherited socket');
+  }
+  assert.notEqual(port, ownPort);
+  await assert.rejects(get(`http://127.0.0.1:${ownPort}/hello.txt`, {}, { ms: 5_000 }), 'nothing bound --port');
+  child.proc.kill('SIGTERM');
+  assert.equal(await child.exited(20_000), 0, `graceful exit 0 on SIGTERM; stderr: ${child.stderr()}`);
+}
+
+// Bind and listen like systemd, move the socket to fd 3, set LISTEN_FDS/LISTEN_PID for our own
+// pid, then exec (which keeps the pid) the command in argv[1:].
+const ACTIVATE_PY = `
+import os, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.bind(('127.0.0.1', 0))
+s.listen(128)
+port = s.getsockname()[1]
+if s.fileno() != 3:
+    os.dup2(s.fileno(), 3)
+    s.close()
+os.set_inheritable(3, True)
+os.environ['LISTEN_FDS'] = '1'
+os.environ['LISTEN_PID'] = str(os.getpid())
+print('activation-port', port, flush=True)
+os.execv(sys.argv[1], sys.argv[1:])
+`;
+
+describe('socket activation (LISTEN_FDS, fd 3)', () => {
+  test('python3 passes a listening socket as fd 3: bootserve serves on it and binds nothing', { timeout: 90_000 }, async (t: TestContext) => {
+    if (!need(t, 'python3', 'python3')) return;
+    const root = artifacts();
+    const ownPort = await freePort();
+    const child = start('python3', ['-c', ACTIVATE_PY, process.execPath, BIN, root, '--host', '127.0.0.1', '--port', String(ownPort), '--log-format', 'json', '--shutdown-grace', '2s'], {
+      env: cleanEnv(),
+    });
+    t.after(() => child.stop());
+    const line = await child.waitForLine(/^activation-port \d+$/, 30_000);
+    const port = Number(line.split(' ')[1]);
+    await exerciseActivated(child, port, ownPort);
+  });
+
+  test('systemd-socket-activate: the same through systemd\'s implementation', { timeout: 90_000 }, async (t: TestContext) => {
+    if (!need(t, 'systemd-socket-activate', 'systemd')) return;
+    const root = artifacts();
+    const ownPort = await freePort();
+    // systemd-socket-activate cannot listen on port 0: take a free port, retry if it is taken.
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      const child = start('systemd-socket-activate', ['-l', `127.0.0.1:${port}`, process.execPath, BIN, root, '--host', '127.0.0.1', '--port', String(ownPort), '--log-format', 'json', '--shutdown-grace', '2s'], {
+        env: cleanEnv(),
+      });
+      t.after(() => child.stop());
+      await until(() => /Listening on|Failed|already in use/i.test(child.stderr()) || child.proc.exitCode !== null, 15_000, 'systemd-socket-activate to listen');
+      if (!/Listening on/.test(child.stderr())) {
+        await child.stop();
+        if (attempt < 3 && /in use/i.test(child.stderr())) continue;
+        assert.fail(`systemd-socket-activate failed: ${child.stderr()}`);
+      }
+      // It waits for the first connection before it execs bootserve (like a .socket unit).
+      const first = await get(`http://127.0.0.1:${port}/hello.txt`);
+      assert.equal(first.body.toString(), 'hello\n');
+      await exerciseActivated(child, port, ownPort);
+      return;
+    }
+  });
+});
