@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { networkInterfaces } from 'node:os';
+import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { adminReply, type AdminState } from './admin.js';
 import { generateBootMenu } from './bootmenu.js';
@@ -36,12 +36,14 @@ async function realDirectory(dir: string): Promise<string> {
  * The descriptor systemd passed us (socket activation: LISTEN_PID is us, LISTEN_FDS ≥ 1), or
  * undefined. The variables are removed so that nothing we start inherits them.
  */
-function activationFd(): number | undefined {
+function activationFd(warn: (message: string) => void): number | undefined {
   const { LISTEN_PID, LISTEN_FDS } = process.env;
   delete process.env.LISTEN_PID;
   delete process.env.LISTEN_FDS;
   delete process.env.LISTEN_FDNAMES;
-  return LISTEN_PID === String(process.pid) && Number(LISTEN_FDS) >= 1 ? 3 : undefined;
+  if (LISTEN_PID !== String(process.pid) || !(Number(LISTEN_FDS) >= 1)) return undefined;
+  warn(`socket activation: serving on the socket systemd passed (fd 3); --port and --host are not used${Number(LISTEN_FDS) > 1 ? `; ${Number(LISTEN_FDS) - 1} more socket(s) ignored` : ''}`);
+  return 3;
 }
 
 /** Listen on an inherited descriptor, on `host`, or on every interface (dual-stack "::", else IPv4). */
@@ -75,7 +77,13 @@ function listenOrExit(server: Server, port: number, host: string | undefined, fd
 export function urlsFor(address: AddressInfo): string[] {
   const fmt = (a: string) => (a.includes(':') ? `[${a}]` : a);
   if (address.address !== '::' && address.address !== '0.0.0.0') return [`http://${fmt(address.address)}:${address.port}/`];
-  const all = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
+  let all: NetworkInterfaceInfo[];
+  try {
+    all = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
+  } catch {
+    // No netlink (e.g. a systemd unit with RestrictAddressFamilies): name no address.
+    return [`http://<this-host>:${address.port}/`];
+  }
   const usable = all.filter((i) => (address.family === 'IPv6' || i.family === 'IPv4') && !i.address.startsWith('fe80'));
   const external = usable.filter((i) => !i.internal);
   return (external.length ? external : usable).map((i) => `http://${fmt(i.address)}:${address.port}/`);
@@ -113,7 +121,7 @@ async function main(): Promise<void> {
   };
   const server = createBootServer(ctx);
   if (config.stallTimeoutMs === 0) logger.error('warning: --stall-timeout 0 disables the stall guard: a client that stops reading holds its connection forever');
-  const address = await listenOrExit(server.http, config.port, config.host, activationFd());
+  const address = await listenOrExit(server.http, config.port, config.host, activationFd((m) => logger.info(m)));
 
   let adminServer: Server | undefined;
   if (config.admin && config.adminListen !== undefined) {

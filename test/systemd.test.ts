@@ -1,7 +1,7 @@
 // contrib/systemd: the units pass `systemd-analyze verify`, their syscall filter and address
 // families cover what bootserve really calls (strace), and socket activation works for real
 // (an inherited listening socket as fd 3, LISTEN_FDS=1, LISTEN_PID=<pid>), with python3 doing
-// what systemd does, and with systemd's own systemd-socket-activate.
+// what systemd does (also across a restart on a kept socket), and with systemd-socket-activate.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -9,6 +9,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, readl
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
+import { request } from 'node:http';
 import { BIN, freePort, get, need, sha256, skipOrFail, start, until, type Child } from './helpers/tools.js';
 
 const UNITS = new URL('../contrib/systemd/', import.meta.url);
@@ -84,7 +85,7 @@ describe('systemd units', () => {
     let current: string[] | undefined;
     for (const line of listing.split('\n')) {
       if (/^@\S+$/.test(line)) groups.set(line, (current = []));
-      else if (/^\s+[@a-z0-9_]+$/.test(line) && current) current.push(line.trim());
+      else if (/^\s+[@a-z0-9_-]+$/.test(line) && current) current.push(line.trim());
       else if (!/^\s+#/.test(line)) current = undefined;
     }
     assert.ok(groups.has('@system-service'), 'systemd-analyze syscall-filter lists @system-service');
@@ -110,7 +111,13 @@ describe('systemd units', () => {
     const root = artifacts();
     const trace = join(mkdtempSync(join(tmpdir(), 'bootserve-strace-')), 'trace');
     const child = start('strace', ['-f', '-qq', '-o', trace, process.execPath, BIN, root, '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--shutdown-grace', '2s'], { env: cleanEnv() });
-    t.after(() => child.stop());
+    // strace ignores SIGTERM while its tracee runs: signal bootserve (strace's child) itself.
+    const tracee = () => childrenOf(child.proc.pid as number)[0];
+    t.after(async () => {
+      const pid = tracee();
+      if (pid !== undefined) process.kill(pid, 'SIGKILL');
+      await child.stop();
+    });
     let banner: string;
     try {
       banner = await child.waitForLine(/listening on http:\/\/127\.0\.0\.1:\d+\//, 60_000);
@@ -129,7 +136,9 @@ describe('systemd units', () => {
     assert.equal((await get(`${url}/boot.ipxe`)).status, 200);
     assert.equal((await get(`${url}/missing`)).status, 404);
     for (const p of ['healthy', 'ready', 'status', 'metrics']) assert.equal((await get(`${url}/-/${p}`)).status, 200, p);
-    child.proc.kill('SIGTERM');
+    const pid = tracee();
+    assert.ok(pid, 'bootserve runs under strace');
+    process.kill(pid, 'SIGTERM');
     assert.equal(await child.exited(30_000), 0, child.stderr());
 
     const text = readFileSync(trace, 'utf8');
@@ -142,6 +151,21 @@ describe('systemd units', () => {
     assert.deepEqual(refused, [], `socket families outside RestrictAddressFamilies=: ${refused.join(' ')}`);
   });
 });
+
+/** Pids whose parent is `ppid` (from /proc/PID/stat). */
+function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
 
 /** Ports the process listens on, from its socket descriptors and /proc/net/tcp{,6}. */
 function listeningPorts(pid: number): number[] {
@@ -206,6 +230,28 @@ print('activation-port', port, flush=True)
 os.execv(sys.argv[1], sys.argv[1:])
 `;
 
+// What systemd does across `systemctl restart bootserve.service`: keep the listening socket,
+// start the service with it, wait for it to exit, start it again with the same socket.
+const SUPERVISE_PY = `
+import os, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.bind(('127.0.0.1', 0))
+s.listen(128)
+print('activation-port', s.getsockname()[1], flush=True)
+for generation in (1, 2):
+    pid = os.fork()
+    if pid == 0:
+        if s.fileno() != 3:
+            os.dup2(s.fileno(), 3)
+        os.set_inheritable(3, True)
+        os.environ['LISTEN_FDS'] = '1'
+        os.environ['LISTEN_PID'] = str(os.getpid())
+        os.execv(sys.argv[1], sys.argv[1:])
+    print('started', generation, pid, flush=True)
+    _, status = os.waitpid(pid, 0)
+    print('exited', generation, os.waitstatus_to_exitcode(status), flush=True)
+`;
+
 describe('socket activation (LISTEN_FDS, fd 3)', () => {
   test('python3 passes a listening socket as fd 3: bootserve serves on it and binds nothing', { timeout: 90_000 }, async (t: TestContext) => {
     if (!need(t, 'python3', 'python3')) return;
@@ -218,6 +264,72 @@ describe('socket activation (LISTEN_FDS, fd 3)', () => {
     const line = await child.waitForLine(/^activation-port \d+$/, 30_000);
     const port = Number(line.split(' ')[1]);
     await exerciseActivated(child, port, ownPort);
+  });
+
+  test('restart with the socket kept open (as systemd does): no connection refused, transfers finish', { timeout: 90_000 }, async (t: TestContext) => {
+    if (!need(t, 'python3', 'python3')) return;
+    const root = artifacts();
+    // Larger than what loopback socket buffers hold, so that the slow reader really holds it up.
+    const big = randomBytes(48 * 1024 * 1024);
+    writeFileSync(join(root, 'rootfs.img'), big);
+    const child = start('python3', ['-c', SUPERVISE_PY, process.execPath, BIN, root, '--log-format', 'json', '--shutdown-grace', '10s'], { env: cleanEnv() });
+    t.after(async () => {
+      for (const l of child.lines) {
+        const m = /^started \d+ (\d+)$/.exec(l);
+        if (m) {
+          try {
+            process.kill(Number(m[1]), 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }
+      }
+      await child.stop();
+    });
+    const port = Number((await child.waitForLine(/^activation-port \d+$/, 30_000)).split(' ')[1]);
+    const first = Number((await child.waitForLine(/^started 1 \d+$/, 30_000)).split(' ')[2]);
+    await child.waitForLine(/listening on http:/, 30_000);
+    const url = `http://127.0.0.1:${port}`;
+
+    // A download in progress that the client reads slowly: it keeps generation 1 in its grace.
+    let started!: () => void;
+    const inProgress = new Promise<void>((resolve) => (started = resolve));
+    const slow = new Promise<Buffer>((resolve, reject) => {
+      const req = request(`${url}/rootfs.img`, { agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => {
+          chunks.push(c);
+          if (chunks.length === 1) {
+            res.pause();
+            setTimeout(() => res.resume(), 1500);
+            started();
+          }
+        });
+        res.on('end', () => resolve(Buffer.concat(chunks)));
+        res.on('error', reject);
+      });
+      req.setTimeout(30_000, () => req.destroy(new Error('slow download: no progress for 30 s')));
+      req.on('error', reject);
+      req.end();
+    });
+    await inProgress;
+    process.kill(first, 'SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    // Generation 1 no longer accepts; this connection waits in the backlog for generation 2.
+    const stillInGrace = !child.lines.some((l) => l.startsWith('exited 1'));
+    const during = get(`${url}/hello.txt`, { 'User-Agent': 'during-restart' }, { ms: 30_000 });
+    assert.ok(stillInGrace, 'generation 1 was still finishing the slow download when the new connection came');
+    const body = await slow;
+    assert.equal(sha256(body), sha256(big), 'the transfer in progress finished during the grace');
+    const r = await during;
+    assert.equal(r.status, 200);
+    assert.equal(r.body.toString(), 'hello\n');
+    const exited = child.lines.findIndex((l) => l === 'exited 1 0');
+    assert.ok(exited >= 0, `generation 1 exited 0: ${child.lines.filter((l) => !l.startsWith('{')).join(' | ')}`);
+    await until(() => child.lines.some((l) => l.includes('"userAgent":"during-restart"')), 5_000, 'the access-log line');
+    const servedAt = child.lines.findIndex((l) => l.includes('"userAgent":"during-restart"'));
+    const started2 = child.lines.findIndex((l) => /^started 2 /.test(l));
+    assert.ok(started2 > exited && servedAt > started2, 'served by generation 2, after generation 1 had exited');
   });
 
   test('systemd-socket-activate: the same through systemd\'s implementation', { timeout: 90_000 }, async (t: TestContext) => {
