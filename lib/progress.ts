@@ -7,7 +7,7 @@
 // accepted minus that queue is what the client has acknowledged, and it grows with every
 // segment the client takes. The file is read only when a stall timer is about to fire, and one
 // read serves every socket that asks within a short while.
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { isIPv4 } from 'node:net';
 import type { Socket } from 'node:net';
@@ -28,14 +28,23 @@ function kernelAccepted(socket: Socket): number {
 
 const SNAPSHOT_MS = 250;
 type SendQueues = Map<string, number>;
-const snapshots = new Map<string, { at: number; queues: Promise<SendQueues | null> }>();
+const snapshots = new Map<string, { at: number; queues: SendQueues | null }>();
 
-/** Send queues from /proc/net/tcp or tcp6, read at most every SNAPSHOT_MS; null if absent. */
-function sendQueues(file: string): Promise<SendQueues | null> {
+/**
+ * Send queues from /proc/net/tcp or tcp6 (null if absent), no older than `since`, or than
+ * SNAPSHOT_MS. Read synchronously: between the read and the caller's own count of accepted
+ * bytes no socket write can run, so the two describe the same moment.
+ */
+function sendQueues(file: string, since: number): SendQueues | null {
   const now = Date.now();
   const cached = snapshots.get(file);
-  if (cached && now - cached.at < SNAPSHOT_MS) return cached.queues;
-  const queues = readFile(file, 'latin1').then(parseSendQueues, () => null);
+  if (cached && cached.at >= since && now - cached.at < SNAPSHOT_MS) return cached.queues;
+  let queues: SendQueues | null;
+  try {
+    queues = parseSendQueues(readFileSync(file, 'latin1'));
+  } catch {
+    queues = null;
+  }
   snapshots.set(file, { at: now, queues });
   return queues;
 }
@@ -89,25 +98,36 @@ function ipv6Bytes(address: string): number[] {
 
 /**
  * A probe for one response on `socket`. With /proc it counts acknowledged bytes; without it
- * (not Linux, or the socket not found) it falls back to bytes the kernel accepted, which moves
- * only as coarsely as 'drain' does.
+ * (not Linux) it falls back to bytes the kernel accepted, which moves only as coarsely as
+ * 'drain' does.
  */
 export function socketProbe(socket: Socket): ProgressProbe {
   // The first sample is only a baseline: until the client's receive buffer is full, its
   // kernel acknowledges bytes whether or not the client reads them.
   let best: number | undefined;
-  function advance(acked: number): boolean {
+  // Where to look is worked out on the first sample: most responses never need one.
+  let where: { file: string; key: string } | null | undefined;
+  let lastAccepted = -1;
+  let lastAt = 0;
+  return () => {
+    where ??= procEntry(socket);
+    const now = Date.now();
+    const accepted = kernelAccepted(socket);
+    let acked = accepted;
+    if (where) {
+      // A shared snapshot is only as good as the moment it was taken. It may serve when this
+      // socket's accepted count has not moved since our last look, which came before it; and
+      // for the baseline, where a stale one can only err high (progress is seen a look later).
+      const consistent = lastAccepted === -1 || accepted === lastAccepted;
+      const queued = sendQueues(where.file, consistent ? lastAt : now)?.get(where.key);
+      if (queued === undefined) return false; // not listed this time (the table is read in pages)
+      acked = accepted - queued;
+    }
+    lastAccepted = accepted;
+    lastAt = now;
     const moved = best !== undefined && acked > best;
     if (best === undefined || acked > best) best = acked;
     return moved;
-  }
-  // Where to look is worked out on the first sample: most responses never need one.
-  let where: { file: string; key: string } | null | undefined;
-  return async () => {
-    where ??= procEntry(socket);
-    const accepted = kernelAccepted(socket);
-    const queued = where ? (await sendQueues(where.file))?.get(where.key) : undefined;
-    return advance(queued === undefined ? accepted : accepted - queued);
   };
 }
 

@@ -5,7 +5,7 @@
 // the sink's 'drain', the sink closing, and the stall timer. The timer is lazy: progress only
 // stamps a time, and the timer looks at that stamp when it fires, so a healthy transfer costs
 // one timer per window, not one per chunk.
-import { close, createReadStream, type ReadStream } from 'node:fs';
+import { close, createReadStream, read, type ReadStream } from 'node:fs';
 import type { ByteRange } from './range.js';
 
 export type TransferOutcome = 'complete' | 'client-gone' | 'stalled' | 'read-error';
@@ -46,8 +46,12 @@ export interface TransferProgress {
 export interface TransferOptions {
   /** Abort after this long without progress; 0 disables the guard. */
   stallMs: number;
-  /** Bytes per file read. */
+  /** Bytes per file read once the transfer has proven itself (see START_CHUNK_SIZE). */
   chunkSize: number;
+  /** Bytes per file read at first; defaults to START_CHUNK_SIZE. */
+  startChunkSize?: number;
+  /** Body bytes after which reads grow to chunkSize; defaults to GROW_AFTER. */
+  growAfter?: number;
   probe?: ProgressProbe | undefined;
   /** Tear the connection down at once (a TCP reset) after a stall or a read error. */
   abort: () => void;
@@ -62,7 +66,24 @@ export interface TransferOptions {
  */
 export const monotonicNow = () => performance.timeOrigin + performance.now();
 
+/**
+ * Reads start small and grow once a transfer has sent more than a socket buffer can hold.
+ * Large reads make fast streaming cheap (256 KiB reads stream about 1.6× faster than 64 KiB
+ * ones here), but a client that stops reading pins the chunk stuck in its socket plus one read
+ * ahead: 512 KiB each would let 1000 silent connections hold half a gigabyte until the stall
+ * guard cuts them. A client that never reads never gets past the kernel's buffers (a few MiB),
+ * so it only ever pins two small chunks.
+ */
 export const DEFAULT_CHUNK_SIZE = 256 * 1024;
+export const START_CHUNK_SIZE = 32 * 1024;
+export const GROW_AFTER = 8 * 1024 * 1024;
+
+/**
+ * The file-system calls our read streams make. A ReadStream closes its descriptor when it is
+ * destroyed, whatever autoClose says; ours share one descriptor (ranges, growing reads), which
+ * sendBody closes once, after the last of them: so their close does nothing.
+ */
+const SHARED_FD = { read, close: (_fd: number, done: (err: null) => void) => done(null) };
 
 /**
  * Send `parts` to `sink` and end it. Owns `fd`: the file is closed before the promise settles,
@@ -76,18 +97,31 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
     const live = options.progress ?? { bytesSent: 0, lastProgressAt: 0 };
     live.bytesSent = 0;
     live.lastProgressAt = now();
+    const growAfter = options.growAfter ?? GROW_AFTER;
+    let readSize = Math.min(options.startChunkSize ?? START_CHUNK_SIZE, chunkSize);
     let next = 0; // index of the next part
     let stream: ReadStream | undefined;
-    let due = 0; // bytes the current range should yield
-    let read = 0; // bytes it has yielded
+    let pos = 0; // next byte of the file to send
+    let end = 0; // last byte of the current range
+    let streams = 0; // read streams not yet closed: the descriptor outlives every one of them
+    let closing: (() => void) | undefined;
     let waitingOnClient = false; // a write returned false, or end() was called and is not flushed
     let ended = false;
     let done = false;
     let timer: NodeJS.Timeout | undefined;
 
+    let waitingSince = 0;
+    /** The socket pushed back: wait for 'drain' (the stall timer watches meanwhile). */
+    const pushedBack = () => {
+      waitingOnClient = true;
+      waitingSince = now();
+    };
     const onDrain = () => {
-      live.lastProgressAt = now();
       if (!waitingOnClient || ended) return;
+      // A quick drain is the client reading. After a long wait it may only be the kernel
+      // finding memory for a socket whose client reads nothing (when other connections
+      // close): then only the probe's acknowledged bytes count.
+      if (!probe || now() - waitingSince < sampleMs) live.lastProgressAt = now();
       waitingOnClient = false;
       if (stream) stream.resume();
       else writeParts();
@@ -104,14 +138,11 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
       sink.off('close', onClose);
       if (outcome === 'stalled' || outcome === 'read-error') abort();
       const settle = () => resolve({ outcome, bytesSent: live.bytesSent });
-      const closeFile = () => (fd === undefined ? settle() : close(fd, settle));
-      // Close the descriptor only once the stream has no read in flight on it.
-      const s = stream;
+      closing = () => (fd === undefined ? settle() : close(fd, settle));
+      stream?.destroy();
       stream = undefined;
-      if (s && !s.closed) {
-        s.once('close', closeFile);
-        s.destroy();
-      } else closeFile();
+      // Close the descriptor only once no stream has a read in flight on it.
+      if (streams === 0) closing();
     }
 
     /** Write literal parts until one is a file range or the socket pushes back. */
@@ -120,39 +151,53 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
         const part = parts[next++] as BodyPart;
         if (!Buffer.isBuffer(part)) return startRange(part);
         live.bytesSent += part.length;
-        if (!sink.write(part)) {
-          waitingOnClient = true;
-          return;
-        }
+        if (!sink.write(part)) return pushedBack();
       }
       // The guard stays on for the tail: end() returns at once, 'finish' comes when it is flushed.
       ended = true;
-      waitingOnClient = true;
+      pushedBack();
       sink.end();
     }
 
     function startRange(range: ByteRange): void {
-      due = range.end - range.start + 1;
-      read = 0;
-      const s = createReadStream('', { fd, start: range.start, end: range.end, autoClose: false, highWaterMark: chunkSize });
+      pos = range.start;
+      end = range.end;
+      openStream();
+    }
+
+    /** Stream the file from `pos` to `end` in reads of `readSize`. */
+    function openStream(): void {
+      const s = createReadStream('', { fd, fs: SHARED_FD, start: pos, end, highWaterMark: readSize });
       stream = s;
+      streams++;
+      s.once('close', () => {
+        if (--streams === 0) closing?.();
+      });
       s.on('data', (chunk) => {
         const buf = chunk as Buffer;
-        read += buf.length;
+        pos += buf.length;
         live.bytesSent += buf.length;
         if (!sink.write(buf)) {
-          waitingOnClient = true;
+          pushedBack();
           s.pause();
+        } else if (readSize < chunkSize && live.bytesSent >= growAfter && pos <= end) {
+          // Proven fast: go on from here with large reads (what s read ahead is dropped).
+          stream = undefined;
+          s.destroy();
+          readSize = chunkSize;
+          openStream();
         }
       });
       s.on('end', () => {
         if (stream !== s) return;
         stream = undefined;
         // A short read means the file shrank under us: a short body would be silently wrong.
-        if (read < due) finish('read-error');
+        if (pos <= end) finish('read-error');
         else writeParts();
       });
-      s.on('error', () => finish('read-error'));
+      s.on('error', () => {
+        if (stream === s) finish('read-error');
+      });
     }
 
     function arm(ms: number): void {

@@ -17,6 +17,7 @@ class FakeSink extends EventEmitter implements Sink {
   destroyed = false;
   received = 0;
   writes = 0;
+  sizes: number[] = [];
   ended = false;
   constructor(private accepting: boolean) {
     super();
@@ -24,6 +25,7 @@ class FakeSink extends EventEmitter implements Sink {
   write(chunk: Buffer): boolean {
     this.received += chunk.length;
     this.writes++;
+    this.sizes.push(chunk.length);
     return this.accepting;
   }
   end(): void {
@@ -55,7 +57,7 @@ const writesReach = async (sink: FakeSink, n: number) => {
 };
 
 function options(extra: Partial<TransferOptions> = {}): TransferOptions & { aborts: number } {
-  const o = { stallMs: WINDOW, chunkSize: 64 * 1024, aborts: 0, abort: () => o.aborts++, now: () => Date.now(), ...extra };
+  const o = { stallMs: WINDOW, chunkSize: 64 * 1024, startChunkSize: 64 * 1024, aborts: 0, abort: () => o.aborts++, now: () => Date.now(), ...extra };
   return o;
 }
 
@@ -203,4 +205,48 @@ test('a zero window disables the guard', async () => {
   sink.drain(); // takes the byte
   sink.drain(); // takes the end
   assert.equal((await done).outcome, 'complete');
+});
+
+test('reads start small and grow once the transfer has sent more than growAfter', async () => {
+  const sink = new FakeSink(true);
+  const fd = openSync(file, 'r');
+  const o = options({ chunkSize: 256 * 1024, startChunkSize: 32 * 1024, growAfter: 128 * 1024 });
+  const result = await sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o);
+  assert.equal(result.outcome, 'complete');
+  assert.equal(sink.received, SIZE);
+  assert.deepEqual(sink.sizes.slice(0, 4), [32 * 1024, 32 * 1024, 32 * 1024, 32 * 1024]);
+  assert.ok(sink.sizes.includes(256 * 1024), sink.sizes.join());
+  assert.ok(Math.max(...sink.sizes) <= 256 * 1024);
+  assert.ok(isClosed(fd));
+});
+
+test('a drain after a long wait is not progress unless the probe sees acknowledged bytes', async () => {
+  // The kernel finding memory for a silent client's socket looks like a drain.
+  const sink = new FakeSink(false);
+  const fd = openSync(file, 'r');
+  const o = options({ probe: () => false });
+  const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o);
+  await writesReach(sink, 1);
+  mock.timers.tick(WINDOW / 2);
+  sink.drain();
+  await writesReach(sink, 2);
+  mock.timers.tick(WINDOW / 2);
+  assert.equal(o.aborts, 1, 'cut a window after the last real progress');
+  assert.equal((await done).outcome, 'stalled');
+});
+
+test('quick drains are progress even when the probe sees nothing', async () => {
+  const sink = new FakeSink(false);
+  const fd = openSync(file, 'r');
+  const o = options({ probe: () => false });
+  const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o);
+  for (let i = 1; i <= 16; i++) {
+    await writesReach(sink, i);
+    mock.timers.tick(WINDOW / 16);
+    sink.drain();
+  }
+  while (!sink.ended) await settle(1);
+  sink.drain();
+  assert.equal((await done).outcome, 'complete');
+  assert.equal(o.aborts, 0);
 });
