@@ -5,7 +5,6 @@ import { createServer, type Server } from 'node:http';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { adminReply, type AdminState } from './admin.js';
-import { generateBootMenu } from './bootmenu.js';
 import { parseArgs, parseHostPort, usage, UsageError, type Config } from './cli.js';
 import { sendReply, type Context } from './handler.js';
 import { createLiveView } from './live.js';
@@ -103,8 +102,14 @@ async function main(): Promise<void> {
   const root = await realDirectory(config.root);
   const live = createLiveView(process.stdout, !config.quiet && config.logFormat === 'text');
   const logger = createLogger(config.logFormat, config.quiet, live.print);
-  const bootMenu = () =>
-    generateBootMenu(root, { timeoutMs: config.menuTimeoutMs, defaultEntry: config.menuDefault, dotfiles: config.dotfiles, warn: (m) => logger.error(`boot menu: ${m}`) });
+  // Loaded on the first /boot.ipxe: most starts never need it.
+  const bootMenu = async () =>
+    (await import('./bootmenu.js')).generateBootMenu(root, {
+      timeoutMs: config.menuTimeoutMs,
+      defaultEntry: config.menuDefault,
+      dotfiles: config.dotfiles,
+      warn: (m) => logger.error(`boot menu: ${m}`),
+    });
   if (invocation.kind === 'print-menu') return void process.stdout.write(await bootMenu());
 
   const metrics = new Metrics();

@@ -75,6 +75,7 @@ export const monotonicNow = () => performance.timeOrigin + performance.now();
  * so it only ever pins two small chunks.
  */
 export const DEFAULT_CHUNK_SIZE = 256 * 1024;
+export const LARGE_CHUNK_SIZE = 1024 * 1024;
 export const START_CHUNK_SIZE = 32 * 1024;
 export const GROW_AFTER = 8 * 1024 * 1024;
 
