@@ -124,8 +124,11 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
       // close): then only the probe's acknowledged bytes count.
       if (!probe || now() - waitingSince < sampleMs) live.lastProgressAt = now();
       waitingOnClient = false;
-      if (stream) stream.resume();
-      else writeParts();
+      // (A write of a chunk above the socket's 16 KiB mark always returns false: growing
+      // happens here.)
+      if (!stream) writeParts();
+      else if (shouldGrow()) grow(stream);
+      else stream.resume();
     };
     const onFinish = () => finish('complete');
     const onClose = () => finish('client-gone');
@@ -166,6 +169,15 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
       openStream();
     }
 
+    const shouldGrow = () => readSize < chunkSize && live.bytesSent >= growAfter && pos <= end;
+    /** Proven fast: go on from `pos` with large reads (what `s` read ahead is dropped). */
+    function grow(s: ReadStream): void {
+      stream = undefined;
+      s.destroy();
+      readSize = chunkSize;
+      openStream();
+    }
+
     /** Stream the file from `pos` to `end` in reads of `readSize`. */
     function openStream(): void {
       const s = createReadStream('', { fd, fs: SHARED_FD, start: pos, end, highWaterMark: readSize });
@@ -181,13 +193,7 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
         if (!sink.write(buf)) {
           pushedBack();
           s.pause();
-        } else if (readSize < chunkSize && live.bytesSent >= growAfter && pos <= end) {
-          // Proven fast: go on from here with large reads (what s read ahead is dropped).
-          stream = undefined;
-          s.destroy();
-          readSize = chunkSize;
-          openStream();
-        }
+        } else if (shouldGrow()) grow(s);
       });
       s.on('end', () => {
         if (stream !== s) return;

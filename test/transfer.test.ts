@@ -250,3 +250,20 @@ test('quick drains are progress even when the probe sees nothing', async () => {
   assert.equal((await done).outcome, 'complete');
   assert.equal(o.aborts, 0);
 });
+
+test('reads grow on drain too (chunks above the socket mark always push back)', async () => {
+  const sink = new FakeSink(false);
+  const fd = openSync(file, 'r');
+  const o = options({ chunkSize: 256 * 1024, startChunkSize: 32 * 1024, growAfter: 128 * 1024 });
+  const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o);
+  while (!sink.ended) {
+    const before = sink.writes;
+    sink.drain();
+    while (sink.writes === before && !sink.ended) await settle(1);
+  }
+  sink.drain();
+  assert.equal((await done).outcome, 'complete');
+  assert.equal(sink.received, SIZE);
+  assert.equal(sink.sizes[0], 32 * 1024);
+  assert.ok(sink.sizes.includes(256 * 1024), sink.sizes.join());
+});
