@@ -28,25 +28,48 @@ function kernelAccepted(socket: Socket): number {
 
 const SNAPSHOT_MS = 250;
 type SendQueues = Map<string, number>;
-const snapshots = new Map<string, { at: number; queues: SendQueues | null }>();
+
+/** A socket the stall guard is watching: where /proc lists it, and its acknowledged bytes. */
+interface Watched {
+  socket: Socket;
+  file: string;
+  key: string;
+  /** Acknowledged bytes at the last snapshot; undefined until one has seen it. */
+  acked: number | undefined;
+}
+const watched = new Set<Watched>();
+let snapshotAt = 0;
 
 /**
- * Send queues from /proc/net/tcp or tcp6 (null if absent), no older than `since`, or than
- * SNAPSHOT_MS. Read synchronously: between the read and the caller's own count of accepted
- * bytes no socket write can run, so the two describe the same moment.
+ * Read the send queues, at most every SNAPSHOT_MS, and in the same synchronous step work out
+ * every watched socket's acknowledged bytes. No socket write can run in between, so bytes
+ * accepted and bytes queued describe the same moment: when the kernel finds room for more of
+ * a silent client's data (as other connections close), both grow alike and nothing looks
+ * acknowledged.
  */
-function sendQueues(file: string, since: number): SendQueues | null {
+function refresh(): void {
   const now = Date.now();
-  const cached = snapshots.get(file);
-  if (cached && cached.at >= since && now - cached.at < SNAPSHOT_MS) return cached.queues;
-  let queues: SendQueues | null;
-  try {
-    queues = parseSendQueues(readFileSync(file, 'latin1'));
-  } catch {
-    queues = null;
+  if (now - snapshotAt < SNAPSHOT_MS) return;
+  snapshotAt = now;
+  const tables = new Map<string, SendQueues | null>();
+  for (const w of watched) {
+    if (w.socket.destroyed) {
+      watched.delete(w);
+      continue;
+    }
+    let table = tables.get(w.file);
+    if (table === undefined) {
+      try {
+        table = parseSendQueues(readFileSync(w.file, 'latin1'));
+      } catch {
+        table = null;
+      }
+      tables.set(w.file, table);
+    }
+    const queued = table?.get(w.key);
+    // Not listed (the table is read in pages and can miss a row): no news this time.
+    w.acked = queued === undefined ? undefined : kernelAccepted(w.socket) - queued;
   }
-  snapshots.set(file, { at: now, queues });
-  return queues;
 }
 
 /** "<local> <remote>" → tx_queue, from the text of /proc/net/tcp{,6}. */
@@ -97,44 +120,39 @@ function ipv6Bytes(address: string): number[] {
 }
 
 /**
- * A probe for one response on `socket`. With /proc it counts acknowledged bytes; without it
- * (not Linux) it falls back to bytes the kernel accepted, which moves only as coarsely as
- * 'drain' does.
+ * A probe for one response on `socket`: has the client acknowledged more bytes since the last
+ * look? Undefined where /proc/net/tcp is not there (not Linux): the guard then goes by 'drain'.
  */
-export function socketProbe(socket: Socket): ProgressProbe {
-  // The first sample is only a baseline: until the client's receive buffer is full, its
-  // kernel acknowledges bytes whether or not the client reads them.
+export function socketProbe(socket: Socket): ProgressProbe | undefined {
+  if (process.platform !== 'linux') return undefined;
+  let me: Watched | null | undefined; // registered on the first look: most responses never need one
   let best: number | undefined;
-  // Where to look is worked out on the first sample: most responses never need one.
-  let where: { file: string; key: string } | null | undefined;
-  let lastAccepted = -1;
-  let lastAt = 0;
-  return () => {
-    where ??= procEntry(socket);
-    const now = Date.now();
-    const accepted = kernelAccepted(socket);
-    let acked = accepted;
-    if (where) {
-      // A shared snapshot is only as good as the moment it was taken. It may serve when this
-      // socket's accepted count has not moved since our last look, which came before it; and
-      // for the baseline, where a stale one can only err high (progress is seen a look later).
-      const consistent = lastAccepted === -1 || accepted === lastAccepted;
-      const queued = sendQueues(where.file, consistent ? lastAt : now)?.get(where.key);
-      if (queued === undefined) return false; // not listed this time (the table is read in pages)
-      acked = accepted - queued;
+  const probe: ProgressProbe = () => {
+    if (me === undefined) {
+      const entry = procEntry(socket);
+      me = entry && { socket, ...entry, acked: undefined };
+      if (me) watched.add(me);
     }
-    lastAccepted = accepted;
-    lastAt = now;
+    if (!me) return false;
+    refresh();
+    const acked = me.acked;
+    if (acked === undefined) return false;
+    // The first value is only a baseline: until the client's receive buffer is full, its
+    // kernel acknowledges bytes whether or not the client reads them.
     const moved = best !== undefined && acked > best;
     if (best === undefined || acked > best) best = acked;
     return moved;
   };
+  probe.release = () => {
+    if (me) watched.delete(me);
+  };
+  return probe;
 }
 
-/** Which /proc table lists this connection, and under which key; null off Linux. */
+/** Which /proc table lists this connection, and under which key. */
 function procEntry(socket: Socket): { file: string; key: string } | null {
   const { localAddress, localPort, remoteAddress, remotePort } = socket;
-  if (process.platform !== 'linux' || !localAddress || !remoteAddress || !localPort || !remotePort) return null;
+  if (!localAddress || !remoteAddress || !localPort || !remotePort) return null;
   const v6 = !isIPv4(localAddress);
   return {
     file: v6 ? '/proc/net/tcp6' : '/proc/net/tcp',

@@ -33,7 +33,10 @@ export interface Sink {
  * has the client taken any bytes since the last time it was asked? The first answer only sets
  * the baseline. (See progress.ts for the socket version.)
  */
-export type ProgressProbe = () => boolean | Promise<boolean>;
+export type ProgressProbe = (() => boolean | Promise<boolean>) & {
+  /** Called once when the transfer ends. */
+  release?: () => void;
+};
 
 /** Live figures of one transfer, updated in place (read by the admin pages, never copied). */
 export interface TransferProgress {
@@ -111,18 +114,15 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
     let done = false;
     let timer: NodeJS.Timeout | undefined;
 
-    let waitingSince = 0;
     /** The socket pushed back: wait for 'drain' (the stall timer watches meanwhile). */
     const pushedBack = () => {
       waitingOnClient = true;
-      waitingSince = now();
     };
     const onDrain = () => {
       if (!waitingOnClient || ended) return;
-      // A quick drain is the client reading. After a long wait it may only be the kernel
-      // finding memory for a socket whose client reads nothing (when other connections
-      // close): then only the probe's acknowledged bytes count.
-      if (!probe || now() - waitingSince < sampleMs) live.lastProgressAt = now();
+      // With a probe, only acknowledged bytes are progress: a drain may be no more than the
+      // kernel finding memory for a silent client's socket as other connections close.
+      if (!probe) live.lastProgressAt = now();
       waitingOnClient = false;
       // (A write of a chunk above the socket's 16 KiB mark always returns false: growing
       // happens here.)
@@ -141,6 +141,7 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
       sink.off('finish', onFinish);
       sink.off('close', onClose);
       if (outcome === 'stalled' || outcome === 'read-error') abort();
+      probe?.release?.();
       const settle = () => resolve({ outcome, bytesSent: live.bytesSent });
       closing = () => (fd === undefined ? settle() : close(fd, settle));
       stream?.destroy();

@@ -229,15 +229,16 @@ describe('serving files', () => {
   });
 
   test('the access log records every response with its outcome', async () => {
-    await fetch(`${s.url}/boot.ipxe`, { headers: { 'user-agent': 'iPXE/1.21.1' } });
-    const entry = s.logs.find((l) => l.userAgent === 'iPXE/1.21.1');
-    assert.ok(entry);
+    const logged = s.nextLog('/boot.ipxe?agent');
+    await fetch(`${s.url}/boot.ipxe?agent`, { headers: { 'user-agent': 'iPXE/1.21.1' } });
+    const entry = await logged;
+    assert.equal(entry.userAgent, 'iPXE/1.21.1');
     assert.equal(entry.status, 200);
     assert.equal(entry.outcome, 'complete');
     assert.equal(entry.bytesSent, 23);
     assert.equal(entry.bytesDue, 23);
     assert.equal(entry.client, '127.0.0.1');
-    assert.equal(entry.path, '/boot.ipxe');
+    assert.equal(entry.path, '/boot.ipxe?agent');
   });
 });
 

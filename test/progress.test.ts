@@ -43,16 +43,18 @@ test('a real socket: acknowledged bytes move only when the client reads', { skip
     while (!serverSide) await sleep(10);
     await sleep(200); // the client's receive buffer fills, then nothing moves
     const probe = socketProbe(serverSide);
-    assert.equal(await probe(), false, 'the first sample is a baseline');
-    await sleep(300); // a fresh /proc snapshot
-    assert.equal(await probe(), false, 'nothing was read');
+    assert.ok(probe);
+    for (let i = 0; i < 3; i++) {
+      assert.equal(probe(), false, 'nothing was read (the first looks are only a baseline)');
+      await sleep(300); // a fresh /proc snapshot
+    }
     let read = 0;
     client.on('data', (d: Buffer) => (read += d.length));
     client.resume();
     while (read < 4 << 20) await sleep(10);
     client.pause();
     await sleep(300);
-    assert.equal(await probe(), true, 'the client read megabytes');
+    assert.equal(probe(), true, 'the client read megabytes');
   } finally {
     client.destroy();
     server.close();
