@@ -79,7 +79,7 @@ export const monotonicNow = () => performance.timeOrigin + performance.now();
  */
 export const DEFAULT_CHUNK_SIZE = 256 * 1024;
 export const LARGE_CHUNK_SIZE = 1024 * 1024;
-export const START_CHUNK_SIZE = 32 * 1024;
+export const START_CHUNK_SIZE = 16 * 1024;
 export const GROW_AFTER = 8 * 1024 * 1024;
 
 /**
