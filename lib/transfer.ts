@@ -33,7 +33,7 @@ export interface Sink {
  * has the client taken any bytes since the last time it was asked? The first answer only sets
  * the baseline. (See progress.ts for the socket version.)
  */
-export type ProgressProbe = (() => boolean | Promise<boolean>) & {
+export type ProgressProbe = (() => boolean) & {
   /** Called once when the transfer ends. */
   release?: () => void;
 };
@@ -114,10 +114,6 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
     let done = false;
     let timer: NodeJS.Timeout | undefined;
 
-    /** The socket pushed back: wait for 'drain' (the stall timer watches meanwhile). */
-    const pushedBack = () => {
-      waitingOnClient = true;
-    };
     const onDrain = () => {
       if (!waitingOnClient || ended) return;
       // With a probe, only acknowledged bytes are progress: a drain may be no more than the
@@ -156,11 +152,14 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
         const part = parts[next++] as BodyPart;
         if (!Buffer.isBuffer(part)) return startRange(part);
         live.bytesSent += part.length;
-        if (!sink.write(part)) return pushedBack();
+        if (!sink.write(part)) {
+          waitingOnClient = true; // until 'drain'
+          return;
+        }
       }
       // The guard stays on for the tail: end() returns at once, 'finish' comes when it is flushed.
       ended = true;
-      pushedBack();
+      waitingOnClient = true;
       sink.end();
     }
 
@@ -192,7 +191,7 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
         pos += buf.length;
         live.bytesSent += buf.length;
         if (!sink.write(buf)) {
-          pushedBack();
+          waitingOnClient = true; // until 'drain'
           s.pause();
         } else if (shouldGrow()) grow(s);
       });
@@ -212,23 +211,21 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
       timer = setTimeout(onTimer, ms);
     }
 
-    // The timer wakes every eighth of a window. Recent 'drain' progress needs no look; otherwise
-    // the probe samples the socket, and only a whole window without any progress is a stall.
+    // The timer wakes every eighth of a window. Recent progress needs no look; otherwise the
+    // probe samples the socket, and only a whole window without any progress is a stall.
     function onTimer(): void {
       if (done) return;
       const idle = now() - live.lastProgressAt;
       if (idle < sampleMs) return arm(sampleMs - idle);
       // Waiting on the disk, not the client: that is not the client's stall.
       if (!waitingOnClient) return progressed(true);
-      if (!probe) return progressed(false);
-      let answer: boolean | Promise<boolean>;
+      let answer = false;
       try {
-        answer = probe();
+        answer = probe?.() ?? false;
       } catch {
-        answer = false;
+        // a failed look is no news
       }
-      if (typeof answer === 'boolean') progressed(answer);
-      else answer.then(progressed, () => progressed(false));
+      progressed(answer);
     }
 
     function progressed(yes: boolean): void {

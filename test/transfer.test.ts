@@ -155,7 +155,7 @@ test('a probe that sees acknowledged bytes keeps a drain-less transfer alive; it
   const sink = new FakeSink(false);
   const fd = openSync(file, 'r');
   let acked = true;
-  const o = options({ probe: async () => acked });
+  const o = options({ probe: () => acked });
   let result = undefined as TransferResult | undefined;
   const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o).then((r) => (result = r));
   await writesReach(sink, 1);
