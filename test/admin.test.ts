@@ -1,19 +1,16 @@
 // The operational surface: /-/ endpoints, metrics format, live terminal lines.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { adminReply, metricsText, type AdminState } from '../lib/admin.js';
 import { DEFAULTS } from '../lib/cli.js';
 import { createLiveView, renderLines } from '../lib/live.js';
 import { Metrics } from '../lib/metrics.js';
-import { fetch, startServer, tempRoot } from './helpers/server.js';
+import { fetch, spawnBinary, startServer, tempRoot } from './helpers/server.js';
 
-const BIN = fileURLToPath(new URL('../bin/bootserve.js', import.meta.url));
 
 async function adminServer(files: Record<string, string | Buffer> = {}, stallTimeoutMs = 10_000) {
   let ready = true;
@@ -151,19 +148,8 @@ test('live view: one line per transfer on a terminal, plain lines elsewhere', ()
 
 test('--admin-listen serves /-/ on its own address; the main port keeps /-/ reserved', async (t) => {
   const root = tempRoot({ 'boot.ipxe': '#!ipxe\n' });
-  const child = spawn(process.execPath, [BIN, '-H', '127.0.0.1', '-p', '0', '--admin-listen', '127.0.0.1:0', root], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => child.kill('SIGKILL'));
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no banner: ${out}`)), 8000);
-    child.stdout.on('data', () => {
-      if (/iPXE: chain .*\n/.test(out)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
+  const running = await spawnBinary(t, ['-H', '127.0.0.1', '-p', '0', '--admin-listen', '127.0.0.1:0', root]);
+  const out = running.out();
   const admin = /admin on (http:\/\/\S+)\n/.exec(out)?.[1];
   const main = /listening on (http:\/\/\S+\/)\n/.exec(out)?.[1];
   assert.ok(admin && main, out);

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { DEFAULTS, parseArgs, parseDuration, usage, UsageError } from '../lib/cli.js';
-import { tempRoot } from './helpers/server.js';
+import { spawnBinary, tempRoot } from './helpers/server.js';
 
 const BIN = fileURLToPath(new URL('../bin/bootserve.js', import.meta.url));
 
@@ -91,23 +91,9 @@ test('the binary: a port in use exits 1 naming the port', async () => {
 
 test('the binary serves, prints where, and exits 0 on SIGTERM', async (t) => {
   const root = tempRoot({ 'boot.ipxe': '#!ipxe\n' });
-  const child = spawn(process.execPath, [BIN, '-H', '127.0.0.1', '-p', '0', '--stall-timeout', '0', root], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => child.kill('SIGKILL'));
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no banner: ${out} ${err}`)), 8000);
-    child.stdout.on('data', () => {
-      const m = /listening on (http:\/\/\S+\/)\n/.exec(out);
-      if (m && /iPXE: chain .*\n/.test(out)) {
-        clearTimeout(timer);
-        resolve(m[1] as string);
-      }
-    });
-  });
-  assert.match(out, /iPXE: chain http:\/\/127\.0\.0\.1:\d+\/boot\.ipxe/);
+  const { child, out, err } = await spawnBinary(t, ['-H', '127.0.0.1', '-p', '0', '--stall-timeout', '0', root]);
+  const url = /listening on (http:\/\/\S+\/)\n/.exec(out())?.[1] as string;
+  assert.match(out(), /iPXE: chain http:\/\/127\.0\.0\.1:\d+\/boot\.ipxe/);
   const res = await globalThis.fetch(url + 'boot.ipxe');
   assert.equal(await res.text(), '#!ipxe\n');
   const code = await new Promise((resolve) => {
@@ -115,26 +101,14 @@ test('the binary serves, prints where, and exits 0 on SIGTERM', async (t) => {
     child.kill('SIGTERM');
   });
   assert.equal(code, 0);
-  assert.match(err, /--stall-timeout 0 disables/);
+  assert.match(err(), /--stall-timeout 0 disables/);
 });
 
 test('by default one dual-stack socket answers on IPv4 and IPv6, and the banner lists addresses', async (t) => {
   const root = tempRoot({ 'boot.ipxe': '#!ipxe\n' });
-  const child = spawn(process.execPath, [BIN, '-p', '0', root], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => child.kill('SIGKILL'));
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no banner: ${out}`)), 8000);
-    child.stdout.on('data', () => {
-      if (/iPXE: chain .*\n/.test(out)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  const urls = [...out.matchAll(/listening on (http:\/\/\S+)\n/g)].map((m) => m[1] as string);
-  assert.ok(urls.length >= 1, out);
+  const { out } = await spawnBinary(t, ['-p', '0', root]);
+  const urls = [...out().matchAll(/listening on (http:\/\/\S+)\n/g)].map((m) => m[1] as string);
+  assert.ok(urls.length >= 1, out());
   const port = new URL(urls[0] as string).port;
   assert.equal(await (await globalThis.fetch(`http://127.0.0.1:${port}/boot.ipxe`)).text(), '#!ipxe\n');
   const v6 = await globalThis.fetch(`http://[::1]:${port}/boot.ipxe`).then((r) => r.status, (e: Error) => e.message);

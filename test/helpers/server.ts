@@ -102,3 +102,32 @@ export async function raw(port: number, text: string, waitMs = 1000): Promise<st
     setTimeout(() => socket.destroy(), waitMs).unref();
   });
 }
+
+export interface Running {
+  child: import('node:child_process').ChildProcessWithoutNullStreams;
+  /** Everything printed so far. */
+  out: () => string;
+  err: () => string;
+}
+
+/** Spawn the built binary and wait for its whole banner (the iPXE line is printed last). */
+export async function spawnBinary(t: { after: (fn: () => void) => void }, args: string[]): Promise<Running> {
+  const { spawn } = await import('node:child_process');
+  const bin = new URL('../../bin/bootserve.js', import.meta.url).pathname;
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  t.after(() => child.kill('SIGKILL'));
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no banner: ${out} ${err}`)), 8000);
+    child.stdout.on('data', () => {
+      if (/iPXE: chain .*\n/.test(out)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  return { child, out: () => out, err: () => err };
+}
