@@ -1,6 +1,6 @@
 // Directory listings: what a directory holds, as HTML for people and JSON for scripts.
 import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { resolveInRoot } from './paths.js';
 
 export interface ListingEntry {
@@ -17,7 +17,7 @@ export async function readListing(root: string, dir: string, dotfiles: boolean):
     if (dirent.name.startsWith('.') && !dotfiles) continue;
     let path = join(dir, dirent.name);
     if (dirent.isSymbolicLink()) {
-      const real = await resolveInRoot(root, [path.slice(root.length)], dotfiles).catch(() => null);
+      const real = await resolveInRoot(root, relative(root, path).split(sep), dotfiles).catch(() => null);
       if (real === null) continue;
       path = real;
     }

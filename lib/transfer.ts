@@ -229,7 +229,6 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
     }
 
     function progressed(yes: boolean): void {
-      if (done) return;
       if (yes) live.lastProgressAt = now();
       const idle = now() - live.lastProgressAt;
       if (idle >= stallMs) return finish('stalled');
