@@ -13,7 +13,7 @@ import { multipartBody } from './multipart.js';
 import { parseRequestPath, resolveInRoot } from './paths.js';
 import { socketProbe } from './progress.js';
 import { parseRange } from './range.js';
-import { DEFAULT_CHUNK_SIZE, LARGE_CHUNK_SIZE, sendBody, type BodyPart } from './transfer.js';
+import { sendBody, type BodyPart } from './transfer.js';
 
 /** What a response will be, decided before a byte of it is sent. */
 export interface Reply {
@@ -42,8 +42,6 @@ export interface Context {
   shuttingDown: () => boolean;
 }
 
-const FEW_TRANSFERS = 4;
-
 // Plain descriptors, not FileHandles: sendBody hands them to createReadStream and closes them.
 const openFd = promisify(open);
 const fstatFd = promisify(fstat);
@@ -67,8 +65,6 @@ export async function sendReply(req: IncomingMessage, res: ServerResponse, reply
   const socket = req.socket;
   const result = await sendBody(res, reply.fd, parts, {
     stallMs: ctx.config.stallTimeoutMs,
-    // A few transfers at once stream faster with 1 MiB reads; many share 256 KiB ones.
-    chunkSize: ctx.metrics.active.size <= FEW_TRANSFERS ? LARGE_CHUNK_SIZE : DEFAULT_CHUNK_SIZE,
     probe: socketProbe(socket),
     abort: () => socket.resetAndDestroy(),
     progress: transfer,

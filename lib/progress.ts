@@ -26,7 +26,12 @@ function kernelAccepted(socket: Socket): number {
   return dispatched - (s._handle?.writeQueueSize ?? 0);
 }
 
-const SNAPSHOT_MS = 250;
+/** The stall guard's looks need no fresher snapshot than this. */
+const STALL_LOOK_MS = 250;
+/** A snapshot may cost at most a tenth of the time between two: reading the table walks the
+ * kernel's whole connection hash (about a millisecond even when empty), and parsing costs a
+ * microsecond or two a row. */
+const COST_SHARE = 10;
 type SendQueues = Map<string, number>;
 
 /** A socket the stall guard is watching: where /proc lists it, and its acknowledged bytes. */
@@ -38,19 +43,19 @@ interface Watched {
   acked: number | undefined;
 }
 const watched = new Set<Watched>();
-let snapshotAt = 0;
+let snapshotAt = -Infinity;
+let minIntervalMs = 0;
 
 /**
- * Read the send queues, at most every SNAPSHOT_MS, and in the same synchronous step work out
- * every watched socket's acknowledged bytes. No socket write can run in between, so bytes
- * accepted and bytes queued describe the same moment: when the kernel finds room for more of
- * a silent client's data (as other connections close), both grow alike and nothing looks
- * acknowledged.
+ * Read the send queues, unless the last snapshot is younger than `maxAgeMs` (or than its own
+ * cost allows), and in the same synchronous step work out every watched socket's acknowledged
+ * bytes. No socket write can run in between, so bytes accepted and bytes queued describe the
+ * same moment: when the kernel finds room for more of a silent client's data (as other
+ * connections close), both grow alike and nothing looks acknowledged.
  */
-function refresh(): void {
-  const now = Date.now();
-  if (now - snapshotAt < SNAPSHOT_MS) return;
-  snapshotAt = now;
+function refresh(maxAgeMs: number): void {
+  const started = performance.now();
+  if (started - snapshotAt < Math.max(maxAgeMs, minIntervalMs)) return;
   const tables = new Map<string, SendQueues | null>();
   for (const w of watched) {
     if (w.socket.destroyed) {
@@ -70,16 +75,27 @@ function refresh(): void {
     // Not listed (the table is read in pages and can miss a row): no news this time.
     w.acked = queued === undefined ? undefined : kernelAccepted(w.socket) - queued;
   }
+  snapshotAt = performance.now();
+  minIntervalMs = COST_SHARE * (snapshotAt - started);
 }
 
-/** "<local> <remote>" → tx_queue, from the text of /proc/net/tcp{,6}. */
+/**
+ * "<local> <remote>" → tx_queue, from the text of /proc/net/tcp{,6}. Rows are
+ * "sl: local remote st tx_queue:rx_queue ...", fields one space apart after "sl:".
+ */
 export function parseSendQueues(table: string): SendQueues {
   const queues: SendQueues = new Map();
-  for (const line of table.split('\n')) {
-    // "  sl  local_address rem_address   st tx_queue:rx_queue ..."
-    const f = line.trim().split(/\s+/);
-    const tx = f[4]?.split(':')[0];
-    if (f.length > 4 && tx !== undefined && /^[0-9A-F]+$/i.test(tx)) queues.set(`${f[1]} ${f[2]}`, parseInt(tx, 16));
+  let at = table.indexOf('\n') + 1; // past the heading
+  while (at > 0 && at < table.length) {
+    const eol = table.indexOf('\n', at);
+    const row = eol < 0 ? table.length : eol;
+    const local = table.indexOf(': ', at) + 2;
+    const remoteEnd = local > 1 && local < row ? table.indexOf(' ', table.indexOf(' ', local) + 1) : -1;
+    if (remoteEnd > 0 && remoteEnd < row) {
+      const tx = table.slice(remoteEnd + 4, table.indexOf(':', remoteEnd + 4));
+      if (/^[0-9A-F]+$/i.test(tx)) queues.set(table.slice(local, remoteEnd), parseInt(tx, 16));
+    }
+    at = eol + 1;
   }
   return queues;
 }
@@ -119,34 +135,52 @@ function ipv6Bytes(address: string): number[] {
   return bytes;
 }
 
+/** Whether this machine lists its connections in /proc at all (checked once). */
+let procReadable: boolean | undefined;
+
 /**
- * A probe for one response on `socket`: has the client acknowledged more bytes since the last
- * look? Undefined where /proc/net/tcp is not there (not Linux): the guard then goes by 'drain'.
+ * A probe for one response on `socket`: how much has the client acknowledged? Undefined where
+ * /proc/net/tcp cannot be read (not Linux, or hidden): the guard then goes by 'drain'.
  */
 export function socketProbe(socket: Socket): ProgressProbe | undefined {
   if (process.platform !== 'linux') return undefined;
-  let me: Watched | null | undefined; // registered on the first look: most responses never need one
+  procReadable ??= canRead('/proc/net/tcp');
+  const entry = procReadable ? procEntry(socket) : null;
+  if (!entry) return undefined;
+  const me: Watched = { socket, ...entry, acked: undefined };
   let best: number | undefined;
-  const probe: ProgressProbe = () => {
-    if (me === undefined) {
-      const entry = procEntry(socket);
-      me = entry && { socket, ...entry, acked: undefined };
-      if (me) watched.add(me);
-    }
-    if (!me) return false;
-    refresh();
-    const acked = me.acked;
-    if (acked === undefined) return false;
-    // The first value is only a baseline: until the client's receive buffer is full, its
-    // kernel acknowledges bytes whether or not the client reads them.
-    const moved = best !== undefined && acked > best;
-    if (best === undefined || acked > best) best = acked;
-    return moved;
+  const look = (maxAgeMs: number): number | undefined => {
+    watched.add(me); // from the first look on: most responses never need one
+    refresh(maxAgeMs);
+    return me.acked;
   };
-  probe.release = () => {
-    if (me) watched.delete(me);
+  return {
+    tookMore() {
+      const acked = look(STALL_LOOK_MS);
+      if (acked === undefined) return false;
+      // The first value is only a baseline: until the client's receive buffer is full, its
+      // kernel acknowledges bytes whether or not the client reads them.
+      const moved = best !== undefined && acked > best;
+      if (best === undefined || acked > best) best = acked;
+      return moved;
+    },
+    unacknowledged() {
+      const acked = look(0);
+      return acked === undefined ? undefined : socket.bytesWritten - acked;
+    },
+    release() {
+      watched.delete(me);
+    },
   };
-  return probe;
+}
+
+function canRead(file: string): boolean {
+  try {
+    readFileSync(file, 'latin1');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Which /proc table lists this connection, and under which key. */

@@ -5,8 +5,9 @@
 // the sink's 'drain', the sink closing, and the stall timer. The timer is lazy: progress only
 // stamps a time, and the timer looks at that stamp when it fires, so a healthy transfer costs
 // one timer per window, not one per chunk.
-import { close, createReadStream, read, type ReadStream } from 'node:fs';
+import { close, createReadStream, type ReadStream } from 'node:fs';
 import type { ByteRange } from './range.js';
+import { recycle, recyclingRead } from './readbuffers.js';
 
 export type TransferOutcome = 'complete' | 'client-gone' | 'stalled' | 'read-error';
 
@@ -21,22 +22,30 @@ export interface TransferResult {
 
 /** Where a body goes: an http.ServerResponse, or a fake in tests. */
 export interface Sink {
-  write(chunk: Buffer): boolean;
+  /** `written` is called once the chunk's bytes are no longer needed (err set if they never went). */
+  write(chunk: Buffer, written?: (err?: Error | null) => void): boolean;
   end(): void;
   readonly destroyed: boolean;
   on(event: 'drain' | 'close' | 'finish', listener: () => void): unknown;
   off(event: 'drain' | 'close' | 'finish', listener: () => void): unknown;
 }
 
-/**
- * Asked only while the transfer waits on the client and no 'drain' came for an eighth of a window:
- * has the client taken any bytes since the last time it was asked? The first answer only sets
- * the baseline. (See progress.ts for the socket version.)
- */
-export type ProgressProbe = (() => boolean) & {
+/** What the kernel says about the client's end of the connection (see progress.ts). */
+export interface ProgressProbe {
+  /**
+   * Has the client acknowledged any bytes since the last call? Asked only while the transfer
+   * waits on the client and no 'drain' came for an eighth of a window. The first answer only
+   * sets the baseline.
+   */
+  tookMore(): boolean;
+  /**
+   * Bytes written to the connection that the client has not acknowledged yet, from a look at
+   * most a few milliseconds old; undefined while there is no figure.
+   */
+  unacknowledged?(): number | undefined;
   /** Called once when the transfer ends. */
-  release?: () => void;
-};
+  release?(): void;
+}
 
 /** Live figures of one transfer, updated in place (read by the admin pages, never copied). */
 export interface TransferProgress {
@@ -49,8 +58,9 @@ export interface TransferProgress {
 export interface TransferOptions {
   /** Abort after this long without progress; 0 disables the guard. */
   stallMs: number;
-  /** Bytes per file read once the transfer has proven itself (see START_CHUNK_SIZE). */
-  chunkSize: number;
+  /** Bytes per file read once the client has proven itself; by default 1 MiB while few
+   * transfers read that much, else 256 KiB (see START_CHUNK_SIZE). */
+  chunkSize?: number;
   /** Bytes per file read at first; defaults to START_CHUNK_SIZE. */
   startChunkSize?: number;
   /** Body bytes after which reads grow to chunkSize; defaults to GROW_AFTER. */
@@ -70,24 +80,40 @@ export interface TransferOptions {
 export const monotonicNow = () => performance.timeOrigin + performance.now();
 
 /**
- * Reads start small and grow once a transfer has sent more than a socket buffer can hold.
- * Large reads make fast streaming cheap (256 KiB reads stream about 1.6× faster than 64 KiB
- * ones here), but a client that stops reading pins the chunk stuck in its socket plus one read
- * ahead: 512 KiB each would let 1000 silent connections hold half a gigabyte until the stall
- * guard cuts them. A client that never reads never gets past the kernel's buffers (a few MiB),
- * so it only ever pins two small chunks.
+ * Reads start small and grow once the client has proven it reads: it acknowledged
+ * UNPROVEN_IN_FLIGHT bytes (below), or, where that cannot be seen, it took more than a socket
+ * buffer can hold (GROW_AFTER). Large reads make fast streaming cheap (each read is a hand-off
+ * to a worker thread, dear on small VMs), but a client that stops reading pins the chunk stuck
+ * in its socket plus one read ahead: 512 KiB each would let 1000 silent connections hold half a
+ * gigabyte until the stall guard cuts them. A silent client is never proven, so it only ever
+ * pins two small chunks. A few proven transfers read 1 MiB at a time; beyond that, 256 KiB.
  */
 export const DEFAULT_CHUNK_SIZE = 256 * 1024;
 export const LARGE_CHUNK_SIZE = 1024 * 1024;
 export const START_CHUNK_SIZE = 16 * 1024;
 export const GROW_AFTER = 8 * 1024 * 1024;
+const FEW_LARGE_READERS = 4;
+/** Transfers reading LARGE_CHUNK_SIZE at a time right now. */
+let largeReaders = 0;
 
 /**
- * The file-system calls our read streams make. A ReadStream closes its descriptor when it is
- * destroyed, whatever autoClose says; ours share one descriptor (ranges, growing reads), which
- * sendBody closes once, after the last of them: so their close does nothing.
+ * Until the client has acknowledged this many bytes of a response, no more than this many are
+ * let out unacknowledged (when the probe can tell). Without it each silent client would be
+ * handed its socket's whole send buffer, up to 4 MiB: a thousand of them cost the server
+ * seconds of copying and the kernel gigabytes. A client that reads proves itself within a
+ * few milliseconds, and from then on only TCP limits it.
  */
-const SHARED_FD = { read, close: (_fd: number, done: (err: null) => void) => done(null) };
+export const UNPROVEN_IN_FLIGHT = 256 * 1024;
+/** First re-look at the client's acknowledgements while held back; doubles up to a sample. */
+const HOLD_RECHECK_MS = 4;
+
+/**
+ * The file-system calls our read streams make. Reads go into recycled buffers (readbuffers.ts).
+ * A ReadStream closes its descriptor when it is destroyed, whatever autoClose says; ours share
+ * one descriptor (ranges, growing reads), which sendBody closes once, after the last of them:
+ * so their close does nothing.
+ */
+const STREAM_FS = { read: recyclingRead, close: (_fd: number, done: (err: null) => void) => done(null) };
 
 /**
  * Send `parts` to `sink` and end it. Owns `fd`: the file is closed before the promise settles,
@@ -95,14 +121,16 @@ const SHARED_FD = { read, close: (_fd: number, done: (err: null) => void) => don
  */
 export function sendBody(sink: Sink, fd: number | undefined, parts: readonly BodyPart[], options: TransferOptions): Promise<TransferResult> {
   return new Promise((resolve) => {
-    const { stallMs, chunkSize, probe, abort } = options;
+    const { stallMs, probe, abort } = options;
     const now = options.now ?? monotonicNow;
     const sampleMs = Math.max(1, Math.floor(stallMs / 8));
     const live = options.progress ?? { bytesSent: 0, lastProgressAt: 0 };
     live.bytesSent = 0;
     live.lastProgressAt = now();
     const growAfter = options.growAfter ?? GROW_AFTER;
-    let readSize = Math.min(options.startChunkSize ?? START_CHUNK_SIZE, chunkSize);
+    let readSize = options.startChunkSize ?? START_CHUNK_SIZE;
+    let grown = false;
+    let largeReader = false;
     let next = 0; // index of the next part
     let stream: ReadStream | undefined;
     let pos = 0; // next byte of the file to send
@@ -113,6 +141,9 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
     let ended = false;
     let done = false;
     let timer: NodeJS.Timeout | undefined;
+    let hold: NodeJS.Timeout | undefined;
+    // Whether the client has shown it reads: 'blind' when the probe cannot see acknowledgements.
+    let trust: 'unproven' | 'proven' | 'blind' = probe?.unacknowledged ? 'unproven' : 'blind';
 
     const onDrain = () => {
       if (!waitingOnClient || ended) return;
@@ -123,6 +154,7 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
       // (A write of a chunk above the socket's 16 KiB mark always returns false: growing
       // happens here.)
       if (!stream) writeParts();
+      else if (!mayWriteMore()) holdBack(stream);
       else if (shouldGrow()) grow(stream);
       else stream.resume();
     };
@@ -133,6 +165,8 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
       if (done) return;
       done = true;
       clearTimeout(timer);
+      clearTimeout(hold);
+      if (largeReader) largeReaders--;
       sink.off('drain', onDrain);
       sink.off('finish', onFinish);
       sink.off('close', onClose);
@@ -169,18 +203,21 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
       openStream();
     }
 
-    const shouldGrow = () => readSize < chunkSize && live.bytesSent >= growAfter && pos <= end;
-    /** Proven fast: go on from `pos` with large reads (what `s` read ahead is dropped). */
+    const shouldGrow = () => !grown && pos <= end && (trust === 'blind' ? live.bytesSent >= growAfter : trust === 'proven');
+    /** Proven: go on from `pos` with large reads (what `s` read ahead is dropped). */
     function grow(s: ReadStream): void {
       stream = undefined;
       s.destroy();
-      readSize = chunkSize;
+      grown = true;
+      largeReader = options.chunkSize === undefined && largeReaders < FEW_LARGE_READERS;
+      if (largeReader) largeReaders++;
+      readSize = options.chunkSize ?? (largeReader ? LARGE_CHUNK_SIZE : DEFAULT_CHUNK_SIZE);
       openStream();
     }
 
     /** Stream the file from `pos` to `end` in reads of `readSize`. */
     function openStream(): void {
-      const s = createReadStream('', { fd, fs: SHARED_FD, start: pos, end, highWaterMark: readSize });
+      const s = createReadStream('', { fd, fs: STREAM_FS, start: pos, end, highWaterMark: readSize });
       stream = s;
       streams++;
       s.once('close', () => {
@@ -190,10 +227,13 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
         const buf = chunk as Buffer;
         pos += buf.length;
         live.bytesSent += buf.length;
-        if (!sink.write(buf)) {
+        // Once the socket has the bytes, the buffer can take the next read.
+        const written = (err?: Error | null) => err || recycle(buf);
+        if (!sink.write(buf, written)) {
           waitingOnClient = true; // until 'drain'
           s.pause();
-        } else if (shouldGrow()) grow(s);
+        } else if (!mayWriteMore()) holdBack(s);
+        else if (shouldGrow()) grow(s);
       });
       s.on('end', () => {
         if (stream !== s) return;
@@ -205,6 +245,31 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
       s.on('error', () => {
         if (stream === s) finish('read-error');
       });
+    }
+
+    /** An unproven client may hold UNPROVEN_IN_FLIGHT unacknowledged bytes, no more. */
+    function mayWriteMore(): boolean {
+      if (trust !== 'unproven') return true;
+      const unacked = probe?.unacknowledged?.();
+      if (unacked === undefined) return live.bytesSent < UNPROVEN_IN_FLIGHT;
+      if (live.bytesSent - unacked >= UNPROVEN_IN_FLIGHT) trust = 'proven';
+      return trust === 'proven' || unacked < UNPROVEN_IN_FLIGHT;
+    }
+
+    /** Over that budget: look again soon, then less and less often, until the client acknowledges. */
+    function holdBack(s: ReadStream, delay = HOLD_RECHECK_MS, heldMs = 0): void {
+      waitingOnClient = true;
+      s.pause();
+      hold = setTimeout(() => {
+        if (done || stream !== s) return;
+        heldMs += delay;
+        // No figure for a whole sample: the probe cannot see this socket, so stop holding.
+        if (heldMs >= sampleMs && probe?.unacknowledged?.() === undefined) trust = 'blind';
+        if (!mayWriteMore()) return holdBack(s, Math.min(2 * delay, sampleMs), heldMs);
+        waitingOnClient = false;
+        if (shouldGrow()) grow(s);
+        else s.resume();
+      }, delay);
     }
 
     function arm(ms: number): void {
@@ -221,7 +286,7 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
       if (!waitingOnClient) return progressed(true);
       let answer = false;
       try {
-        answer = probe?.() ?? false;
+        answer = probe?.tookMore() ?? false;
       } catch {
         // a failed look is no news
       }

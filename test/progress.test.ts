@@ -45,16 +45,20 @@ test('a real socket: acknowledged bytes move only when the client reads', { skip
     const probe = socketProbe(serverSide);
     assert.ok(probe);
     for (let i = 0; i < 3; i++) {
-      assert.equal(probe(), false, 'nothing was read (the first looks are only a baseline)');
+      assert.equal(probe.tookMore(), false, 'nothing was read (the first looks are only a baseline)');
       await sleep(300); // a fresh /proc snapshot
     }
+    const queued = probe.unacknowledged?.();
+    assert.ok(queued !== undefined && queued > 0 && queued <= serverSide.bytesWritten, `unacknowledged ${queued}`);
     let read = 0;
     client.on('data', (d: Buffer) => (read += d.length));
     client.resume();
     while (read < 4 << 20) await sleep(10);
     client.pause();
     await sleep(300);
-    assert.equal(probe(), true, 'the client read megabytes');
+    assert.equal(probe.tookMore(), true, 'the client read megabytes');
+    const later = probe.unacknowledged?.();
+    assert.ok(later !== undefined && later < queued, `unacknowledged ${later} after reading, ${queued} before`);
   } finally {
     client.destroy();
     server.close();

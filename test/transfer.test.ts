@@ -5,7 +5,7 @@ import { fstatSync, openSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, mock, test } from 'node:test';
-import { sendBody, type Sink, type TransferOptions, type TransferResult } from '../lib/transfer.js';
+import { sendBody, UNPROVEN_IN_FLIGHT, type ProgressProbe, type Sink, type TransferOptions, type TransferResult } from '../lib/transfer.js';
 
 const WINDOW = 10_000;
 const SIZE = 1024 * 1024;
@@ -22,10 +22,11 @@ class FakeSink extends EventEmitter implements Sink {
   constructor(private accepting: boolean) {
     super();
   }
-  write(chunk: Buffer): boolean {
+  write(chunk: Buffer, written?: () => void): boolean {
     this.received += chunk.length;
     this.writes++;
     this.sizes.push(chunk.length);
+    if (written) setImmediate(written);
     return this.accepting;
   }
   end(): void {
@@ -155,7 +156,7 @@ test('a probe that sees acknowledged bytes keeps a drain-less transfer alive; it
   const sink = new FakeSink(false);
   const fd = openSync(file, 'r');
   let acked = true;
-  const o = options({ probe: () => acked });
+  const o = options({ probe: { tookMore: () => acked } });
   let result = undefined as TransferResult | undefined;
   const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o).then((r) => (result = r));
   await writesReach(sink, 1);
@@ -224,7 +225,7 @@ test('a drain after a long wait is not progress unless the probe sees acknowledg
   // The kernel finding memory for a silent client's socket looks like a drain.
   const sink = new FakeSink(false);
   const fd = openSync(file, 'r');
-  const o = options({ probe: () => false });
+  const o = options({ probe: { tookMore: () => false } });
   const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o);
   await writesReach(sink, 1);
   mock.timers.tick(WINDOW / 2);
@@ -238,7 +239,7 @@ test('a drain after a long wait is not progress unless the probe sees acknowledg
 test('with a probe, drains alone are not progress', async () => {
   const sink = new FakeSink(false);
   const fd = openSync(file, 'r');
-  const o = options({ probe: () => false });
+  const o = options({ probe: { tookMore: () => false } });
   const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o);
   for (let i = 1; i <= 16 && o.aborts === 0; i++) {
     await writesReach(sink, i);
@@ -264,4 +265,74 @@ test('reads grow on drain too (chunks above the socket mark always push back)', 
   assert.equal(sink.received, SIZE);
   assert.equal(sink.sizes[0], 32 * 1024);
   assert.ok(sink.sizes.includes(256 * 1024), sink.sizes.join());
+});
+
+/** A client whose kernel acknowledges `acked` of the bytes the sink took (undefined: no figure). */
+function fakeClient(sink: FakeSink): { acked: number | undefined; probe: ProgressProbe } {
+  const client = {
+    acked: 0 as number | undefined,
+    probe: {
+      tookMore: () => false,
+      unacknowledged: () => (client.acked === undefined ? undefined : sink.received - client.acked),
+    },
+  };
+  return client;
+}
+const SAMPLE = WINDOW / 8;
+
+test('an unproven client is held at UNPROVEN_IN_FLIGHT unacknowledged bytes; once it acknowledges them, reads grow', async () => {
+  const sink = new FakeSink(true);
+  const client = fakeClient(sink);
+  const fd = openSync(file, 'r');
+  const o = options({ probe: client.probe, startChunkSize: 16 * 1024, chunkSize: 128 * 1024 });
+  let result = undefined as TransferResult | undefined;
+  const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o).then((r) => (result = r));
+  while (sink.received < UNPROVEN_IN_FLIGHT) await settle(1);
+  await settle();
+  mock.timers.tick(SAMPLE / 2);
+  await settle();
+  assert.equal(sink.received, UNPROVEN_IN_FLIGHT, 'held at the budget');
+  assert.equal(result, undefined);
+  client.acked = sink.received; // the client reads it all
+  mock.timers.tick(SAMPLE);
+  assert.equal((await done).outcome, 'complete');
+  assert.equal(sink.received, SIZE);
+  assert.equal(sink.sizes[0], 16 * 1024);
+  assert.ok(sink.sizes.includes(128 * 1024), sink.sizes.join());
+  assert.ok(isClosed(fd));
+});
+
+test('a held client that acknowledges nothing is cut at the window', async () => {
+  const sink = new FakeSink(true);
+  const client = fakeClient(sink);
+  const fd = openSync(file, 'r');
+  const o = options({ probe: client.probe, startChunkSize: 16 * 1024 });
+  const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o);
+  while (sink.received < UNPROVEN_IN_FLIGHT) await settle(1);
+  for (let t = 0; t < WINDOW; t += SAMPLE) {
+    mock.timers.tick(SAMPLE);
+    await settle();
+  }
+  const result = await done;
+  assert.equal(result.outcome, 'stalled');
+  assert.equal(result.bytesSent, UNPROVEN_IN_FLIGHT);
+  assert.equal(o.aborts, 1);
+  assert.ok(isClosed(fd));
+});
+
+test('a probe that never has a figure stops holding within two samples', async () => {
+  const sink = new FakeSink(true);
+  const client = fakeClient(sink);
+  client.acked = undefined;
+  const fd = openSync(file, 'r');
+  const o = options({ probe: client.probe, startChunkSize: 16 * 1024 });
+  let result = undefined as TransferResult | undefined;
+  const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o).then((r) => (result = r));
+  while (sink.received < UNPROVEN_IN_FLIGHT) await settle(1);
+  for (let t = 0; t < 3 * SAMPLE && result === undefined; t += SAMPLE / 8) {
+    mock.timers.tick(SAMPLE / 8);
+    await settle();
+  }
+  assert.equal((await done).outcome, 'complete');
+  assert.equal(sink.received, SIZE);
 });
