@@ -145,12 +145,16 @@ let procReadable: boolean | undefined;
 export function socketProbe(socket: Socket): ProgressProbe | undefined {
   if (process.platform !== 'linux') return undefined;
   procReadable ??= canRead('/proc/net/tcp');
-  const entry = procReadable ? procEntry(socket) : null;
-  if (!entry) return undefined;
-  const me: Watched = { socket, ...entry, acked: undefined };
+  if (!procReadable) return undefined;
+  let me: Watched | null | undefined; // found on the first look: most responses never need one
   let best: number | undefined;
   const look = (maxAgeMs: number): number | undefined => {
-    watched.add(me); // from the first look on: most responses never need one
+    if (me === undefined) {
+      const entry = procEntry(socket);
+      me = entry && { socket, ...entry, acked: undefined };
+      if (me) watched.add(me);
+    }
+    if (!me) return undefined;
     refresh(maxAgeMs);
     return me.acked;
   };
@@ -169,7 +173,7 @@ export function socketProbe(socket: Socket): ProgressProbe | undefined {
       return acked === undefined ? undefined : socket.bytesWritten - acked;
     },
     release() {
-      watched.delete(me);
+      if (me) watched.delete(me);
     },
   };
 }

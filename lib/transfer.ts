@@ -92,6 +92,8 @@ export const DEFAULT_CHUNK_SIZE = 256 * 1024;
 export const LARGE_CHUNK_SIZE = 1024 * 1024;
 export const START_CHUNK_SIZE = 16 * 1024;
 export const GROW_AFTER = 8 * 1024 * 1024;
+/** A rest of a range up to this size is read at once: it pins no more than two small reads. */
+const ONE_READ_MAX = 64 * 1024;
 const FEW_LARGE_READERS = 4;
 /** Transfers reading LARGE_CHUNK_SIZE at a time right now. */
 let largeReaders = 0;
@@ -217,7 +219,9 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
 
     /** Stream the file from `pos` to `end` in reads of `readSize`. */
     function openStream(): void {
-      const s = createReadStream('', { fd, fs: STREAM_FS, start: pos, end, highWaterMark: readSize });
+      const rest = end - pos + 1;
+      const highWaterMark = !grown && rest <= ONE_READ_MAX ? Math.max(readSize, rest) : readSize;
+      const s = createReadStream('', { fd, fs: STREAM_FS, start: pos, end, highWaterMark });
       stream = s;
       streams++;
       s.once('close', () => {
@@ -249,7 +253,8 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
 
     /** An unproven client may hold UNPROVEN_IN_FLIGHT unacknowledged bytes, no more. */
     function mayWriteMore(): boolean {
-      if (trust !== 'unproven') return true;
+      // A response that fits in the budget needs no look at all.
+      if (trust !== 'unproven' || live.bytesSent < UNPROVEN_IN_FLIGHT) return true;
       const unacked = probe?.unacknowledged?.();
       if (unacked === undefined) return live.bytesSent < UNPROVEN_IN_FLIGHT;
       if (live.bytesSent - unacked >= UNPROVEN_IN_FLIGHT) trust = 'proven';

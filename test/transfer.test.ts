@@ -336,3 +336,12 @@ test('a probe that never has a figure stops holding within two samples', async (
   assert.equal((await done).outcome, 'complete');
   assert.equal(sink.received, SIZE);
 });
+
+test('a range that fits in one modest read is read at once', async () => {
+  const sink = new FakeSink(true);
+  const fd = openSync(file, 'r');
+  const o = options({ startChunkSize: 16 * 1024, chunkSize: undefined });
+  const result = await sendBody(sink, fd, [{ start: 512, end: 512 + 40 * 1024 - 1 }], o);
+  assert.equal(result.outcome, 'complete');
+  assert.deepEqual(sink.sizes, [40 * 1024]);
+});
