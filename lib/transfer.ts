@@ -106,8 +106,9 @@ let largeReaders = 0;
  * few milliseconds, and from then on only TCP limits it.
  */
 export const UNPROVEN_IN_FLIGHT = 256 * 1024;
-/** First re-look at the client's acknowledgements while held back; doubles up to a sample. */
+/** First re-look at the client's acknowledgements while held back; doubles up to a second. */
 const HOLD_RECHECK_MS = 4;
+const HOLD_RECHECK_MAX_MS = 1000;
 
 /**
  * The file-system calls our read streams make. Reads go into recycled buffers (readbuffers.ts).
@@ -256,7 +257,7 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
       // A response that fits in the budget needs no look at all.
       if (trust !== 'unproven' || live.bytesSent < UNPROVEN_IN_FLIGHT) return true;
       const unacked = probe?.unacknowledged?.();
-      if (unacked === undefined) return live.bytesSent < UNPROVEN_IN_FLIGHT;
+      if (unacked === undefined) return false; // no figure yet
       if (live.bytesSent - unacked >= UNPROVEN_IN_FLIGHT) trust = 'proven';
       return trust === 'proven' || unacked < UNPROVEN_IN_FLIGHT;
     }
@@ -268,9 +269,9 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
       hold = setTimeout(() => {
         if (done || stream !== s) return;
         heldMs += delay;
-        // No figure for a whole sample: the probe cannot see this socket, so stop holding.
-        if (heldMs >= sampleMs && probe?.unacknowledged?.() === undefined) trust = 'blind';
-        if (!mayWriteMore()) return holdBack(s, Math.min(2 * delay, sampleMs), heldMs);
+        // No figure for a second: the probe cannot see this socket, so stop holding.
+        if (heldMs >= HOLD_RECHECK_MAX_MS && probe?.unacknowledged?.() === undefined) trust = 'blind';
+        if (!mayWriteMore()) return holdBack(s, Math.min(2 * delay, HOLD_RECHECK_MAX_MS), heldMs);
         waitingOnClient = false;
         if (shouldGrow()) grow(s);
         else s.resume();

@@ -320,7 +320,7 @@ test('a held client that acknowledges nothing is cut at the window', async () =>
   assert.ok(isClosed(fd));
 });
 
-test('a probe that never has a figure stops holding within two samples', async () => {
+test('a probe that never has a figure stops holding within two seconds', async () => {
   const sink = new FakeSink(true);
   const client = fakeClient(sink);
   client.acked = undefined;
@@ -329,7 +329,7 @@ test('a probe that never has a figure stops holding within two samples', async (
   let result = undefined as TransferResult | undefined;
   const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o).then((r) => (result = r));
   while (sink.received < UNPROVEN_IN_FLIGHT) await settle(1);
-  for (let t = 0; t < 3 * SAMPLE && result === undefined; t += SAMPLE / 8) {
+  for (let t = 0; t < 3000 && result === undefined; t += SAMPLE / 8) {
     mock.timers.tick(SAMPLE / 8);
     await settle();
   }
