@@ -76,12 +76,15 @@ function refresh(maxAgeMs: number): void {
     w.acked = queued === undefined ? undefined : kernelAccepted(w.socket) - queued;
   }
   snapshotAt = performance.now();
-  minIntervalMs = COST_SHARE * (snapshotAt - started);
+  // Never so spaced that the stall guard would miss a reading client's progress.
+  minIntervalMs = Math.min(STALL_LOOK_MS, COST_SHARE * (snapshotAt - started));
 }
 
 /**
- * "<local> <remote>" → tx_queue, from the text of /proc/net/tcp{,6}. Rows are
- * "sl: local remote st tx_queue:rx_queue ...", fields one space apart after "sl:".
+ * "<local> <remote>" → tx_queue, from the text of /proc/net/tcp{,6}. After "sl:" the fields are
+ * one space apart, and the state has two digits:
+ *    "   1: 0100007F:1F90 0100007F:C350 01 003D7E01:00000000 01:00000014 ..."
+ *           local         remote        st tx_queue:rx_queue
  */
 export function parseSendQueues(table: string): SendQueues {
   const queues: SendQueues = new Map();

@@ -147,6 +147,7 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
     let hold: NodeJS.Timeout | undefined;
     // Whether the client has shown it reads: 'blind' when the probe cannot see acknowledgements.
     let trust: 'unproven' | 'proven' | 'blind' = probe?.unacknowledged ? 'unproven' : 'blind';
+    const blindAfterMs = stallMs > 0 ? Math.min(HOLD_RECHECK_MAX_MS, stallMs / 4) : HOLD_RECHECK_MAX_MS;
 
     const onDrain = () => {
       if (!waitingOnClient || ended) return;
@@ -229,11 +230,14 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
         if (--streams === 0) closing?.();
       });
       s.on('data', (chunk) => {
+        if (stream !== s || done) return; // a chunk read before the stream was let go
         const buf = chunk as Buffer;
         pos += buf.length;
         live.bytesSent += buf.length;
         // Once the socket has the bytes, the buffer can take the next read.
-        const written = (err?: Error | null) => err || recycle(buf);
+        const written = (err?: Error | null) => {
+          if (!err) recycle(buf);
+        };
         if (!sink.write(buf, written)) {
           waitingOnClient = true; // until 'drain'
           s.pause();
@@ -252,11 +256,23 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
       });
     }
 
-    /** An unproven client may hold UNPROVEN_IN_FLIGHT unacknowledged bytes, no more. */
+    /** Bytes the client has not acknowledged, if the probe can tell; a failed look is no figure. */
+    function unacknowledged(): number | undefined {
+      try {
+        return probe?.unacknowledged?.();
+      } catch {
+        return undefined;
+      }
+    }
+
+    /**
+     * Within its budget? An unproven client may hold UNPROVEN_IN_FLIGHT unacknowledged bytes, no
+     * more; this is also where it becomes proven.
+     */
     function mayWriteMore(): boolean {
       // A response that fits in the budget needs no look at all.
       if (trust !== 'unproven' || live.bytesSent < UNPROVEN_IN_FLIGHT) return true;
-      const unacked = probe?.unacknowledged?.();
+      const unacked = unacknowledged();
       if (unacked === undefined) return false; // no figure yet
       if (live.bytesSent - unacked >= UNPROVEN_IN_FLIGHT) trust = 'proven';
       return trust === 'proven' || unacked < UNPROVEN_IN_FLIGHT;
@@ -266,11 +282,13 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
     function holdBack(s: ReadStream, delay = HOLD_RECHECK_MS, heldMs = 0): void {
       waitingOnClient = true;
       s.pause();
+      clearTimeout(hold);
       hold = setTimeout(() => {
         if (done || stream !== s) return;
         heldMs += delay;
-        // No figure for a second: the probe cannot see this socket, so stop holding.
-        if (heldMs >= HOLD_RECHECK_MAX_MS && probe?.unacknowledged?.() === undefined) trust = 'blind';
+        // No figure for a while: the probe cannot see this socket, so stop holding (well
+        // before a short stall window would cut the transfer for it).
+        if (heldMs >= blindAfterMs && unacknowledged() === undefined) trust = 'blind';
         if (!mayWriteMore()) return holdBack(s, Math.min(2 * delay, HOLD_RECHECK_MAX_MS), heldMs);
         waitingOnClient = false;
         if (shouldGrow()) grow(s);

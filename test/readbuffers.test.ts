@@ -45,3 +45,12 @@ test('small reads use the buffer they were given; foreign buffers are never kept
   const next = await readAt(100, 0);
   assert.notEqual(next.buffer, given.buffer);
 });
+
+test('odd sizes share the power-of-two classes of the usual reads', async () => {
+  const usual = await readAt(64 * 1024, 0);
+  recycle(usual);
+  const odd = await readAt(40 * 1024, 0);
+  assert.equal(odd.buffer, usual.buffer, 'a 40 KiB read reuses a 64 KiB buffer');
+  assert.equal(odd.length, 40 * 1024);
+  assert.deepEqual(odd, bytes.subarray(0, 40 * 1024));
+});
