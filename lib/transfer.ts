@@ -39,8 +39,9 @@ export interface ProgressProbe {
    */
   tookMore(): boolean;
   /**
-   * Bytes written to the connection that the client has not acknowledged yet, from a look at
-   * most a few milliseconds old; undefined while there is no figure.
+   * Bytes written to the connection that the client has not acknowledged yet, from the latest
+   * look (a few milliseconds old, up to 250 ms when looks are dear); undefined while there is
+   * no figure.
    */
   unacknowledged?(): number | undefined;
   /** Called once when the transfer ends. */
