@@ -89,10 +89,10 @@ export const monotonicNow = () => performance.timeOrigin + performance.now();
  * gigabyte until the stall guard cuts them. A silent client is never proven, so it only ever
  * pins two small chunks. A few proven transfers read 1 MiB at a time; beyond that, 256 KiB.
  */
-export const DEFAULT_CHUNK_SIZE = 256 * 1024;
-export const LARGE_CHUNK_SIZE = 1024 * 1024;
-export const START_CHUNK_SIZE = 16 * 1024;
-export const GROW_AFTER = 8 * 1024 * 1024;
+const DEFAULT_CHUNK_SIZE = 256 * 1024;
+const LARGE_CHUNK_SIZE = 1024 * 1024;
+const START_CHUNK_SIZE = 16 * 1024;
+const GROW_AFTER = 8 * 1024 * 1024;
 /** A rest of a range up to this size is read at once: it pins no more than two small reads. */
 const ONE_READ_MAX = 64 * 1024;
 const FEW_LARGE_READERS = 4;
