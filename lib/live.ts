@@ -1,8 +1,7 @@
 // On a terminal, a compact live line per active transfer under the log, redrawn four times a
 // second; anywhere else (journald, pipes) only plain log lines.
 import type { Writable } from 'node:stream';
-import { viewOf } from './admin.js';
-import type { Metrics } from './metrics.js';
+import { viewOf, type Metrics } from './metrics.js';
 
 export interface LiveView {
   /** Write one log line (above the live block, when there is one). */

@@ -1,6 +1,6 @@
 // Access and error logging to stdout/stderr only: one line per finished response.
 import type { LogFormat } from './cli.js';
-import type { TransferOutcome } from './transfer.js';
+import type { TransferOutcome } from './metrics.js';
 
 export interface AccessRecord {
   time: string;

@@ -4,13 +4,13 @@ import { realpath, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import type { AddressInfo } from 'node:net';
-import { adminReply, type AdminState } from './admin.js';
+import { adminReply, type AdminState } from './http/admin.js';
 import { parseArgs, parseHostPort, usage, UsageError, type Config } from './cli.js';
-import { sendReply, type Context } from './handler.js';
+import { sendReply, type Context } from './http/handler.js';
 import { createLiveView } from './live.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
-import { createBootServer } from './server.js';
+import { createBootServer } from './http/server.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -104,7 +104,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logFormat, config.quiet, live.print);
   // Loaded on the first /boot.ipxe: most starts never need it.
   const bootMenu = async () =>
-    (await import('./bootmenu.js')).generateBootMenu(root, {
+    (await import('./netboot/bootmenu.js')).generateBootMenu(root, {
       timeoutMs: config.menuTimeoutMs,
       defaultEntry: config.menuDefault,
       dotfiles: config.dotfiles,

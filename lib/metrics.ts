@@ -1,5 +1,20 @@
 // What the server has done and is doing: counters for /-/metrics, live transfers for /-/status.
-import type { TransferOutcome, TransferProgress } from './transfer.js';
+
+export type TransferOutcome = 'complete' | 'client-gone' | 'stalled' | 'read-error';
+
+/** Live figures of one transfer, updated in place (read by the admin pages, never copied). */
+export interface TransferProgress {
+  /** Body bytes handed to the socket so far. */
+  bytesSent: number;
+  /** When (ms since the epoch, by `now`) the client last showed it is taking bytes. */
+  lastProgressAt: number;
+}
+
+/**
+ * Monotonic milliseconds on the epoch scale: a wall-clock step (NTP at boot) must neither cut
+ * a healthy transfer nor hold a stalled one.
+ */
+export const monotonicNow = () => performance.timeOrigin + performance.now();
 
 export interface ActiveTransfer extends TransferProgress {
   id: number;
@@ -87,3 +102,42 @@ export class Metrics {
 function bump<K>(map: Map<K, number>, key: K): void {
   map.set(key, (map.get(key) ?? 0) + 1);
 }
+
+export interface ActiveView {
+  client: string;
+  path: string;
+  range: string | null;
+  bytesSent: number;
+  bytesDue: number;
+  percent: number;
+  bytesPerSecond: number;
+  secondsSinceProgress: number;
+  seconds: number;
+}
+
+/** A live view of one transfer; the rate is measured between successive looks, at most 1/s. */
+const rates = new WeakMap<ActiveTransfer, { bytes: number; at: number; rate: number }>();
+export function viewOf(t: ActiveTransfer, now = Date.now()): ActiveView {
+  let sample = rates.get(t);
+  if (!sample) {
+    sample = { bytes: 0, at: t.startedAt, rate: 0 };
+    rates.set(t, sample);
+  }
+  if (now - sample.at >= 1000) {
+    sample.rate = ((t.bytesSent - sample.bytes) * 1000) / (now - sample.at);
+    sample.bytes = t.bytesSent;
+    sample.at = now;
+  }
+  return {
+    client: t.client,
+    path: t.path,
+    range: t.range ?? null,
+    bytesSent: t.bytesSent,
+    bytesDue: t.bytesDue,
+    percent: t.bytesDue > 0 ? Math.floor((t.bytesSent / t.bytesDue) * 1000) / 10 : 100,
+    bytesPerSecond: Math.round(sample.rate),
+    secondsSinceProgress: Math.max(0, Math.round((monotonicNow() - t.lastProgressAt) / 100) / 10),
+    seconds: Math.round((now - t.startedAt) / 100) / 10,
+  };
+}
+

@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { adminReply, metricsText, type AdminState } from '../lib/admin.js';
+import { adminReply, metricsText, type AdminState } from '../lib/http/admin.js';
 import { DEFAULTS } from '../lib/cli.js';
 import { createLiveView, renderLines } from '../lib/live.js';
 import { Metrics } from '../lib/metrics.js';

@@ -13,7 +13,7 @@ import {
   type BootEntry,
   type LinuxEntry,
   type ScannedPath,
-} from '../lib/bootmenu.js';
+} from '../lib/netboot/bootmenu.js';
 
 const files = (...paths: string[]): ScannedPath[] => paths.map((relPath) => ({ relPath, isFile: !relPath.endsWith('/') }));
 

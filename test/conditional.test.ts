@@ -3,7 +3,7 @@ import { statSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { evaluatePreconditions, ifRangeAllows, validatorsOf, parseHttpDate } from '../lib/conditional.js';
+import { evaluatePreconditions, ifRangeAllows, validatorsOf, parseHttpDate } from '../lib/http/conditional.js';
 
 const v = { etag: '"abc"', lastModified: Date.parse('Wed, 21 Oct 2026 07:28:00 GMT') };
 const LM = 'Wed, 21 Oct 2026 07:28:00 GMT';

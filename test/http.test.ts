@@ -5,7 +5,7 @@ import { mkdirSync, renameSync, symlinkSync, truncateSync, writeFileSync } from 
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { errorReply } from '../lib/handler.js';
+import { errorReply } from '../lib/http/handler.js';
 import type { Logger } from '../lib/log.js';
 import { fetch, raw, startServer, tempRoot, type TestServer } from './helpers/server.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { coalesce, parseRange } from '../lib/range.js';
-import { multipartBody } from '../lib/multipart.js';
+import { coalesce, parseRange } from '../lib/http/range.js';
+import { multipartBody } from '../lib/http/multipart.js';
 
 test('no header, another unit or bad syntax: the whole file', () => {
   for (const h of [undefined, 'items=0-1', 'bytes', 'bytes=', 'bytes=a-b', 'bytes=5-2', 'bytes=1-2-3', 'bytes=-', 'bytes=0x1-2', 'bytes=1', 'bytes=--1']) {

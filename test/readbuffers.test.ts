@@ -4,7 +4,7 @@ import { mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { recycle, recyclingRead } from '../lib/readbuffers.js';
+import { recycle, recyclingRead } from '../lib/http/readbuffers.js';
 
 const file = join(mkdtempSync(join(tmpdir(), 'bootserve-readbuffers-')), 'data');
 const bytes = Buffer.from(Array.from({ length: 100_000 }, (_, i) => i % 251));

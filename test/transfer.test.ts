@@ -5,7 +5,7 @@ import { fstatSync, openSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, mock, test } from 'node:test';
-import { sendBody, UNPROVEN_IN_FLIGHT, type ProgressProbe, type Sink, type TransferOptions, type TransferResult } from '../lib/transfer.js';
+import { sendBody, UNPROVEN_IN_FLIGHT, type ProgressProbe, type Sink, type TransferOptions, type TransferResult } from '../lib/http/transfer.js';
 
 const WINDOW = 10_000;
 const SIZE = 1024 * 1024;

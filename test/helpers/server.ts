@@ -7,8 +7,8 @@ import { dirname, join } from 'node:path';
 import { DEFAULTS, type Config } from '../../lib/cli.js';
 import type { AccessRecord, Logger } from '../../lib/log.js';
 import { Metrics } from '../../lib/metrics.js';
-import { createBootServer, type BootServer } from '../../lib/server.js';
-import type { Context } from '../../lib/handler.js';
+import { createBootServer, type BootServer } from '../../lib/http/server.js';
+import type { Context } from '../../lib/http/handler.js';
 
 export interface TestServer {
   port: number;

@@ -3,14 +3,14 @@
 import { close, constants, fstat, open, type Stats } from 'node:fs';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { promisify } from 'node:util';
-import type { Config } from './cli.js';
+import type { Config } from '../cli.js';
 import { evaluatePreconditions, ifRangeAllows, validatorsOf } from './conditional.js';
 import { readListing, renderListingHtml, wantsJson } from './listing.js';
-import type { Logger } from './log.js';
-import type { Metrics } from './metrics.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import { contentTypeFor } from './mime.js';
 import { multipartBody } from './multipart.js';
-import { parseRequestPath, resolveInRoot } from './paths.js';
+import { parseRequestPath, resolveInRoot } from '../paths.js';
 import { socketProbe } from './progress.js';
 import { parseRange } from './range.js';
 import { sendBody, type BodyPart } from './transfer.js';

@@ -1,28 +1,15 @@
 // The operational surface under /-/: health, readiness, status (JSON), metrics (Prometheus) and
 // a small self-refreshing HTML page. Pure renderers over Metrics; the server routes to them.
 import type { IncomingMessage } from 'node:http';
-import type { Config } from './cli.js';
+import type { Config } from '../cli.js';
 import { bodyReply, textReply, type Reply } from './handler.js';
-import { DURATION_BUCKETS, type ActiveTransfer, type Metrics } from './metrics.js';
-import { monotonicNow } from './transfer.js';
+import { DURATION_BUCKETS, viewOf, type Metrics } from '../metrics.js';
 
 export interface AdminState {
   version: string;
   config: Config;
   metrics: Metrics;
   ready: () => boolean;
-}
-
-export interface ActiveView {
-  client: string;
-  path: string;
-  range: string | null;
-  bytesSent: number;
-  bytesDue: number;
-  percent: number;
-  bytesPerSecond: number;
-  secondsSinceProgress: number;
-  seconds: number;
 }
 
 /** Answer a request under /-/. */
@@ -43,32 +30,6 @@ export function adminReply(req: IncomingMessage, state: AdminState): Reply {
     default:
       return textReply(404, 'Not Found');
   }
-}
-
-/** A live view of one transfer; the rate is measured between successive looks, at most 1/s. */
-const rates = new WeakMap<ActiveTransfer, { bytes: number; at: number; rate: number }>();
-export function viewOf(t: ActiveTransfer, now = Date.now()): ActiveView {
-  let sample = rates.get(t);
-  if (!sample) {
-    sample = { bytes: 0, at: t.startedAt, rate: 0 };
-    rates.set(t, sample);
-  }
-  if (now - sample.at >= 1000) {
-    sample.rate = ((t.bytesSent - sample.bytes) * 1000) / (now - sample.at);
-    sample.bytes = t.bytesSent;
-    sample.at = now;
-  }
-  return {
-    client: t.client,
-    path: t.path,
-    range: t.range ?? null,
-    bytesSent: t.bytesSent,
-    bytesDue: t.bytesDue,
-    percent: t.bytesDue > 0 ? Math.floor((t.bytesSent / t.bytesDue) * 1000) / 10 : 100,
-    bytesPerSecond: Math.round(sample.rate),
-    secondsSinceProgress: Math.max(0, Math.round((monotonicNow() - t.lastProgressAt) / 100) / 10),
-    seconds: Math.round((now - t.startedAt) / 100) / 10,
-  };
 }
 
 export function statusOf(state: AdminState) {

@@ -6,10 +6,9 @@
 // stamps a time, and the timer looks at that stamp when it fires, so a healthy transfer costs
 // one timer per window, not one per chunk.
 import { close, createReadStream, type ReadStream } from 'node:fs';
+import { monotonicNow, type TransferOutcome, type TransferProgress } from '../metrics.js';
 import type { ByteRange } from './range.js';
 import { recycle, recyclingRead } from './readbuffers.js';
-
-export type TransferOutcome = 'complete' | 'client-gone' | 'stalled' | 'read-error';
 
 /** A piece of a body: literal bytes (small bodies, multipart framing) or a range of the file. */
 export type BodyPart = Buffer | ByteRange;
@@ -48,14 +47,6 @@ export interface ProgressProbe {
   release?(): void;
 }
 
-/** Live figures of one transfer, updated in place (read by the admin pages, never copied). */
-export interface TransferProgress {
-  /** Body bytes handed to the socket so far. */
-  bytesSent: number;
-  /** When (ms since the epoch, by `now`) the client last showed it is taking bytes. */
-  lastProgressAt: number;
-}
-
 export interface TransferOptions {
   /** Abort after this long without progress; 0 disables the guard. */
   stallMs: number;
@@ -73,12 +64,6 @@ export interface TransferOptions {
   /** The clock; tests pass a mocked Date.now. */
   now?: () => number;
 }
-
-/**
- * Monotonic milliseconds on the epoch scale: a wall-clock step (NTP at boot) must neither cut
- * a healthy transfer nor hold a stalled one.
- */
-export const monotonicNow = () => performance.timeOrigin + performance.now();
 
 /**
  * Reads start small and grow once the client has proven it reads: it acknowledged

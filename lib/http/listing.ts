@@ -1,7 +1,7 @@
 // Directory listings: what a directory holds, as HTML for people and JSON for scripts.
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import { resolveInRoot } from './paths.js';
+import { resolveInRoot } from '../paths.js';
 
 export interface ListingEntry {
   name: string;
