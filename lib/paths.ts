@@ -1,4 +1,5 @@
-// Request-target to file path: decode once, refuse anything that could leave the root.
+// Request names to file paths, for every protocol: decode once, refuse anything that could leave
+// the root, and resolve symlinks only to what stays inside it.
 import { realpath } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 
@@ -37,11 +38,30 @@ export function parseRequestPath(target: string, dotfiles: boolean): PathResult 
       // An encoded separator or NUL is an attack or a bug; a raw backslash is just not found.
       return raw.includes('\\') && !/%(2f|5c|00)/i.test(raw) ? { kind: 'not-found' } : { kind: 'bad-request' };
     }
-    if (name === '..' || name === '.') return { kind: 'not-found' };
-    if (name.startsWith('.') && !dotfiles) return { kind: 'not-found' };
+    if (!servable(name, dotfiles)) return { kind: 'not-found' };
     segments.push(name);
   }
   return { kind: 'ok', segments, trailingSlash: path.endsWith('/') && segments.length > 0 };
+}
+
+/** The one rule for a decoded name, whatever the protocol: no parent, no hidden names. */
+function servable(name: string, dotfiles: boolean): boolean {
+  return name !== '..' && name !== '.' && (dotfiles || !name.startsWith('.'));
+}
+
+/**
+ * Split a file name as TFTP clients send it: not encoded, maybe with a leading "/" (ignored) and
+ * Windows-style backslashes (read as "/"). Pure: no file system access.
+ */
+export function parseFileName(name: string, dotfiles: boolean): PathResult {
+  if (name.includes('\0')) return { kind: 'bad-request' };
+  const segments: string[] = [];
+  for (const raw of name.replace(/\\/g, '/').split('/')) {
+    if (raw === '' || raw === '.') continue;
+    if (!servable(raw, dotfiles)) return { kind: 'not-found' };
+    segments.push(raw);
+  }
+  return { kind: 'ok', segments, trailingSlash: name.endsWith('/') && segments.length > 0 };
 }
 
 /**

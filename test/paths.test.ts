@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, realpathSync, symlinkSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { parseRequestPath, resolveInRoot } from '../lib/paths.js';
+import { parseFileName, parseRequestPath, resolveInRoot } from '../lib/paths.js';
 
 const ok = (segments: string[], trailingSlash = false) => ({ kind: 'ok', segments, trailingSlash });
 
@@ -50,4 +50,16 @@ test('symlinks that leave the root, or lead to hidden names, resolve to nothing'
   assert.equal(await resolveInRoot(root, ['missing'], false), null);
   assert.equal(await resolveInRoot(root, ['sub', 'k', 'x'], false), null);
   assert.equal(await resolveInRoot(root, [], false), root);
+});
+
+test('TFTP file names: leading slash ignored, backslashes are separators, same containment', () => {
+  assert.deepEqual(parseFileName('undionly.kpxe', false), ok(['undionly.kpxe']));
+  assert.deepEqual(parseFileName('/ipxe/snponly.efi', false), ok(['ipxe', 'snponly.efi']));
+  assert.deepEqual(parseFileName('\\boot\\x64\\wdsnbp.com', false), ok(['boot', 'x64', 'wdsnbp.com']));
+  assert.deepEqual(parseFileName('a%20b', false), ok(['a%20b']), 'not percent-decoded');
+  for (const p of ['../etc/passwd', '/a/../../x', '..\\..\\etc\\passwd', 'a\\..\\..\\x', '.hidden', 'a/.git/config']) {
+    assert.deepEqual(parseFileName(p, false), { kind: 'not-found' }, p);
+  }
+  assert.deepEqual(parseFileName('.well/x', true), ok(['.well', 'x']));
+  assert.deepEqual(parseFileName('a\0b', false), { kind: 'bad-request' });
 });
