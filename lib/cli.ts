@@ -22,6 +22,10 @@ export interface Config {
   bootMenu: boolean;
   menuTimeoutMs: number;
   menuDefault: string | undefined;
+  /** The open-file cache (lib/http/filecache.ts): on, files kept open, bytes of small files kept. */
+  fileCache: boolean;
+  fileCacheFiles: number;
+  fileCacheBytes: number;
 }
 
 export type Invocation =
@@ -33,7 +37,7 @@ export type Invocation =
 /** A bad invocation: the CLI prints the message and a hint to --help, then exits 2. */
 export class UsageError extends Error {}
 
-type Kind = 'flag' | 'duration' | 'count' | 'port' | 'string' | 'format';
+type Kind = 'flag' | 'duration' | 'count' | 'port' | 'string' | 'format' | 'size';
 
 interface Option {
   key: keyof Config | 'help' | 'version' | 'printMenu';
@@ -62,6 +66,9 @@ const OPTIONS: Record<string, Option> = {
   'no-boot-menu': { key: 'bootMenu', kind: 'flag', negated: true, help: 'do not generate /boot.ipxe when the directory has none' },
   'menu-timeout': { key: 'menuTimeoutMs', kind: 'duration', help: 'generated menu: time before the default entry (default 10s)' },
   'menu-default': { key: 'menuDefault', kind: 'string', help: 'generated menu: the default entry (default: the first)' },
+  'no-file-cache': { key: 'fileCache', kind: 'flag', negated: true, help: 'open every file for every request (no open-file cache)' },
+  'file-cache-files': { key: 'fileCacheFiles', kind: 'count', help: 'files kept open between requests, one descriptor each (default 1024)' },
+  'file-cache-bytes': { key: 'fileCacheBytes', kind: 'size', help: 'memory for files up to 64 KiB kept whole (default 16M; 0: none)' },
   'print-menu': { key: 'printMenu', kind: 'flag', help: 'print the generated boot.ipxe for DIR and exit' },
   help: { key: 'help', kind: 'flag', short: 'h', help: 'show this help' },
   version: { key: 'version', kind: 'flag', short: 'V', help: 'show the version' },
@@ -85,6 +92,9 @@ export const DEFAULTS: Omit<Config, 'root'> = {
   bootMenu: true,
   menuTimeoutMs: 10_000,
   menuDefault: undefined,
+  fileCache: true,
+  fileCacheFiles: 1024,
+  fileCacheBytes: 16 * 1024 * 1024,
 };
 
 /** Split "ADDR:PORT" or "[v6]:PORT" (for --admin-listen). */
@@ -117,6 +127,11 @@ function parseValue(name: string, kind: Kind, text: string): string | number | b
       const max = kind === 'port' ? 65535 : 1_000_000;
       if (!(n >= (kind === 'port' ? 0 : 1) && n <= max)) throw new UsageError(`--${name}: invalid value '${text}'`);
       return n;
+    }
+    case 'size': {
+      const m = /^(\d+)([KMG]?)$/i.exec(text.trim());
+      if (!m) throw new UsageError(`--${name}: invalid size '${text}' (use e.g. 0, 65536, 64K, 16M, 1G)`);
+      return Number(m[1]) * ({ '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m[2] as string).toUpperCase()] as number);
     }
     case 'format':
       if (text !== 'text' && text !== 'json') throw new UsageError(`--${name}: expected text or json, got '${text}'`);
@@ -201,6 +216,6 @@ export function usage(): string {
     lines.push(`  ${flag.padEnd(34)}${opt.help}`);
   }
   lines.push('', 'Every option can also be set as BOOTSERVE_<NAME>, e.g. BOOTSERVE_STALL_TIMEOUT=30s; flags win.');
-  lines.push('Durations: 10 (seconds), 10s, 500ms, 2m.');
+  lines.push('Durations: 10 (seconds), 10s, 500ms, 2m. Sizes: bytes, or with K, M, G (binary).');
   return lines.join('\n');
 }

@@ -6,6 +6,7 @@ import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { adminReply, type AdminState } from './http/admin.js';
 import { parseArgs, parseHostPort, usage, UsageError, type Config } from './cli.js';
+import { fileCacheFor } from './http/filecache.js';
 import { sendReply, type Context } from './http/handler.js';
 import { createLiveView } from './live.js';
 import { createLogger } from './log.js';
@@ -123,8 +124,13 @@ async function main(): Promise<void> {
     bootMenu: config.bootMenu ? bootMenu : undefined,
     admin: config.admin && config.adminListen === undefined ? (req) => adminReply(req, admin) : undefined,
     shuttingDown: () => shuttingDown,
+    files: fileCacheFor(config, () => metrics.connections),
   };
   const server = createBootServer(ctx);
+  // Out of descriptors at accept(): the cache gives its own back first.
+  server.http.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EMFILE' || err.code === 'ENFILE') void ctx.files?.shed();
+  });
   if (config.stallTimeoutMs === 0) logger.error('warning: --stall-timeout 0 disables the stall guard: a client that stops reading holds its connection forever');
   const address = await listenOrExit(server.http, config.port, config.host, activationFd((m) => logger.info(m)));
 

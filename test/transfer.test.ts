@@ -1,7 +1,7 @@
 // The transfer loop against a fake socket, with mocked timers: no real waiting.
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { fstatSync, openSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, mock, test } from 'node:test';
@@ -40,6 +40,8 @@ class FakeSink extends EventEmitter implements Sink {
   }
 }
 
+/** A descriptor the transfer holds alone: its release closes it. */
+const owned = (fd: number) => ({ fd, release: () => closeSync(fd) });
 const isClosed = (fd: number) => {
   try {
     fstatSync(fd);
@@ -69,7 +71,7 @@ test('complete: a receiver that keeps up gets every byte, and the file is closed
   const sink = new FakeSink(true);
   const fd = openSync(file, 'r');
   const o = options();
-  const result = await sendBody(sink, fd, [Buffer.from('head'), { start: 0, end: SIZE - 1 }, Buffer.from('tail')], o);
+  const result = await sendBody(sink, owned(fd), [Buffer.from('head'), { start: 0, end: SIZE - 1 }, Buffer.from('tail')], o);
   assert.deepEqual(result, { outcome: 'complete', bytesSent: SIZE + 8 });
   assert.equal(sink.received, SIZE + 8);
   assert.equal(o.aborts, 0);
@@ -80,7 +82,7 @@ test('client-gone: the receiver closes mid-transfer; the file is closed, no rese
   const sink = new FakeSink(false);
   const fd = openSync(file, 'r');
   const o = options();
-  const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o);
+  const done = sendBody(sink, owned(fd), [{ start: 0, end: SIZE - 1 }], o);
   await writesReach(sink, 1);
   sink.destroyed = true;
   sink.emit('close');
@@ -94,7 +96,7 @@ test('client-gone at once when the socket is already destroyed', async () => {
   const sink = new FakeSink(true);
   sink.destroyed = true;
   const fd = openSync(file, 'r');
-  assert.equal((await sendBody(sink, fd, [{ start: 0, end: 9 }], options())).outcome, 'client-gone');
+  assert.equal((await sendBody(sink, owned(fd), [{ start: 0, end: 9 }], options())).outcome, 'client-gone');
   assert.ok(isClosed(fd));
 });
 
@@ -103,7 +105,7 @@ test('stalled: a receiver that never drains is aborted exactly at the window', a
   const fd = openSync(file, 'r');
   const o = options();
   let result = undefined as TransferResult | undefined;
-  const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o).then((r) => (result = r));
+  const done = sendBody(sink, owned(fd), [{ start: 0, end: SIZE - 1 }], o).then((r) => (result = r));
   await writesReach(sink, 1);
   mock.timers.tick(WINDOW - 1);
   await settle();
@@ -122,7 +124,7 @@ test('progress re-arms the timer: draining a little every window minus epsilon i
   const fd = openSync(file, 'r');
   const o = options();
   let result = undefined as TransferResult | undefined;
-  const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o).then((r) => (result = r));
+  const done = sendBody(sink, owned(fd), [{ start: 0, end: SIZE - 1 }], o).then((r) => (result = r));
   // 16 chunks of 64 KiB, one per almost-window: far longer than one window in total.
   for (let i = 1; i <= 16; i++) {
     await writesReach(sink, i);
@@ -144,7 +146,7 @@ test('the tail after the last read is guarded too', async () => {
   const fd = openSync(file, 'r');
   const o = options();
   let result = undefined as TransferResult | undefined;
-  const done = sendBody(sink, fd, [Buffer.from('only literal bytes')], o).then((r) => (result = r));
+  const done = sendBody(sink, owned(fd), [Buffer.from('only literal bytes')], o).then((r) => (result = r));
   await settle();
   assert.equal(result, undefined);
   mock.timers.tick(WINDOW);
@@ -158,7 +160,7 @@ test('a probe that sees acknowledged bytes keeps a drain-less transfer alive; it
   let acked = true;
   const o = options({ probe: { tookMore: () => acked } });
   let result = undefined as TransferResult | undefined;
-  const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o).then((r) => (result = r));
+  const done = sendBody(sink, owned(fd), [{ start: 0, end: SIZE - 1 }], o).then((r) => (result = r));
   await writesReach(sink, 1);
   for (let t = 0; t < 3 * WINDOW; t += WINDOW / 8) {
     mock.timers.tick(WINDOW / 8);
@@ -180,7 +182,7 @@ test('read-error: a file shorter than promised aborts instead of sending a short
   const sink = new FakeSink(true);
   const fd = openSync(file, 'r');
   const o = options();
-  const result = await sendBody(sink, fd, [{ start: 0, end: SIZE + 99 }], o);
+  const result = await sendBody(sink, owned(fd), [{ start: 0, end: SIZE + 99 }], o);
   assert.equal(result.outcome, 'read-error');
   assert.equal(o.aborts, 1);
   assert.ok(isClosed(fd));
@@ -190,7 +192,7 @@ test('read-error: a descriptor that cannot be read', async () => {
   const sink = new FakeSink(true);
   const o = options();
   const dirFd = openSync(tmpdir(), 'r');
-  const result = await sendBody(sink, dirFd, [{ start: 0, end: 9 }], o);
+  const result = await sendBody(sink, owned(dirFd), [{ start: 0, end: 9 }], o);
   assert.equal(result.outcome, 'read-error');
   assert.ok(isClosed(dirFd));
 });
@@ -212,7 +214,7 @@ test('reads start small and grow once the transfer has sent more than growAfter'
   const sink = new FakeSink(true);
   const fd = openSync(file, 'r');
   const o = options({ chunkSize: 256 * 1024, startChunkSize: 32 * 1024, growAfter: 128 * 1024 });
-  const result = await sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o);
+  const result = await sendBody(sink, owned(fd), [{ start: 0, end: SIZE - 1 }], o);
   assert.equal(result.outcome, 'complete');
   assert.equal(sink.received, SIZE);
   assert.deepEqual(sink.sizes.slice(0, 4), [32 * 1024, 32 * 1024, 32 * 1024, 32 * 1024]);
@@ -226,7 +228,7 @@ test('a drain after a long wait is not progress unless the probe sees acknowledg
   const sink = new FakeSink(false);
   const fd = openSync(file, 'r');
   const o = options({ probe: { tookMore: () => false } });
-  const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o);
+  const done = sendBody(sink, owned(fd), [{ start: 0, end: SIZE - 1 }], o);
   await writesReach(sink, 1);
   mock.timers.tick(WINDOW / 2);
   sink.drain();
@@ -240,7 +242,7 @@ test('with a probe, drains alone are not progress', async () => {
   const sink = new FakeSink(false);
   const fd = openSync(file, 'r');
   const o = options({ probe: { tookMore: () => false } });
-  const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o);
+  const done = sendBody(sink, owned(fd), [{ start: 0, end: SIZE - 1 }], o);
   for (let i = 1; i <= 16 && o.aborts === 0; i++) {
     await writesReach(sink, i);
     mock.timers.tick(WINDOW / 16);
@@ -254,7 +256,7 @@ test('reads grow on drain too (chunks above the socket mark always push back)', 
   const sink = new FakeSink(false);
   const fd = openSync(file, 'r');
   const o = options({ chunkSize: 256 * 1024, startChunkSize: 32 * 1024, growAfter: 128 * 1024 });
-  const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o);
+  const done = sendBody(sink, owned(fd), [{ start: 0, end: SIZE - 1 }], o);
   while (!sink.ended) {
     const before = sink.writes;
     sink.drain();
@@ -286,7 +288,7 @@ test('an unproven client is held at UNPROVEN_IN_FLIGHT unacknowledged bytes; onc
   const fd = openSync(file, 'r');
   const o = options({ probe: client.probe, startChunkSize: 16 * 1024, chunkSize: 128 * 1024 });
   let result = undefined as TransferResult | undefined;
-  const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o).then((r) => (result = r));
+  const done = sendBody(sink, owned(fd), [{ start: 0, end: SIZE - 1 }], o).then((r) => (result = r));
   while (sink.received < UNPROVEN_IN_FLIGHT) await settle(1);
   await settle();
   mock.timers.tick(SAMPLE / 2);
@@ -307,7 +309,7 @@ test('a held client that acknowledges nothing is cut at the window', async () =>
   const client = fakeClient(sink);
   const fd = openSync(file, 'r');
   const o = options({ probe: client.probe, startChunkSize: 16 * 1024 });
-  const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o);
+  const done = sendBody(sink, owned(fd), [{ start: 0, end: SIZE - 1 }], o);
   while (sink.received < UNPROVEN_IN_FLIGHT) await settle(1);
   for (let t = 0; t < WINDOW; t += SAMPLE) {
     mock.timers.tick(SAMPLE);
@@ -327,7 +329,7 @@ test('a probe that never has a figure stops holding within two seconds', async (
   const fd = openSync(file, 'r');
   const o = options({ probe: client.probe, startChunkSize: 16 * 1024 });
   let result = undefined as TransferResult | undefined;
-  const done = sendBody(sink, fd, [{ start: 0, end: SIZE - 1 }], o).then((r) => (result = r));
+  const done = sendBody(sink, owned(fd), [{ start: 0, end: SIZE - 1 }], o).then((r) => (result = r));
   while (sink.received < UNPROVEN_IN_FLIGHT) await settle(1);
   for (let t = 0; t < 3000 && result === undefined; t += SAMPLE / 8) {
     mock.timers.tick(SAMPLE / 8);
@@ -341,7 +343,7 @@ test('a range that fits in one modest read is read at once', async () => {
   const sink = new FakeSink(true);
   const fd = openSync(file, 'r');
   const o = options({ startChunkSize: 16 * 1024, chunkSize: undefined });
-  const result = await sendBody(sink, fd, [{ start: 512, end: 512 + 40 * 1024 - 1 }], o);
+  const result = await sendBody(sink, owned(fd), [{ start: 512, end: 512 + 40 * 1024 - 1 }], o);
   assert.equal(result.outcome, 'complete');
   assert.deepEqual(sink.sizes, [40 * 1024]);
 });

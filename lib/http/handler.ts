@@ -1,19 +1,20 @@
-// The request path, top to bottom: resolve → open and stat → decide status and headers →
-// send the body through the stall-guarded loop → record the outcome.
-import { close, constants, fstat, open, type Stats } from 'node:fs';
+// The request path, top to bottom: the open-file cache, or resolve → open and stat → decide
+// status and headers → send the body through the stall-guarded loop → record the outcome.
+import { close, constants, fstat, open, read, type Stats } from 'node:fs';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { promisify } from 'node:util';
 import type { Config } from '../cli.js';
-import { evaluatePreconditions, ifRangeAllows, validatorsOf } from './conditional.js';
+import { join } from 'node:path';
+import { evaluatePreconditions, ifRangeAllows } from './conditional.js';
+import { FileCache, OpenFile, SMALL_FILE } from './filecache.js';
 import { readListing, renderListingHtml, wantsJson } from './listing.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { contentTypeFor } from './mime.js';
 import { multipartBody } from './multipart.js';
 import { parseRequestPath, resolveInRoot } from '../paths.js';
 import { socketProbe } from './progress.js';
 import { parseRange } from './range.js';
-import { sendBody, type BodyPart } from './transfer.js';
+import { sendBody, type BodyPart, type FileLease } from './transfer.js';
 
 /** What a response will be, decided before a byte of it is sent. */
 export interface Reply {
@@ -21,8 +22,8 @@ export interface Reply {
   headers: OutgoingHttpHeaders;
   /** The body GET would get; HEAD gets the same headers and none of it. */
   parts: BodyPart[];
-  /** The open file the parts' ranges refer to; sendBody closes it. */
-  fd?: number;
+  /** The open file the parts' ranges refer to; sendBody releases it. */
+  file?: FileLease;
   /** "bytes a-b/size" when partial, for the status page. */
   range?: string;
   /** Admin pages: counted, but neither logged nor listed among recent transfers. */
@@ -40,12 +41,17 @@ export interface Context {
   /** Answers requests under /-/ (undefined: 404 there). */
   admin?: ((req: IncomingMessage) => Reply | Promise<Reply>) | undefined;
   shuttingDown: () => boolean;
+  /** The open-file cache (undefined: every request opens its file, and closes it after). */
+  files?: FileCache | undefined;
 }
 
-// Plain descriptors, not FileHandles: sendBody hands them to createReadStream and closes them.
+// Plain descriptors, not FileHandles: sendBody hands them to createReadStream.
 const openFd = promisify(open);
 const fstatFd = promisify(fstat);
 const closeFd = promisify(close);
+const readFd = promisify(read);
+/** Without a cache: one that keeps nothing, so that both ways share one path. */
+const NO_CACHE = new FileCache({ files: 0, bytes: 0 });
 
 export async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Context): Promise<void> {
   return sendReply(req, res, await decide(req, ctx), ctx);
@@ -63,7 +69,7 @@ export async function sendReply(req: IncomingMessage, res: ServerResponse, reply
   const transfer = ctx.metrics.begin({ client, path, range: reply.range, bytesDue });
   res.writeHead(reply.status, reply.headers);
   const socket = req.socket;
-  const result = await sendBody(res, reply.fd, parts, {
+  const result = await sendBody(res, reply.file, parts, {
     stallMs: ctx.config.stallTimeoutMs,
     probe: socketProbe(socket),
     abort: () => socket.resetAndDestroy(),
@@ -101,46 +107,72 @@ async function decide(req: IncomingMessage, ctx: Context): Promise<Reply> {
   if (target.kind === 'bad-request') return textReply(400, 'Bad Request');
   if (target.kind === 'not-found') return textReply(404, 'Not Found');
 
+  const files = ctx.files ?? NO_CACHE;
+  const path = join(root, ...target.segments);
   try {
+    const cached = files.lookup(path);
+    if (cached) return await fileReply(req, cached, files, path);
     const real = await resolveInRoot(root, target.segments, config.dotfiles);
     if (real === null) {
       const isMenu = target.segments.length === 1 && target.segments[0] === 'boot.ipxe';
       return isMenu && ctx.bootMenu ? textReply(200, await ctx.bootMenu(), {}, 'generated') : textReply(404, 'Not Found');
     }
-    // O_NONBLOCK: opening a FIFO that somebody left in the directory must not hang us.
-    const fd = await openFd(real, constants.O_RDONLY | constants.O_NONBLOCK);
-    let stats: Stats;
-    try {
-      stats = await fstatFd(fd);
-    } catch (err) {
-      await closeFd(fd);
-      throw err;
+    const opened = await openFile(real, files);
+    if (opened instanceof OpenFile) {
+      files.admit(path, opened);
+      return await fileReply(req, opened, files, path);
     }
-    if (stats.isFile()) return fileReply(req, fd, stats, real);
-    await closeFd(fd);
-    if (!stats.isDirectory()) return textReply(404, 'Not Found');
+    if (opened !== 'directory') return textReply(404, 'Not Found');
     return directoryReply(req, ctx, real, target.trailingSlash || target.segments.length === 0);
   } catch (err) {
     return errorReply(err, ctx.logger, url);
   }
 }
 
+// O_NONBLOCK: opening a FIFO that somebody left in the directory must not hang us.
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
+
+/** Open and fstat `real`: a regular file stays open, anything else is closed and named. */
+async function openFile(real: string, files: FileCache): Promise<OpenFile | 'directory' | 'other'> {
+  let fd: number;
+  try {
+    fd = await openFd(real, OPEN_FLAGS);
+  } catch (err) {
+    // Out of descriptors: the cache gives back its own, and the open is tried once more.
+    const code = (err as NodeJS.ErrnoException).code;
+    if ((code !== 'EMFILE' && code !== 'ENFILE') || (await files.shed()) === 0) throw err;
+    fd = await openFd(real, OPEN_FLAGS);
+  }
+  let stats: Stats;
+  try {
+    stats = await fstatFd(fd);
+  } catch (err) {
+    await closeFd(fd);
+    throw err;
+  }
+  if (stats.isFile()) return new OpenFile(fd, stats, real);
+  await closeFd(fd);
+  return stats.isDirectory() ? 'directory' : 'other';
+}
+
 /** A header that may arrive as a list: only its first value counts. */
 const single = (h: string | string[] | undefined) => (Array.isArray(h) ? h[0] : h);
 
-/** A regular file, open: conditionals, then Range, decide the status; everything from `fd`. */
-function fileReply(req: IncomingMessage, fd: number, stats: Stats, path: string): Reply {
-  const v = validatorsOf(stats);
-  const size = stats.size;
-  const type = contentTypeFor(path);
+/**
+ * A regular file, open and held for this request: conditionals, then Range, decide the status;
+ * everything from `file`, which the reply (or its transfer) lets go of.
+ */
+async function fileReply(req: IncomingMessage, file: OpenFile, files: FileCache, path: string): Promise<Reply> {
+  const v = file.validators;
+  const size = file.size;
   const headers: OutgoingHttpHeaders = {
     'Accept-Ranges': 'bytes',
-    'Last-Modified': new Date(v.lastModified).toUTCString(),
+    'Last-Modified': file.lastModified,
     ETag: v.etag,
     'Cache-Control': 'no-cache',
   };
   const done = (reply: Reply): Reply => {
-    close(fd, () => {});
+    file.release();
     return reply;
   };
 
@@ -152,19 +184,59 @@ function fileReply(req: IncomingMessage, fd: number, stats: Stats, path: string)
   if (decision.kind === 'unsatisfiable') {
     return done(textReply(416, 'Range Not Satisfiable', { ...headers, 'Content-Range': `bytes */${size}` }));
   }
+  let reply: Reply;
   if (decision.kind === 'full') {
     const parts = size > 0 ? [{ start: 0, end: size - 1 }] : [];
-    return { status: 200, headers: { ...headers, 'Content-Type': type, 'Content-Length': size }, parts, fd };
+    reply = { status: 200, headers: { ...headers, 'Content-Type': file.contentType, 'Content-Length': size }, parts };
+  } else {
+    const [only] = decision.ranges;
+    if (decision.ranges.length === 1 && only) {
+      const range = `bytes ${only.start}-${only.end}/${size}`;
+      const length = only.end - only.start + 1;
+      reply = { status: 206, headers: { ...headers, 'Content-Type': file.contentType, 'Content-Length': length, 'Content-Range': range }, parts: [only], range };
+    } else {
+      const body = multipartBody(decision.ranges, size, file.contentType);
+      const range = `bytes ${decision.ranges.map((r) => `${r.start}-${r.end}`).join(',')}/${size}`;
+      reply = { status: 206, headers: { ...headers, 'Content-Type': body.contentType, 'Content-Length': body.length }, parts: body.parts, range };
+    }
   }
-  const [only] = decision.ranges;
-  if (decision.ranges.length === 1 && only) {
-    const range = `bytes ${only.start}-${only.end}/${size}`;
-    const length = only.end - only.start + 1;
-    return { status: 206, headers: { ...headers, 'Content-Type': type, 'Content-Length': length, 'Content-Range': range }, parts: [only], fd, range };
+  // HEAD sends no body, and an empty body needs no file.
+  if (req.method === 'HEAD' || reply.parts.length === 0) return done(reply);
+  let literal: BodyPart[] | undefined;
+  try {
+    literal = await smallBody(reply.parts, file, files, path);
+  } catch (err) {
+    file.release();
+    throw err;
   }
-  const body = multipartBody(decision.ranges, size, type);
-  const range = `bytes ${decision.ranges.map((r) => `${r.start}-${r.end}`).join(',')}/${size}`;
-  return { status: 206, headers: { ...headers, 'Content-Type': body.contentType, 'Content-Length': body.length }, parts: body.parts, fd, range };
+  return literal ? done({ ...reply, parts: literal }) : { ...reply, file };
+}
+
+/**
+ * The body as bytes in memory when it is small: from the kept bytes, or from one read now (a
+ * whole small file, which the cache may keep, or one short range), so that the transfer holds
+ * no descriptor and needs no read stream. Undefined: stream the ranges from the descriptor
+ * (also when a read comes back short: the file shrank, and the transfer aborts rather than
+ * send a short body).
+ */
+async function smallBody(parts: BodyPart[], file: OpenFile, files: FileCache, path: string): Promise<BodyPart[] | undefined> {
+  let whole = file.bytes;
+  if (!whole && file.size <= SMALL_FILE) {
+    const readAt = Date.now();
+    const buffer = Buffer.allocUnsafeSlow(file.size);
+    if ((await readFd(file.fd, buffer, 0, file.size, 0)).bytesRead !== file.size) return undefined;
+    files.keepBytes(path, file, buffer, readAt);
+    whole = buffer;
+  }
+  if (whole) {
+    const bytes = whole;
+    return parts.map((p) => (Buffer.isBuffer(p) ? p : bytes.subarray(p.start, p.end + 1)));
+  }
+  const [only] = parts;
+  if (parts.length !== 1 || !only || Buffer.isBuffer(only) || only.end - only.start + 1 > SMALL_FILE) return undefined;
+  const length = only.end - only.start + 1;
+  const chunk = Buffer.allocUnsafe(length);
+  return (await readFd(file.fd, chunk, 0, length, only.start)).bytesRead === length ? [chunk] : undefined;
 }
 
 async function directoryReply(req: IncomingMessage, ctx: Context, dir: string, trailingSlash: boolean): Promise<Reply> {

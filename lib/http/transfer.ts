@@ -5,13 +5,23 @@
 // the sink's 'drain', the sink closing, and the stall timer. The timer is lazy: progress only
 // stamps a time, and the timer looks at that stamp when it fires, so a healthy transfer costs
 // one timer per window, not one per chunk.
-import { close, createReadStream, type ReadStream } from 'node:fs';
+import { createReadStream, type ReadStream } from 'node:fs';
 import { monotonicNow, type TransferOutcome, type TransferProgress } from '../metrics.js';
 import type { ByteRange } from './range.js';
 import { recycle, recyclingRead } from './readbuffers.js';
 
 /** A piece of a body: literal bytes (small bodies, multipart framing) or a range of the file. */
 export type BodyPart = Buffer | ByteRange;
+
+/**
+ * The open file a body's ranges are read from. Others may hold the same descriptor (the
+ * open-file cache, other transfers): a transfer releases its hold, and whoever holds it last
+ * closes it.
+ */
+export interface FileLease {
+  readonly fd: number;
+  release(): void;
+}
 
 export interface TransferResult {
   outcome: TransferOutcome;
@@ -99,16 +109,16 @@ const HOLD_RECHECK_MAX_MS = 1000;
 /**
  * The file-system calls our read streams make. Reads go into recycled buffers (readbuffers.ts).
  * A ReadStream closes its descriptor when it is destroyed, whatever autoClose says; ours share
- * one descriptor (ranges, growing reads), which sendBody closes once, after the last of them:
+ * one descriptor (ranges, growing reads) that sendBody releases once, after the last of them:
  * so their close does nothing.
  */
 const STREAM_FS = { read: recyclingRead, close: (_fd: number, done: (err: null) => void) => done(null) };
 
 /**
- * Send `parts` to `sink` and end it. Owns `fd`: the file is closed before the promise settles,
- * whatever the outcome. Never rejects.
+ * Send `parts` to `sink` and end it. Releases `file` before the promise settles, whatever the
+ * outcome, once no read on it is in flight. Never rejects.
  */
-export function sendBody(sink: Sink, fd: number | undefined, parts: readonly BodyPart[], options: TransferOptions): Promise<TransferResult> {
+export function sendBody(sink: Sink, file: FileLease | undefined, parts: readonly BodyPart[], options: TransferOptions): Promise<TransferResult> {
   return new Promise((resolve) => {
     const { stallMs, probe, abort } = options;
     const now = options.now ?? monotonicNow;
@@ -163,10 +173,13 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
       if (outcome === 'stalled' || outcome === 'read-error') abort();
       probe?.release?.();
       const settle = () => resolve({ outcome, bytesSent: live.bytesSent });
-      closing = () => (fd === undefined ? settle() : close(fd, settle));
+      closing = () => {
+        file?.release();
+        settle();
+      };
       stream?.destroy();
       stream = undefined;
-      // Close the descriptor only once no stream has a read in flight on it.
+      // Let the descriptor go only once no stream has a read in flight on it.
       if (streams === 0) closing();
     }
 
@@ -209,7 +222,7 @@ export function sendBody(sink: Sink, fd: number | undefined, parts: readonly Bod
     function openStream(): void {
       const rest = end - pos + 1;
       const highWaterMark = !grown && rest <= ONE_READ_MAX ? Math.max(readSize, rest) : readSize;
-      const s = createReadStream('', { fd, fs: STREAM_FS, start: pos, end, highWaterMark });
+      const s = createReadStream('', { fd: file?.fd, fs: STREAM_FS, start: pos, end, highWaterMark });
       stream = s;
       streams++;
       s.once('close', () => {
