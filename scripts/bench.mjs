@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // bootserve benchmark: bootserve against nginx (sendfile on/off), a naive Node server, `serve`
-// and `http-server`, on loopback, interleaved (round by round, every server in turn), one table
+// and `http-server`, with node:http's own ceiling (node-hello) for small requests, on loopback, interleaved (round by round, every server in turn), one table
 // of medians at the end. Plain Node, no dependencies; the load generators are curl and wrk.
 // Usage: scripts/bench [--quick] [options]   (scripts/bench --help; scripts/README.md)
 import { spawn, spawnSync } from 'node:child_process';
@@ -40,7 +40,8 @@ each baseline. Every option can also be given as an environment variable BENCH_<
   --range-reads N         workload 4 requests per client (default: ISO / range size / clients,
                           so the clients together read one ISO's worth)
   --startup-samples N     start-up and idle RSS samples per server (default 7)
-  --servers LIST          comma list of: bootserve,nginx-sendfile,nginx-nosendfile,naive,serve,http-server
+  --servers LIST          comma list of: bootserve,nginx-sendfile,nginx-nosendfile,naive,node-hello,
+                          serve,http-server
   --workloads LIST        comma list of 1,2,3,4 (default all)
   --repo DIR              bootserve checkout to build and run (default: this script's repo)
   --candidate DIR         also run a second bootserve checkout (built too), as 'candidate',
@@ -353,6 +354,17 @@ function ensureData(o) {
   return files;
 }
 
+const HELLO_SERVER = `// node:http's own ceiling: the same 1 KiB script from memory, whatever the URL.
+import { createServer } from 'node:http';
+import { readFileSync } from 'node:fs';
+const [script, port] = process.argv.slice(2);
+const body = readFileSync(script);
+createServer((req, res) => {
+  res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': body.length });
+  res.end(body);
+}).listen(Number(port), '127.0.0.1');
+`;
+
 const NAIVE_SERVER = `// The floor: createReadStream(path).pipe(res), default options, nothing else.
 import { createServer } from 'node:http';
 import { createReadStream } from 'node:fs';
@@ -427,6 +439,9 @@ function serverDefs(o, tools, work) {
   const naivePath = join(work, 'naive-server.mjs');
   writeFileSync(naivePath, NAIVE_SERVER);
   defs.push({ name: 'naive-node', ranges: false, cmd: (port) => [node, [naivePath, dir, String(port)]] });
+  const helloPath = join(work, 'hello-server.mjs');
+  writeFileSync(helloPath, HELLO_SERVER);
+  defs.push({ name: 'node-hello', ranges: false, only: [3], cmd: (port) => [node, [helloPath, join(dir, 'boot.ipxe'), String(port)]] });
   if (tools.servePath) {
     defs.push({
       name: 'serve',
@@ -438,7 +453,7 @@ function serverDefs(o, tools, work) {
   if (tools.httpServerPath) {
     defs.push({ name: 'http-server', ranges: true, cmd: (port) => [node, [tools.httpServerPath, dir, '-a', '127.0.0.1', '-p', String(port), '-s']] });
   }
-  const alias = { naive: 'naive-node' };
+  const alias = { naive: 'naive-node', hello: 'node-hello' };
   if (o.servers) {
     const want = new Set(o.servers.map((s) => alias[s] ?? s));
     for (const w of want) if (!defs.some((d) => d.name === w)) log(`warning: server '${w}' unknown or unavailable, skipped`);
@@ -638,6 +653,14 @@ const WORKLOADS = {
   4: { title: 'W4 RC clients, RS ranges, 512 B-aligned, random, ISOSIZE ISO', unit: 'MB/s', second: 'req/s', cpuUnit: 's/GiB' },
 };
 
+/** Why a server sits out a workload (undefined: it runs). */
+function sitsOut(d, w) {
+  if (d.only && !d.only.includes(w)) return `n/a: W${d.only.join(', W')} baseline only`;
+  // The naive server ignores Range: it would send the whole ISO each time.
+  if (w === 4 && !d.ranges) return 'n/a: ignores Range';
+  return undefined;
+}
+
 async function measure(w, def, o, files, work) {
   const server = await startServer(def, work);
   try {
@@ -697,7 +720,7 @@ function renderTable(o, defs, results, startups, tools) {
       med[d.name] = ok.length
         ? { primary: median(ok.map((r) => r.primary)), secondary: median(ok.map((r) => r.secondary)), rss: median(ok.map((r) => r.peakRss)), cpuPer: median(ok.map((r) => r.cpuPer)), rounds: rs.map((r) => (r.error ? 'ERR' : fmtNum(r.primary))), note: ok.map((r) => r.note).filter(Boolean)[0] }
         : undefined;
-      if (!ok.length) med[d.name] = { skipped: rs.length === 0 ? (d.ranges || w !== 4 ? 'not run' : 'n/a: ignores Range') : `ERR: ${rs[0].error}` };
+      if (!ok.length) med[d.name] = { skipped: rs.length === 0 ? (sitsOut(d, w) ?? 'not run') : `ERR: ${rs[0].error}` };
     }
     const nginxNames = ['nginx-sendfile', 'nginx-nosendfile'].filter((n) => med[n] && !med[n].skipped);
     const ref = nginxNames.sort((a, b) => med[b].primary - med[a].primary)[0];
@@ -747,7 +770,7 @@ function renderTable(o, defs, results, startups, tools) {
     if (n) target(`W${w} throughput ≥ 0.9× faster nginx`, okB ? `${(b.primary / n.primary).toFixed(2)}× (${fmtNum(b.primary)} vs ${fmtNum(n.primary)} MB/s, ${r.ref})` : '-', okB ? b.primary >= 0.9 * n.primary : undefined);
     if (naive && !naive.skipped) target(`W${w} throughput ≥ 1.5× naive Node`, okB ? `${(b.primary / naive.primary).toFixed(2)}× (${fmtNum(b.primary)} vs ${fmtNum(naive.primary)} MB/s)` : '-', okB ? b.primary >= 1.5 * naive.primary : undefined);
   }
-  for (const w of [1, 2, 4]) {
+  for (const w of [1, 2]) {
     const r = refs[w];
     if (!r?.ref) continue;
     const b = r.med.bootserve;
@@ -755,11 +778,20 @@ function renderTable(o, defs, results, startups, tools) {
     const okB = b && !b.skipped;
     target(`W${w} CPU s/GiB ≤ 1.5× nginx (${r.ref})`, okB ? `${(b.cpuPer / n.cpuPer).toFixed(2)}× (${fmtNum(b.cpuPer)} vs ${fmtNum(n.cpuPer)} s/GiB)` : '-', okB ? b.cpuPer <= 1.5 * n.cpuPer : undefined);
   }
-  if (refs[3]?.ref) {
+  // Issue 12: small requests against node:http's own ceiling, sanboot ranges against nginx.
+  const hello = refs[3]?.med['node-hello'];
+  if (refs[3] && hello && !hello.skipped) {
     const b = refs[3].med.bootserve;
-    const n = refs[3].med[refs[3].ref];
     const okB = b && !b.skipped;
-    target('W3 req/s ≥ 0.7× nginx', okB ? `${(b.primary / n.primary).toFixed(2)}× (${fmtNum(b.primary)} vs ${fmtNum(n.primary)} req/s; p99 ${fmtNum(b.secondary)} vs ${fmtNum(n.secondary)} ms)` : '-', okB ? b.primary >= 0.7 * n.primary : undefined);
+    target('W3 req/s ≥ 0.7× node-hello', okB ? `${(b.primary / hello.primary).toFixed(2)}× (${fmtNum(b.primary)} vs ${fmtNum(hello.primary)} req/s)` : '-', okB ? b.primary >= 0.7 * hello.primary : undefined);
+    target('W3 p99 < 1.5× node-hello', okB ? `${(b.secondary / hello.secondary).toFixed(2)}× (${fmtNum(b.secondary)} vs ${fmtNum(hello.secondary)} ms)` : '-', okB ? b.secondary < 1.5 * hello.secondary : undefined);
+  }
+  if (refs[4]?.ref) {
+    const b = refs[4].med.bootserve;
+    const n = refs[4].med[refs[4].ref];
+    const okB = b && !b.skipped;
+    target(`W4 MB/s ≥ 0.6× faster nginx (${refs[4].ref})`, okB ? `${(b.primary / n.primary).toFixed(2)}× (${fmtNum(b.primary)} vs ${fmtNum(n.primary)} MB/s)` : '-', okB ? b.primary >= 0.6 * n.primary : undefined);
+    target(`W4 CPU s/GiB ≤ 3× nginx (${refs[4].ref})`, okB ? `${(b.cpuPer / n.cpuPer).toFixed(2)}× (${fmtNum(b.cpuPer)} vs ${fmtNum(n.cpuPer)} s/GiB)` : '-', okB ? b.cpuPer <= 3 * n.cpuPer : undefined);
   }
   if (refs[2]?.med.bootserve && !refs[2].med.bootserve.skipped) {
     const rss = refs[2].med.bootserve.rss / 1e6;
@@ -823,7 +855,7 @@ async function main() {
   for (let round = 1; round <= o.rounds; round++) {
     for (const w of o.workloads) {
       for (const d of defs) {
-        if (w === 4 && !d.ranges) continue; // the naive server ignores Range: it would send the whole ISO each time
+        if (sitsOut(d, w)) continue;
         let r;
         try {
           r = await measure(w, d, o, files, work);
@@ -842,7 +874,7 @@ async function main() {
     `machine: ${cpus().length} × ${cpus()[0]?.model?.trim() ?? '?'}; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}; node ${tools.versions.node}, nginx ${tools.versions.nginx}, serve ${tools.versions.serve}, http-server ${tools.versions['http-server']}, curl ${tools.versions.curl}, wrk ${tools.versions.wrk}`,
     `clients: W1, W2, W4 curl processes writing to /dev/null (W2 and W4 released together; W4 keep-alive, one curl per client); W3 wrk ${tools.versions.wrk} from Debian (-t${o.wrkThreads} -c${o.wrkConnections} -d${o.wrkDuration}s). Clients and servers share the same ${cpus().length} cores.`,
     `installed by this run: ${tools.installed.length ? tools.installed.join(', ') : 'nothing (all present)'}`,
-    `nginx: worker_processes auto, access_log off, otherwise nginx defaults; "(ref)" = the faster of sendfile on/off for that workload. naive-node = createReadStream(path).pipe(res).`,
+    `nginx: worker_processes auto, access_log off, otherwise nginx defaults; "(ref)" = the faster of sendfile on/off for that workload. naive-node = createReadStream(path).pipe(res); node-hello = node:http answering the 1 KiB script from memory (W3 only).`,
     `MB = 10^6 bytes. CPU = server utime+stime (nginx: master+workers) per GiB sent, W3 per request. peak RSS = VmHWM (nginx: sum over processes). Ratio = bootserve median ÷ this server's median (higher is better for bootserve).`,
     '',
   ];

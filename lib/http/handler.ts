@@ -53,8 +53,10 @@ const readFd = promisify(read);
 /** Without a cache: one that keeps nothing, so that both ways share one path. */
 const NO_CACHE = new FileCache({ files: 0, bytes: 0 });
 
-export async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Context): Promise<void> {
-  return sendReply(req, res, await decide(req, ctx), ctx);
+export function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Context): Promise<void> {
+  const reply = decide(req, ctx);
+  // A hit on a small file the cache keeps whole is decided without waiting on anything.
+  return reply instanceof Promise ? reply.then((r) => sendReply(req, res, r, ctx)) : sendReply(req, res, reply, ctx);
 }
 
 /** Send a decided reply through the stall-guarded loop, then record its outcome. */
@@ -96,25 +98,35 @@ function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
 }
 
-async function decide(req: IncomingMessage, ctx: Context): Promise<Reply> {
-  const { config, root } = ctx;
+/** Decide the reply: at once when the cache has the answer, else once the file system has. */
+function decide(req: IncomingMessage, ctx: Context): Reply | Promise<Reply> {
   if (req.method !== 'GET' && req.method !== 'HEAD') return textReply(405, 'Method Not Allowed', { Allow: 'GET, HEAD' });
   const url = req.url ?? '/';
   if (url === '/-' || url.startsWith('/-/') || url.startsWith('/-?')) {
-    return ctx.admin ? { ...(await ctx.admin(req)), internal: true } : textReply(404, 'Not Found');
+    const admin = ctx.admin;
+    return admin ? Promise.resolve(admin(req)).then((reply) => ({ ...reply, internal: true })) : textReply(404, 'Not Found');
   }
-  const target = parseRequestPath(url, config.dotfiles);
+  const target = parseRequestPath(url, ctx.config.dotfiles);
   if (target.kind === 'bad-request') return textReply(400, 'Bad Request');
   if (target.kind === 'not-found') return textReply(404, 'Not Found');
 
   const files = ctx.files ?? NO_CACHE;
-  const path = join(root, ...target.segments);
+  const path = join(ctx.root, ...target.segments);
+  const cached = files.lookup(path);
+  if (!cached) return decideFromDisk(req, ctx, target.segments, target.trailingSlash, path);
+  const reply = fileReply(req, cached, files, path);
+  return reply instanceof Promise ? reply.catch((err: unknown) => errorReply(err, ctx.logger, url)) : reply;
+}
+
+/** The ordinary path: containment and symlinks (paths.ts), open, fstat; the cache keeps the file. */
+async function decideFromDisk(req: IncomingMessage, ctx: Context, segments: string[], trailingSlash: boolean, path: string): Promise<Reply> {
+  const { config, root } = ctx;
+  const files = ctx.files ?? NO_CACHE;
+  const url = req.url ?? '/';
   try {
-    const cached = files.lookup(path);
-    if (cached) return await fileReply(req, cached, files, path);
-    const real = await resolveInRoot(root, target.segments, config.dotfiles);
+    const real = await resolveInRoot(root, segments, config.dotfiles);
     if (real === null) {
-      const isMenu = target.segments.length === 1 && target.segments[0] === 'boot.ipxe';
+      const isMenu = segments.length === 1 && segments[0] === 'boot.ipxe';
       return isMenu && ctx.bootMenu ? textReply(200, await ctx.bootMenu(), {}, 'generated') : textReply(404, 'Not Found');
     }
     const opened = await openFile(real, files);
@@ -123,7 +135,7 @@ async function decide(req: IncomingMessage, ctx: Context): Promise<Reply> {
       return await fileReply(req, opened, files, path);
     }
     if (opened !== 'directory') return textReply(404, 'Not Found');
-    return directoryReply(req, ctx, real, target.trailingSlash || target.segments.length === 0);
+    return directoryReply(req, ctx, real, trailingSlash || segments.length === 0);
   } catch (err) {
     return errorReply(err, ctx.logger, url);
   }
@@ -162,7 +174,7 @@ const single = (h: string | string[] | undefined) => (Array.isArray(h) ? h[0] : 
  * A regular file, open and held for this request: conditionals, then Range, decide the status;
  * everything from `file`, which the reply (or its transfer) lets go of.
  */
-async function fileReply(req: IncomingMessage, file: OpenFile, files: FileCache, path: string): Promise<Reply> {
+function fileReply(req: IncomingMessage, file: OpenFile, files: FileCache, path: string): Reply | Promise<Reply> {
   const v = file.validators;
   const size = file.size;
   const headers: OutgoingHttpHeaders = {
@@ -202,6 +214,17 @@ async function fileReply(req: IncomingMessage, file: OpenFile, files: FileCache,
   }
   // HEAD sends no body, and an empty body needs no file.
   if (req.method === 'HEAD' || reply.parts.length === 0) return done(reply);
+  if (file.bytes) return done({ ...reply, parts: slices(reply.parts, file.bytes) });
+  return withBody(reply, file, files, path);
+}
+
+/** The parts as pieces of `whole`, the file's bytes. */
+function slices(parts: BodyPart[], whole: Buffer): BodyPart[] {
+  return parts.map((p) => (Buffer.isBuffer(p) ? p : p.start === 0 && p.end === whole.length - 1 ? whole : whole.subarray(p.start, p.end + 1)));
+}
+
+/** The reply with its body: bytes read now when small, else ranges the transfer streams from `file`. */
+async function withBody(reply: Reply, file: OpenFile, files: FileCache, path: string): Promise<Reply> {
   let literal: BodyPart[] | undefined;
   try {
     literal = await smallBody(reply.parts, file, files, path);
@@ -209,28 +232,24 @@ async function fileReply(req: IncomingMessage, file: OpenFile, files: FileCache,
     file.release();
     throw err;
   }
-  return literal ? done({ ...reply, parts: literal }) : { ...reply, file };
+  if (!literal) return { ...reply, file };
+  file.release();
+  return { ...reply, parts: literal };
 }
 
 /**
- * The body as bytes in memory when it is small: from the kept bytes, or from one read now (a
- * whole small file, which the cache may keep, or one short range), so that the transfer holds
- * no descriptor and needs no read stream. Undefined: stream the ranges from the descriptor
- * (also when a read comes back short: the file shrank, and the transfer aborts rather than
- * send a short body).
+ * The body as bytes in memory when it is small, from one read now (a whole small file, which
+ * the cache may keep, or one short range), so that the transfer holds no descriptor and needs
+ * no read stream. Undefined: stream the ranges from the descriptor (also when a read comes back
+ * short: the file shrank, and the transfer aborts rather than send a short body).
  */
 async function smallBody(parts: BodyPart[], file: OpenFile, files: FileCache, path: string): Promise<BodyPart[] | undefined> {
-  let whole = file.bytes;
-  if (!whole && file.size <= SMALL_FILE) {
+  if (file.size <= SMALL_FILE) {
     const readAt = Date.now();
-    const buffer = Buffer.allocUnsafeSlow(file.size);
-    if ((await readFd(file.fd, buffer, 0, file.size, 0)).bytesRead !== file.size) return undefined;
-    files.keepBytes(path, file, buffer, readAt);
-    whole = buffer;
-  }
-  if (whole) {
-    const bytes = whole;
-    return parts.map((p) => (Buffer.isBuffer(p) ? p : bytes.subarray(p.start, p.end + 1)));
+    const whole = Buffer.allocUnsafeSlow(file.size);
+    if ((await readFd(file.fd, whole, 0, file.size, 0)).bytesRead !== file.size) return undefined;
+    files.keepBytes(path, file, whole, readAt);
+    return slices(parts, whole);
   }
   const [only] = parts;
   if (parts.length !== 1 || !only || Buffer.isBuffer(only) || only.end - only.start + 1 > SMALL_FILE) return undefined;
