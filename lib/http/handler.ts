@@ -14,6 +14,7 @@ import { multipartBody } from './multipart.js';
 import { parseRequestPath, resolveInRoot } from '../paths.js';
 import { socketProbe } from './progress.js';
 import { parseRange } from './range.js';
+import { recycle, recyclingRead } from './readbuffers.js';
 import { sendBody, type BodyPart, type FileLease } from './transfer.js';
 
 /** What a response will be, decided before a byte of it is sent. */
@@ -24,6 +25,8 @@ export interface Reply {
   parts: BodyPart[];
   /** The open file the parts' ranges refer to; sendBody releases it. */
   file?: FileLease;
+  /** A recycled read buffer in the parts (readbuffers.ts): back to the pool once it is sent. */
+  scratch?: Buffer;
   /** "bytes a-b/size" when partial, for the status page. */
   range?: string;
   /** Admin pages: counted, but neither logged nor listed among recent transfers. */
@@ -77,6 +80,8 @@ export async function sendReply(req: IncomingMessage, res: ServerResponse, reply
     abort: () => socket.resetAndDestroy(),
     progress: transfer,
   });
+  // Only a complete transfer is sure to be done with the buffer (an aborted write may still hold it).
+  if (reply.scratch && result.outcome === 'complete') recycle(reply.scratch);
   const finished = ctx.metrics.end(transfer, reply.status, result.outcome, !reply.internal);
   if (reply.internal) return;
   ctx.logger.access({
@@ -225,7 +230,7 @@ function slices(parts: BodyPart[], whole: Buffer): BodyPart[] {
 
 /** The reply with its body: bytes read now when small, else ranges the transfer streams from `file`. */
 async function withBody(reply: Reply, file: OpenFile, files: FileCache, path: string): Promise<Reply> {
-  let literal: BodyPart[] | undefined;
+  let literal: BodyPart[] | Buffer | undefined;
   try {
     literal = await smallBody(reply.parts, file, files, path);
   } catch (err) {
@@ -234,16 +239,17 @@ async function withBody(reply: Reply, file: OpenFile, files: FileCache, path: st
   }
   if (!literal) return { ...reply, file };
   file.release();
-  return { ...reply, parts: literal };
+  return Buffer.isBuffer(literal) ? { ...reply, parts: [literal], scratch: literal } : { ...reply, parts: literal };
 }
 
 /**
- * The body as bytes in memory when it is small, from one read now (a whole small file, which
- * the cache may keep, or one short range), so that the transfer holds no descriptor and needs
- * no read stream. Undefined: stream the ranges from the descriptor (also when a read comes back
- * short: the file shrank, and the transfer aborts rather than send a short body).
+ * The body as bytes in memory when it is small, from one read now, so that the transfer holds
+ * no descriptor and needs no read stream: a whole small file (parts; the cache may keep it), or
+ * one short range of a large file (a recycled buffer: sanboot reads 64 KiB at a time). Undefined:
+ * stream the ranges from the descriptor (also when a read comes back short: the file shrank,
+ * and the transfer aborts rather than send a short body).
  */
-async function smallBody(parts: BodyPart[], file: OpenFile, files: FileCache, path: string): Promise<BodyPart[] | undefined> {
+async function smallBody(parts: BodyPart[], file: OpenFile, files: FileCache, path: string): Promise<BodyPart[] | Buffer | undefined> {
   if (file.size <= SMALL_FILE) {
     const readAt = Date.now();
     const whole = Buffer.allocUnsafeSlow(file.size);
@@ -254,8 +260,17 @@ async function smallBody(parts: BodyPart[], file: OpenFile, files: FileCache, pa
   const [only] = parts;
   if (parts.length !== 1 || !only || Buffer.isBuffer(only) || only.end - only.start + 1 > SMALL_FILE) return undefined;
   const length = only.end - only.start + 1;
-  const chunk = Buffer.allocUnsafe(length);
-  return (await readFd(file.fd, chunk, 0, length, only.start)).bytesRead === length ? [chunk] : undefined;
+  const chunk = await readPooled(file.fd, length, only.start);
+  if (chunk.length === length) return chunk;
+  recycle(chunk);
+  return undefined;
+}
+
+/** `length` bytes at `position`, read into a recycled buffer (the one passed is left untouched, as for read streams). */
+function readPooled(fd: number, length: number, position: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    recyclingRead(fd, Buffer.allocUnsafe(length), 0, length, position, (err, bytesRead, buffer) => (err ? reject(err) : resolve(buffer.subarray(0, bytesRead))));
+  });
 }
 
 async function directoryReply(req: IncomingMessage, ctx: Context, dir: string, trailingSlash: boolean): Promise<Reply> {
