@@ -344,6 +344,6 @@ test('/-/metrics carries the bootserve_tftp_* families after the HTTP ones', asy
   const state = { version: 't', config: DEFAULTS as Config, metrics, ready: () => true, moreMetrics: () => stats.metricsLines(metrics) };
   const reply = adminReply({ url: '/-/metrics' } as IncomingMessage, state);
   const text = (reply.parts[0] as Buffer).toString();
-  assert.match(text, /^bootserve_requests_total/m);
+  assert.match(text, /^# TYPE bootserve_requests_total counter$/m);
   assert.match(text, /^bootserve_tftp_transfers_total\{outcome="complete"\} 0$/m);
 });
