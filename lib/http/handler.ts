@@ -57,7 +57,12 @@ const readFd = promisify(read);
 const NO_CACHE = new FileCache({ files: 0, bytes: 0 });
 
 export function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Context): Promise<void> {
-  const reply = decide(req, ctx);
+  let reply: Reply | Promise<Reply>;
+  try {
+    reply = decide(req, ctx);
+  } catch (err) {
+    return Promise.reject(err); // as a rejection, like every other failure (server.ts logs it)
+  }
   // A hit on a small file the cache keeps whole is decided without waiting on anything.
   return reply instanceof Promise ? reply.then((r) => sendReply(req, res, r, ctx)) : sendReply(req, res, reply, ctx);
 }
