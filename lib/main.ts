@@ -127,7 +127,8 @@ async function main(): Promise<void> {
     bootMenu: config.bootMenu ? bootMenu : undefined,
     admin: config.admin && config.adminListen === undefined ? (req) => adminReply(req, admin) : undefined,
     shuttingDown: () => shuttingDown,
-    files: fileCacheFor(config, () => metrics.connections),
+    // Connections and transfers (HTTP and TFTP) need descriptors before the cache does.
+    files: fileCacheFor(config, () => metrics.connections + metrics.active.size),
   };
   const server = createBootServer(ctx);
   // Out of descriptors at accept(): the cache gives its own back first.

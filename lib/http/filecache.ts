@@ -250,9 +250,9 @@ function readLimits(): string | undefined {
 }
 
 /** The cache the flags ask for, within the descriptor budget; undefined when turned off. */
-export function fileCacheFor(config: Config, connections: () => number): FileCache | undefined {
+export function fileCacheFor(config: Config, users: () => number): FileCache | undefined {
   if (!config.fileCache) return undefined;
-  // Each connection may need two: its socket, and the file of a transfer the cache does not hold.
-  const othersNeed = () => 2 * connections();
+  // Each connection or transfer (`users`) may need two: a socket, and a file the cache does not hold.
+  const othersNeed = () => 2 * users();
   return new FileCache({ files: config.fileCacheFiles, bytes: config.fileCacheBytes, descriptorLimit: descriptorLimit(), othersNeed });
 }
