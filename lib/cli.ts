@@ -22,6 +22,10 @@ export interface Config {
   bootMenu: boolean;
   menuTimeoutMs: number;
   menuDefault: string | undefined;
+  /** Answer PXE and HTTP Boot clients on UDP 67 and 4011 (never with an address). */
+  proxyDhcp: boolean;
+  /** Where the iPXE binaries come from instead of the system's iPXE package directories. */
+  ipxeDir: string | undefined;
 }
 
 export type Invocation =
@@ -36,7 +40,7 @@ export class UsageError extends Error {}
 type Kind = 'flag' | 'duration' | 'count' | 'port' | 'string' | 'format';
 
 interface Option {
-  key: keyof Config | 'help' | 'version' | 'printMenu';
+  key: keyof Config | 'help' | 'version' | 'printMenu' | 'pxe';
   kind: Kind;
   short?: string;
   /** Boolean flags spelled --no-x set key to false. */
@@ -62,6 +66,9 @@ const OPTIONS: Record<string, Option> = {
   'no-boot-menu': { key: 'bootMenu', kind: 'flag', negated: true, help: 'do not generate /boot.ipxe when the directory has none' },
   'menu-timeout': { key: 'menuTimeoutMs', kind: 'duration', help: 'generated menu: time before the default entry (default 10s)' },
   'menu-default': { key: 'menuDefault', kind: 'string', help: 'generated menu: the default entry (default: the first)' },
+  'proxy-dhcp': { key: 'proxyDhcp', kind: 'flag', help: 'answer PXE/HTTP Boot clients beside the LAN\'s DHCP server (UDP 67, 4011)' },
+  pxe: { key: 'pxe', kind: 'flag', help: 'the whole PXE stack: --tftp and --proxy-dhcp' },
+  'ipxe-dir': { key: 'ipxeDir', kind: 'string', help: 'take iPXE binaries from DIR instead of /usr/lib/ipxe, /usr/share/ipxe' },
   'print-menu': { key: 'printMenu', kind: 'flag', help: 'print the generated boot.ipxe for DIR and exit' },
   help: { key: 'help', kind: 'flag', short: 'h', help: 'show this help' },
   version: { key: 'version', kind: 'flag', short: 'V', help: 'show the version' },
@@ -85,6 +92,8 @@ export const DEFAULTS: Omit<Config, 'root'> = {
   bootMenu: true,
   menuTimeoutMs: 10_000,
   menuDefault: undefined,
+  proxyDhcp: false,
+  ipxeDir: undefined,
 };
 
 /** Split "ADDR:PORT" or "[v6]:PORT" (for --admin-listen). */
@@ -186,6 +195,11 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): Invocati
   if (values.version) return { kind: 'version' };
   if (positional.length > 1) throw new UsageError(`expected one directory, got ${positional.length}: ${positional.join(' ')}`);
   const printMenu = values.printMenu === true;
+  if (values.pxe === true) {
+    values.tftp = true;
+    values.proxyDhcp = true;
+  }
+  delete values.pxe;
   delete values.help;
   delete values.version;
   delete values.printMenu;

@@ -11,6 +11,10 @@ import { createLiveView } from './live.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { createBootServer } from './http/server.js';
+import { advertisedAddress, bindErrorMessage } from './dhcp/address.js';
+import { DhcpBindError, startDhcpServer, type DhcpServer } from './dhcp/server.js';
+import { DhcpStats } from './dhcp/stats.js';
+import { findIpxeBinaries, type IpxeCatalog } from './netboot/ipxe.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -113,6 +117,12 @@ async function main(): Promise<void> {
   if (invocation.kind === 'print-menu') return void process.stdout.write(await bootMenu());
 
   const metrics = new Metrics();
+  // DHCP answers and ignored packets, for /-/metrics (dhcpMetricsText in dhcp/stats.ts).
+  const dhcpStats = new DhcpStats();
+  // proxyDHCP: decide the address before binding anything, so a refusal leaves nothing behind.
+  const advertised = config.proxyDhcp ? advertisedAddress(config.host, networkInterfaces()) : undefined;
+  if (advertised?.kind === 'refused') fail(advertised.message, 1);
+  const ipxe: IpxeCatalog | undefined = config.proxyDhcp ? findIpxeBinaries({ root, ipxeDir: config.ipxeDir }) : undefined;
   let shuttingDown = false;
   const admin: AdminState = { version: VERSION, config, metrics, ready: () => !shuttingDown };
   const ctx: Context = {
@@ -123,6 +133,7 @@ async function main(): Promise<void> {
     bootMenu: config.bootMenu ? bootMenu : undefined,
     admin: config.admin && config.adminListen === undefined ? (req) => adminReply(req, admin) : undefined,
     shuttingDown: () => shuttingDown,
+    ipxeFile: ipxe?.ipxeFile,
   };
   const server = createBootServer(ctx);
   if (config.stallTimeoutMs === 0) logger.error('warning: --stall-timeout 0 disables the stall guard: a client that stops reading holds its connection forever');
@@ -134,6 +145,23 @@ async function main(): Promise<void> {
     adminServer = createServer((req, res) => void sendReply(req, res, { ...adminReply(req, admin), internal: true }, ctx).catch(() => res.destroy()));
     const at = await listenOrExit(adminServer, port, host);
     logger.info(`admin on http://${at.address.includes(':') ? `[${at.address}]` : at.address}:${at.port}/-/`);
+  }
+
+  let dhcp: DhcpServer | undefined;
+  if (advertised?.kind === 'address' && ipxe) {
+    try {
+      dhcp = await startDhcpServer({
+        policy: { serverAddress: advertised.address, httpPort: address.port, binaryFor: ipxe.binaryFor },
+        stats: dhcpStats,
+        log: (record) => logger.dhcp(record),
+        error: (message) => logger.error(message),
+      });
+    } catch (err) {
+      if (err instanceof DhcpBindError) fail(bindErrorMessage(err), 1);
+      throw err;
+    }
+    logger.info(`proxyDHCP: answering PXE and HTTP Boot clients on UDP 67 and ${advertised.address}:4011, advertising ${advertised.address}`);
+    for (const line of ipxe.banner()) (line.includes(': missing ') ? logger.error : logger.info)(line);
   }
 
   const urls = urlsFor(address);
@@ -150,6 +178,7 @@ async function main(): Promise<void> {
     shuttingDown = true;
     logger.info(`${signal}: finishing transfers (up to ${config.shutdownGraceMs / 1000}s), then exiting`);
     live.stop();
+    void dhcp?.close();
     void server.shutdown(config.shutdownGraceMs).then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
