@@ -22,6 +22,12 @@ export interface Config {
   bootMenu: boolean;
   menuTimeoutMs: number;
   menuDefault: string | undefined;
+  tftp: boolean;
+  tftpPort: number;
+  tftpMaxBlksize: number;
+  tftpTimeoutMs: number;
+  tftpMaxTransfers: number;
+  tftpMaxPerClient: number;
   /** Answer PXE and HTTP Boot clients on UDP 67 and 4011 (never with an address). */
   proxyDhcp: boolean;
   /** Where the iPXE binaries come from instead of the system's iPXE package directories. */
@@ -66,6 +72,12 @@ const OPTIONS: Record<string, Option> = {
   'no-boot-menu': { key: 'bootMenu', kind: 'flag', negated: true, help: 'do not generate /boot.ipxe when the directory has none' },
   'menu-timeout': { key: 'menuTimeoutMs', kind: 'duration', help: 'generated menu: time before the default entry (default 10s)' },
   'menu-default': { key: 'menuDefault', kind: 'string', help: 'generated menu: the default entry (default: the first)' },
+  tftp: { key: 'tftp', kind: 'flag', help: 'also serve DIR over TFTP (read-only), for PXE firmware' },
+  'tftp-port': { key: 'tftpPort', kind: 'port', help: 'UDP port for TFTP (default 69: needs root or CAP_NET_BIND_SERVICE)' },
+  'tftp-max-blksize': { key: 'tftpMaxBlksize', kind: 'count', help: 'largest TFTP block size granted (default 1468: one Ethernet frame)' },
+  'tftp-timeout': { key: 'tftpTimeoutMs', kind: 'duration', help: 'give up a TFTP transfer after this long without an ACK (default 30s)' },
+  'tftp-max-transfers': { key: 'tftpMaxTransfers', kind: 'count', help: 'TFTP transfers at once; more get "server busy" (default 256)' },
+  'tftp-max-per-client': { key: 'tftpMaxPerClient', kind: 'count', help: 'TFTP transfers per client address (default 16)' },
   'proxy-dhcp': { key: 'proxyDhcp', kind: 'flag', help: 'answer PXE/HTTP Boot clients beside the LAN\'s DHCP server (UDP 67, 4011)' },
   pxe: { key: 'pxe', kind: 'flag', help: 'the whole PXE stack: --tftp and --proxy-dhcp' },
   'ipxe-dir': { key: 'ipxeDir', kind: 'string', help: 'take iPXE binaries from DIR instead of /usr/lib/ipxe, /usr/share/ipxe' },
@@ -92,6 +104,12 @@ export const DEFAULTS: Omit<Config, 'root'> = {
   bootMenu: true,
   menuTimeoutMs: 10_000,
   menuDefault: undefined,
+  tftp: false,
+  tftpPort: 69,
+  tftpMaxBlksize: 1468,
+  tftpTimeoutMs: 30_000,
+  tftpMaxTransfers: 256,
+  tftpMaxPerClient: 16,
   proxyDhcp: false,
   ipxeDir: undefined,
 };
@@ -205,11 +223,14 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): Invocati
   delete values.printMenu;
   const config: Config = { ...DEFAULTS, ...(values as Partial<Config>), root: positional[0] ?? '.' };
   if (config.adminListen !== undefined) parseHostPort(config.adminListen);
+  // RFC 2348's range.
+  if (config.tftpMaxBlksize < 8 || config.tftpMaxBlksize > 65464) throw new UsageError(`--tftp-max-blksize: expected 8 to 65464, got ${config.tftpMaxBlksize}`);
+  if (config.tftpTimeoutMs < 1000) throw new UsageError(`--tftp-timeout: at least 1s, got ${config.tftpTimeoutMs}ms`);
   return { kind: printMenu ? 'print-menu' : 'serve', config };
 }
 
 export function usage(): string {
-  const lines = ['Usage: bootserve [options] [DIR]', '', 'Serve DIR (default: the current directory) to netboot clients over HTTP.', '', 'Options:'];
+  const lines = ['Usage: bootserve [options] [DIR]', '', 'Serve DIR (default: the current directory) to netboot clients over HTTP (and TFTP with --tftp).', '', 'Options:'];
   for (const [name, opt] of Object.entries(OPTIONS)) {
     const flag = (opt.short ? `-${opt.short}, ` : '    ') + `--${name}` + (opt.kind === 'flag' ? '' : ' VALUE');
     lines.push(`  ${flag.padEnd(34)}${opt.help}`);

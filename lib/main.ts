@@ -13,8 +13,10 @@ import { Metrics } from './metrics.js';
 import { createBootServer } from './http/server.js';
 import { advertisedAddress, bindErrorMessage } from './dhcp/address.js';
 import { DhcpBindError, startDhcpServer, type DhcpServer } from './dhcp/server.js';
-import { DhcpStats } from './dhcp/stats.js';
+import { dhcpMetricsLines, DhcpStats } from './dhcp/stats.js';
 import { findIpxeBinaries, type IpxeCatalog } from './netboot/ipxe.js';
+import { startTftpServer, type TftpServer } from './tftp/server.js';
+import { TftpStats } from './tftp/stats.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -117,14 +119,20 @@ async function main(): Promise<void> {
   if (invocation.kind === 'print-menu') return void process.stdout.write(await bootMenu());
 
   const metrics = new Metrics();
-  // DHCP answers and ignored packets, for /-/metrics (dhcpMetricsText in dhcp/stats.ts).
+  // DHCP answers and ignored packets, for /-/metrics.
   const dhcpStats = new DhcpStats();
   // proxyDHCP: decide the address before binding anything, so a refusal leaves nothing behind.
   const advertised = config.proxyDhcp ? advertisedAddress(config.host, networkInterfaces()) : undefined;
   if (advertised?.kind === 'refused') fail(advertised.message, 1);
-  const ipxe: IpxeCatalog | undefined = config.proxyDhcp ? findIpxeBinaries({ root, ipxeDir: config.ipxeDir }) : undefined;
+  // iPXE binaries (served dir's ipxe/, else --ipxe-dir or the system's package) for TFTP and HTTP.
+  const ipxe: IpxeCatalog | undefined = config.proxyDhcp || config.tftp ? findIpxeBinaries({ root, ipxeDir: config.ipxeDir }) : undefined;
   let shuttingDown = false;
-  const admin: AdminState = { version: VERSION, config, metrics, ready: () => !shuttingDown };
+  const tftpStats = new TftpStats();
+  const admin: AdminState = { version: VERSION, config, metrics, ready: () => !shuttingDown, moreMetrics: () => [
+      ...(config.tftp ? tftpStats.metricsLines(metrics) : []),
+      ...(config.proxyDhcp ? dhcpMetricsLines(dhcpStats) : []),
+    ],
+  };
   const ctx: Context = {
     config,
     root,
@@ -147,6 +155,11 @@ async function main(): Promise<void> {
     logger.info(`admin on http://${at.address.includes(':') ? `[${at.address}]` : at.address}:${at.port}/-/`);
   }
 
+  let tftp: TftpServer | undefined;
+  if (config.tftp) {
+    tftp = await startTftpServer({ config, root, logger, metrics, stats: tftpStats, fallback: (segments) => ipxe?.ipxeFile(segments.join('/')) }).catch((e: Error) => fail(e.message, 1));
+  }
+
   let dhcp: DhcpServer | undefined;
   if (advertised?.kind === 'address' && ipxe) {
     try {
@@ -161,12 +174,16 @@ async function main(): Promise<void> {
       throw err;
     }
     logger.info(`proxyDHCP: answering PXE and HTTP Boot clients on UDP 67 and ${advertised.address}:4011, advertising ${advertised.address}`);
-    for (const line of ipxe.banner()) (line.includes(': missing ') ? logger.error : logger.info)(line);
   }
+  for (const line of ipxe?.banner() ?? []) (line.includes(': missing ') ? logger.error : logger.info)(line);
 
   const urls = urlsFor(address);
   logger.info(`serving ${root}`);
   for (const url of urls) logger.info(`listening on ${url}`);
+  if (tftp) {
+    const at = tftp.addresses.map((a) => (a.address.includes(':') ? `[${a.address}]` : a.address)).join(', ');
+    logger.info(`TFTP on UDP port ${tftp.addresses[0]?.port ?? config.tftpPort} (${at})`);
+  }
   logger.info(`iPXE: chain ${urls[0]}boot.ipxe`);
   live.start(metrics);
 
@@ -179,7 +196,7 @@ async function main(): Promise<void> {
     logger.info(`${signal}: finishing transfers (up to ${config.shutdownGraceMs / 1000}s), then exiting`);
     live.stop();
     void dhcp?.close();
-    void server.shutdown(config.shutdownGraceMs).then(() => process.exit(0));
+    void Promise.all([server.shutdown(config.shutdownGraceMs), tftp?.shutdown(config.shutdownGraceMs)]).then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

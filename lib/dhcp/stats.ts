@@ -15,8 +15,8 @@ export class DhcpStats {
 }
 
 /** Prometheus text lines (exposition format 0.0.4), every label present even at 0. */
-export function dhcpMetricsText(stats: DhcpStats): string {
-  const lines = [
+export function dhcpMetricsLines(stats: DhcpStats): string[] {
+  return [
     '# HELP bootserve_dhcp_answers_total proxyDHCP replies sent, by client kind.',
     '# TYPE bootserve_dhcp_answers_total counter',
     ...CLIENT_KINDS.map((kind) => `bootserve_dhcp_answers_total{client="${kind}"} ${stats.answers.get(kind) ?? 0}`),
@@ -24,5 +24,8 @@ export function dhcpMetricsText(stats: DhcpStats): string {
     '# TYPE bootserve_dhcp_ignored_total counter',
     ...IGNORE_REASONS.map((reason) => `bootserve_dhcp_ignored_total{reason="${reason}"} ${stats.ignored.get(reason) ?? 0}`),
   ];
-  return lines.join('\n') + '\n';
+}
+
+export function dhcpMetricsText(stats: DhcpStats): string {
+  return dhcpMetricsLines(stats).join('\n') + '\n';
 }
