@@ -1,8 +1,9 @@
 // The proxyDHCP sockets: receive, hand to the codec and the policy, send what they decide.
 //
 // Node's dgram cannot tell which interface or destination address a datagram came in on, so:
-// UDP 67 is bound to 0.0.0.0 (DHCPDISCOVERs are broadcasts), and 4011 to each address we
-// advertise (clients send their request there; the reply must come from that address, port 4011).
+// UDP 67 is bound to 0.0.0.0 (DHCPDISCOVERs are broadcasts) and offers leave from a second
+// port-67 socket bound to the advertised address; 4011 is bound to each address we advertise
+// (clients send their request there; the reply must come from that address, port 4011).
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { DhcpRecord } from '../log.js';
 import { decodePacket } from './packet.js';
@@ -56,9 +57,14 @@ export class DhcpBindError extends Error {
 
 const MESSAGE_NAMES = ['-', 'DISCOVER', 'OFFER', 'REQUEST', 'DECLINE', 'ACK', 'NAK', 'RELEASE', 'INFORM'];
 
-function bind(endpoint: Endpoint): Promise<Socket> {
+/**
+ * Shared: SO_REUSEADDR lets our two port-67 sockets (0.0.0.0 and the advertised address) share the port.
+ * A DHCP server holding 0.0.0.0:67 without it (dhcpd, dnsmasq's default) still makes ours fail;
+ * one bound to its own interface with it (libvirt's dnsmasq) can stay beside us.
+ */
+function bind(endpoint: Endpoint, sharing: 'shared' | 'exclusive'): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = createSocket({ type: 'udp4' });
+    const socket = createSocket({ type: 'udp4', reuseAddr: sharing === 'shared' });
     const failed = (err: NodeJS.ErrnoException) => {
       socket.close();
       reject(new DhcpBindError(endpoint.port, endpoint.address, err.code, err.message));
@@ -99,21 +105,29 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<DhcpS
 
   const sockets: Socket[] = [];
   try {
-    const dhcpSocket = await bind(options.dhcp ?? { address: '0.0.0.0', port: 67 });
-    sockets.push(dhcpSocket);
-    dhcpSocket.setBroadcast(true);
+    // Takes the broadcast DISCOVERs.
+    const listen = await bind(options.dhcp ?? { address: '0.0.0.0', port: 67 }, 'shared');
+    sockets.push(listen);
+    // Sends the offers (and takes relays' unicasts), bound to the advertised address on the same
+    // port: Linux sends a limited broadcast out of the interface of the socket's bound address.
+    // From the 0.0.0.0 socket, offers left by the default route's interface, with that
+    // interface's source address, on a two-interface host (measured in a netns lab).
+    const offers = await bind({ address: options.policy.serverAddress, port: listen.address().port }, 'shared');
+    sockets.push(offers);
+    offers.setBroadcast(true);
     const proxyPort = options.proxyPort ?? 4011;
     for (const address of options.proxyAddresses ?? [options.policy.serverAddress]) {
-      sockets.push(await bind({ address, port: proxyPort }));
+      sockets.push(await bind({ address, port: proxyPort }, 'exclusive'));
     }
-    const proxySockets = sockets.slice(1);
-    dhcpSocket.on('message', (msg, rinfo) => receive(dhcpSocket, 'dhcp', msg, rinfo));
+    const proxySockets = sockets.slice(2);
+    listen.on('message', (msg, rinfo) => receive(offers, 'dhcp', msg, rinfo));
+    offers.on('message', (msg, rinfo) => receive(offers, 'dhcp', msg, rinfo));
     for (const s of proxySockets) s.on('message', (msg, rinfo) => receive(s, 'proxy', msg, rinfo));
     for (const s of sockets) s.on('error', (err) => options.error(`DHCP socket: ${err.message}`));
     const budgetTimer = setInterval(endLogSecond, 1000);
     budgetTimer.unref();
     return {
-      dhcpPort: dhcpSocket.address().port,
+      dhcpPort: listen.address().port,
       proxyPort: proxySockets[0]?.address().port ?? proxyPort,
       close: async () => {
         clearInterval(budgetTimer);
