@@ -39,6 +39,7 @@ const RETRANSMIT_MS = 1000;
 
 const openFd = promisify(open);
 const fstatFd = promisify(fstat);
+const closeFd = promisify(close);
 
 /** Bind the request sockets; rejects with a one-line message naming the port and the cure. */
 export async function startTftpServer(context: TftpContext): Promise<TftpServer> {
@@ -154,7 +155,7 @@ async function onRequest(ctx: Service, socket: Socket, localAddress: string, msg
   try {
     const opened = await openRequested(ctx, packet);
     if ('refusal' in opened) return refuse(opened.refusal, opened.code, opened.message);
-    await transfer(ctx, packet, opened, localAddress, rinfo, client).finally(() => close(opened.fd, () => {}));
+    await transfer(ctx, packet, opened, localAddress, rinfo, client);
   } finally {
     busy.delete(key);
     const left = (perAddress.get(client) ?? 1) - 1;
@@ -193,7 +194,7 @@ async function openRequested(ctx: TftpContext, request: Request): Promise<Opened
   }
 }
 
-/** Run one transfer on its own socket and record it. */
+/** Run one transfer on its own socket and record it. Owns the file: closed before the record. */
 async function transfer(ctx: Service, request: Request, file: { fd: number; size: number }, localAddress: string, rinfo: RemoteInfo, client: string): Promise<void> {
   const { config, metrics, stats } = ctx;
   const netascii = request.mode === 'netascii';
@@ -205,6 +206,7 @@ async function transfer(ctx: Service, request: Request, file: { fd: number; size
     await connect(socket, rinfo);
   } catch (err) {
     socket.close();
+    await closeFd(file.fd);
     ctx.logger.error(`tftp: no socket for ${client}: ${(err as Error).message}`);
     stats.refuse('open-failed');
     return;
@@ -239,6 +241,7 @@ async function transfer(ctx: Service, request: Request, file: { fd: number; size
   const end = await t.start();
   ctx.running.delete(t);
   socket.close();
+  await closeFd(file.fd);
   recordEnd(ctx, live, request, params.blksize, params.windowsize, end);
 }
 
