@@ -152,15 +152,22 @@ async function onRequest(ctx: Service, socket: Socket, localAddress: string, msg
   if ((perAddress.get(client) ?? 0) >= config.tftpMaxPerClient) return refuse('client-busy', ErrorCode.undefined, 'server busy: too many transfers from this address');
   busy.add(key);
   perAddress.set(client, (perAddress.get(client) ?? 0) + 1);
-  try {
-    const opened = await openRequested(ctx, packet);
-    if ('refusal' in opened) return refuse(opened.refusal, opened.code, opened.message);
-    await transfer(ctx, packet, opened, localAddress, rinfo, client);
-  } finally {
+  let released = false;
+  // Once the transfer has ended the client may ask again from the same port, before our cleanup.
+  const release = () => {
+    if (released) return;
+    released = true;
     busy.delete(key);
     const left = (perAddress.get(client) ?? 1) - 1;
     if (left === 0) perAddress.delete(client);
     else perAddress.set(client, left);
+  };
+  try {
+    const opened = await openRequested(ctx, packet);
+    if ('refusal' in opened) return refuse(opened.refusal, opened.code, opened.message);
+    await transfer(ctx, packet, opened, localAddress, rinfo, client, release);
+  } finally {
+    release();
   }
 }
 
@@ -195,7 +202,7 @@ async function openRequested(ctx: TftpContext, request: Request): Promise<Opened
 }
 
 /** Run one transfer on its own socket and record it. Owns the file: closed before the record. */
-async function transfer(ctx: Service, request: Request, file: { fd: number; size: number }, localAddress: string, rinfo: RemoteInfo, client: string): Promise<void> {
+async function transfer(ctx: Service, request: Request, file: { fd: number; size: number }, localAddress: string, rinfo: RemoteInfo, client: string, release: () => void): Promise<void> {
   const { config, metrics, stats } = ctx;
   const netascii = request.mode === 'netascii';
   const params = negotiate(request.options, netascii ? undefined : file.size, { maxBlksize: config.tftpMaxBlksize });
@@ -239,6 +246,7 @@ async function transfer(ctx: Service, request: Request, file: { fd: number; size
 
   ctx.running.add(t);
   const end = await t.start();
+  release();
   ctx.running.delete(t);
   socket.close();
   await closeFd(file.fd);
