@@ -150,7 +150,14 @@ async function main(): Promise<void> {
     shuttingDown = true;
     logger.info(`${signal}: finishing transfers (up to ${config.shutdownGraceMs / 1000}s), then exiting`);
     live.stop();
-    void server.shutdown(config.shutdownGraceMs).then(() => process.exit(0));
+    // shutdown resolves once every response is logged; the empty write calls back once the
+    // log lines before it are flushed (stdout is asynchronous on some pipes and terminals),
+    // and the timer exits anyway should stdout never drain.
+    const exit = () => process.exit(0);
+    void server.shutdown(config.shutdownGraceMs).then(() => {
+      process.stdout.write('', exit);
+      setTimeout(exit, 1000);
+    });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -1,6 +1,7 @@
 // What the server has done and is doing: counters for /-/metrics, live transfers for /-/status.
 
-export type TransferOutcome = 'complete' | 'client-gone' | 'stalled' | 'read-error';
+/** How a response ended; "shutdown": still running when the shutdown grace ended, so cut. */
+export type TransferOutcome = 'complete' | 'client-gone' | 'stalled' | 'read-error' | 'shutdown';
 
 /** Live figures of one transfer, updated in place (read by the admin pages, never copied). */
 export interface TransferProgress {

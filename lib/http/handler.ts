@@ -2,6 +2,7 @@
 // send the body through the stall-guarded loop → record the outcome.
 import { close, constants, fstat, open, type Stats } from 'node:fs';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { promisify } from 'node:util';
 import type { Config } from '../cli.js';
 import { evaluatePreconditions, ifRangeAllows, validatorsOf } from './conditional.js';
@@ -40,6 +41,8 @@ export interface Context {
   /** Answers requests under /-/ (undefined: 404 there). */
   admin?: ((req: IncomingMessage) => Reply | Promise<Reply>) | undefined;
   shuttingDown: () => boolean;
+  /** Whether shutdown destroyed this socket when its grace ended (set by the server). */
+  cutByShutdown?: ((socket: Socket) => boolean) | undefined;
 }
 
 // Plain descriptors, not FileHandles: sendBody hands them to createReadStream and closes them.
@@ -69,7 +72,8 @@ export async function sendReply(req: IncomingMessage, res: ServerResponse, reply
     abort: () => socket.resetAndDestroy(),
     progress: transfer,
   });
-  const finished = ctx.metrics.end(transfer, reply.status, result.outcome, !reply.internal);
+  const outcome = result.outcome !== 'complete' && ctx.cutByShutdown?.(socket) ? 'shutdown' : result.outcome;
+  const finished = ctx.metrics.end(transfer, reply.status, outcome, !reply.internal);
   if (reply.internal) return;
   ctx.logger.access({
     time: finished.finishedAt,
@@ -80,7 +84,7 @@ export async function sendReply(req: IncomingMessage, res: ServerResponse, reply
     bytesSent: result.bytesSent,
     bytesDue,
     durationMs: finished.durationMs,
-    outcome: result.outcome,
+    outcome,
     userAgent: req.headers['user-agent'] ?? '-',
   });
 }
