@@ -30,7 +30,7 @@ export interface LinuxEntry {
   cmdlinePath?: string | undefined;
   cmdline?: string | undefined;
   /**
-   * Initrds that UEFI iPXE builds before 2021 would hand to the kernel at an offset that is
+   * Initrds that older UEFI iPXE builds would hand to the kernel at an offset that is
    * not a multiple of 4 although they are uncompressed cpio archives: the kernel would not
    * unpack them. Found by generateBootMenu; the script warns on the console.
    */
@@ -467,10 +467,11 @@ export function renderBootMenu(entries: readonly BootEntry[], options: RenderOpt
 // The kernel unpacks its initrds as one buffer, skipping zero bytes between archives; an
 // uncompressed cpio must start at an offset that is a multiple of 4, or the kernel stops with
 // "invalid magic at start of compressed archive" (a compressed one may start anywhere). iPXE
-// pads each initrd to 4 bytes on BIOS, and on UEFI since 2021 (initrd.magic, LoadFile2); the
-// UEFI builds before that (Debian 12's 2019 one among them) hand each initrd over by name and
-// the EFI stub concatenates them unpadded. iPXE has no command to pad an image, so the fix is
-// in the files: zero bytes appended to an archive are skipped by the kernel.
+// pads each initrd to 4 bytes on BIOS; on UEFI, its sources since 2023 (release 2.0) hand a
+// Linux 5.7+ kernel all initrds padded through LoadFile2, which the kernel then prefers to
+// initrd= arguments. Older UEFI builds (Debian 12's 2019 one among them) hand each initrd
+// over by name only and the EFI stub concatenates them unpadded. iPXE has no command to pad
+// an image, so the fix is in the files: zero bytes after an archive are skipped by the kernel.
 
 const CPIO_MAGIC = /^0707(01|02|07)$/;
 
@@ -501,7 +502,7 @@ async function findMisaligned(root: string, initrds: readonly string[], warn: (m
         misaligned.push(path);
         warn(
           `boot menu: ${path} is an uncompressed cpio that would start at byte ${offset} of the initrds, not a multiple of 4: ` +
-            `UEFI iPXE builds before 2021 (Debian 12's among them) pass initrds unpadded and the kernel would not unpack it. ` +
+            `older UEFI iPXE builds (Debian 12's 2019 one among them) pass initrds unpadded and the kernel would not unpack it. ` +
             `Pad ${unpadded.join(', ')} with zeros to a multiple of 4 bytes (e.g. truncate -s %4 FILE); the kernel skips the zeros`,
         );
       }
