@@ -72,7 +72,8 @@ export function createBootServer(ctx: Context): BootServer {
       server.closeIdleConnections();
       const deadline = Date.now() + graceMs;
       const check = () => {
-        if (metrics.active.size === 0 || Date.now() >= deadline) cutAll();
+        // HTTP responses only: TFTP transfers in the same Metrics have a shutdown of their own.
+        if (metrics.activeOf('http').length === 0 || Date.now() >= deadline) cutAll();
         else timer = setTimeout(check, 100);
       };
       check();
