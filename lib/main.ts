@@ -196,7 +196,14 @@ async function main(): Promise<void> {
     logger.info(`${signal}: finishing transfers (up to ${config.shutdownGraceMs / 1000}s), then exiting`);
     live.stop();
     void dhcp?.close();
-    void Promise.all([server.shutdown(config.shutdownGraceMs), tftp?.shutdown(config.shutdownGraceMs)]).then(() => process.exit(0));
+    // Both resolve once every transfer is logged; the empty write calls back once the log
+    // lines before it are flushed (stdout is asynchronous on some pipes and terminals), and
+    // the timer exits anyway should stdout never drain.
+    const exit = () => process.exit(0);
+    void Promise.all([server.shutdown(config.shutdownGraceMs), tftp?.shutdown(config.shutdownGraceMs)]).then(() => {
+      process.stdout.write('', exit);
+      setTimeout(exit, 1000);
+    });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

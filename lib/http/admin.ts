@@ -54,7 +54,7 @@ export function metricsText(m: Metrics, more: string[] = []): string {
   lines.push(...family('bootserve_requests_total', 'counter', 'Responses finished, by status code.'));
   for (const [code, n] of [...m.requestsByStatus].sort((a, b) => a[0] - b[0])) lines.push(`bootserve_requests_total{code="${code}"} ${n}`);
   lines.push(...family('bootserve_transfers_total', 'counter', 'Responses finished, by transfer outcome.'));
-  for (const outcome of ['complete', 'client-gone', 'stalled', 'read-error'] as const) lines.push(`bootserve_transfers_total{outcome="${outcome}"} ${m.transfersByOutcome.get(outcome) ?? 0}`);
+  for (const outcome of ['complete', 'client-gone', 'stalled', 'read-error', 'shutdown'] as const) lines.push(`bootserve_transfers_total{outcome="${outcome}"} ${m.transfersByOutcome.get(outcome) ?? 0}`);
   lines.push(...family('bootserve_sent_bytes_total', 'counter', 'Body bytes handed to the kernel.'));
   lines.push(`bootserve_sent_bytes_total ${m.bytesSent + http.reduce((n, t) => n + t.bytesSent, 0)}`);
   lines.push(...family('bootserve_connections', 'gauge', 'Open client connections.'));
@@ -91,7 +91,7 @@ function statusPage(state: AdminState): string {
     .join('\n');
   return `<!doctype html>
 <html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2"><title>bootserve</title>
-<style>body{font:14px system-ui,sans-serif;margin:1em}table{border-collapse:collapse}td,th{padding:2px 8px;text-align:left}tr:nth-child(even){background:#f4f4f4}.stalled,.read-error{color:#b00}.client-gone{color:#a60}</style></head>
+<style>body{font:14px system-ui,sans-serif;margin:1em}table{border-collapse:collapse}td,th{padding:2px 8px;text-align:left}tr:nth-child(even){background:#f4f4f4}.stalled,.read-error{color:#b00}.client-gone,.shutdown{color:#a60}</style></head>
 <body><h1>bootserve ${esc(s.version)}</h1>
 <p>Serving ${esc(state.config.root)} · up ${s.uptimeSeconds} s · ${s.connections} connections · ${s.active.length} transfers · <a href="/-/status">status</a> · <a href="/-/metrics">metrics</a></p>
 <h2>Active transfers</h2>
