@@ -9,6 +9,7 @@ import { parseArgs, parseHostPort, usage, UsageError, type Config } from './cli.
 import { sendReply, type Context } from './http/handler.js';
 import { createLiveView } from './live.js';
 import { createLogger } from './log.js';
+import { Machines } from './machines.js';
 import { Metrics } from './metrics.js';
 import { createBootServer } from './http/server.js';
 import { advertisedAddress, bindErrorMessage } from './dhcp/address.js';
@@ -107,7 +108,14 @@ async function main(): Promise<void> {
   const config: Config = invocation.config;
   const root = await realDirectory(config.root);
   const live = createLiveView(process.stdout, !config.quiet && config.logFormat === 'text');
-  const logger = createLogger(config.logFormat, config.quiet, live.print);
+  // Every record any service logs also feeds the operator's list of machines (/-/machines).
+  const machines = new Machines();
+  const log = createLogger(config.logFormat, config.quiet, live.print);
+  const logger: typeof log = {
+    ...log,
+    access: (record) => (machines.observe(record), log.access(record)),
+    dhcp: (record) => (machines.observe(record), log.dhcp(record)),
+  };
   // Loaded on the first /boot.ipxe: most starts never need it.
   const bootMenu = async () =>
     (await import('./netboot/bootmenu.js')).generateBootMenu(root, {
@@ -128,7 +136,7 @@ async function main(): Promise<void> {
   const ipxe: IpxeCatalog | undefined = config.proxyDhcp || config.tftp ? findIpxeBinaries({ root, ipxeDir: config.ipxeDir }) : undefined;
   let shuttingDown = false;
   const tftpStats = new TftpStats();
-  const admin: AdminState = { version: VERSION, config, metrics, ready: () => !shuttingDown, moreMetrics: () => [
+  const admin: AdminState = { version: VERSION, config, metrics, machines, ready: () => !shuttingDown, moreMetrics: () => [
       ...(config.tftp ? tftpStats.metricsLines(metrics) : []),
       ...(config.proxyDhcp ? dhcpMetricsLines(dhcpStats) : []),
     ],
