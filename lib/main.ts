@@ -122,7 +122,7 @@ async function main(): Promise<void> {
       timeoutMs: config.menuTimeoutMs,
       defaultEntry: config.menuDefault,
       dotfiles: config.dotfiles,
-      warn: (m) => logger.error(`boot menu: ${m}`),
+      warn: (m) => logger.error(m), // the menu's messages start with "boot menu:"
     });
   if (invocation.kind === 'print-menu') return void process.stdout.write(await bootMenu());
 
