@@ -67,15 +67,19 @@ export async function startTftpServer(context: TftpContext): Promise<TftpServer>
     socket.on('message', (msg, rinfo) => void onRequest(ctx, socket, address, msg, rinfo));
     socket.on('error', (err) => ctx.logger.error(`tftp: ${address}: ${err.message}`));
   }
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  let closing: Promise<void> | undefined;
   return {
     addresses,
-    shutdown: async (graceMs) => {
-      for (const s of sockets) s.close();
-      const deadline = Date.now() + graceMs;
-      while (running.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      for (const t of running) t.abort('shutdown', 'server shutting down');
-      while (running.size > 0) await new Promise((r) => setTimeout(r, 10));
-    },
+    // Resolves once every transfer is recorded (a transfer leaves `running` after its log line).
+    shutdown: (graceMs) =>
+      (closing ??= (async () => {
+        for (const s of sockets) s.close();
+        const deadline = Date.now() + graceMs;
+        while (running.size > 0 && Date.now() < deadline) await pause(50);
+        for (const t of running) t.abort('shutdown', 'server shutting down');
+        while (running.size > 0) await pause(10);
+      })()),
   };
 }
 
@@ -247,10 +251,10 @@ async function transfer(ctx: Service, request: Request, file: { fd: number; size
   ctx.running.add(t);
   const end = await t.start();
   release();
-  ctx.running.delete(t);
   socket.close();
   await closeFd(file.fd);
   recordEnd(ctx, live, request, params.blksize, params.windowsize, end);
+  ctx.running.delete(t);
 }
 
 function recordEnd(ctx: TftpContext, live: ActiveTransfer, request: Request, blksize: number, windowsize: number, end: TransferEnd): void {
