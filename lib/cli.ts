@@ -28,6 +28,10 @@ export interface Config {
   tftpTimeoutMs: number;
   tftpMaxTransfers: number;
   tftpMaxPerClient: number;
+  /** Answer PXE and HTTP Boot clients on UDP 67 and 4011 (never with an address). */
+  proxyDhcp: boolean;
+  /** Where the iPXE binaries come from instead of the system's iPXE package directories. */
+  ipxeDir: string | undefined;
   /** The open-file cache (lib/http/filecache.ts): on, files kept open, bytes of small files kept. */
   fileCache: boolean;
   fileCacheFiles: number;
@@ -46,7 +50,7 @@ export class UsageError extends Error {}
 type Kind = 'flag' | 'duration' | 'count' | 'port' | 'string' | 'format' | 'size';
 
 interface Option {
-  key: keyof Config | 'help' | 'version' | 'printMenu';
+  key: keyof Config | 'help' | 'version' | 'printMenu' | 'pxe';
   kind: Kind;
   short?: string;
   /** Boolean flags spelled --no-x set key to false. */
@@ -78,6 +82,9 @@ const OPTIONS: Record<string, Option> = {
   'tftp-timeout': { key: 'tftpTimeoutMs', kind: 'duration', help: 'give up a TFTP transfer after this long without an ACK (default 30s)' },
   'tftp-max-transfers': { key: 'tftpMaxTransfers', kind: 'count', help: 'TFTP transfers at once; more get "server busy" (default 256)' },
   'tftp-max-per-client': { key: 'tftpMaxPerClient', kind: 'count', help: 'TFTP transfers per client address (default 16)' },
+  'proxy-dhcp': { key: 'proxyDhcp', kind: 'flag', help: 'answer PXE/HTTP Boot clients beside the LAN\'s DHCP server (UDP 67, 4011)' },
+  pxe: { key: 'pxe', kind: 'flag', help: 'the whole PXE stack: --tftp and --proxy-dhcp' },
+  'ipxe-dir': { key: 'ipxeDir', kind: 'string', help: 'take iPXE binaries from DIR instead of /usr/lib/ipxe, /usr/share/ipxe' },
   'no-file-cache': { key: 'fileCache', kind: 'flag', negated: true, help: 'open every file for every request (no open-file cache)' },
   'file-cache-files': { key: 'fileCacheFiles', kind: 'count', help: 'files kept open between requests, one descriptor each (default 1024)' },
   'file-cache-bytes': { key: 'fileCacheBytes', kind: 'size', help: 'memory for files up to 64 KiB kept whole (default 16M; 0: none)' },
@@ -110,6 +117,8 @@ export const DEFAULTS: Omit<Config, 'root'> = {
   tftpTimeoutMs: 30_000,
   tftpMaxTransfers: 256,
   tftpMaxPerClient: 16,
+  proxyDhcp: false,
+  ipxeDir: undefined,
   fileCache: true,
   fileCacheFiles: 1024,
   fileCacheBytes: 16 * 1024 * 1024,
@@ -219,6 +228,11 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): Invocati
   if (values.version) return { kind: 'version' };
   if (positional.length > 1) throw new UsageError(`expected one directory, got ${positional.length}: ${positional.join(' ')}`);
   const printMenu = values.printMenu === true;
+  if (values.pxe === true) {
+    values.tftp = true;
+    values.proxyDhcp = true;
+  }
+  delete values.pxe;
   delete values.help;
   delete values.version;
   delete values.printMenu;

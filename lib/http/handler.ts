@@ -2,13 +2,14 @@
 // status and headers → send the body through the stall-guarded loop → record the outcome.
 import { close, constants, fstat, open, read, type Stats } from 'node:fs';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { promisify } from 'node:util';
 import type { Config } from '../cli.js';
 import { join } from 'node:path';
 import { evaluatePreconditions, ifRangeAllows } from './conditional.js';
 import { FileCache, OpenFile, SMALL_FILE } from './filecache.js';
 import { readListing, renderListingHtml, wantsJson } from './listing.js';
-import type { Logger } from '../log.js';
+import { displayAddress, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { multipartBody } from './multipart.js';
 import { parseRequestPath, resolveInRoot } from '../paths.js';
@@ -44,6 +45,10 @@ export interface Context {
   /** Answers requests under /-/ (undefined: 404 there). */
   admin?: ((req: IncomingMessage) => Reply | Promise<Reply>) | undefined;
   shuttingDown: () => boolean;
+  /** iPXE binaries from outside the root (e.g. /usr/lib/ipxe), by request name; see netboot/ipxe.ts. */
+  ipxeFile?: ((name: string) => string | undefined) | undefined;
+  /** Whether shutdown destroyed this socket when its grace ended (set by the server). */
+  cutByShutdown?: ((socket: Socket) => boolean) | undefined;
   /** The open-file cache (undefined: every request opens its file, and closes it after). */
   files?: FileCache | undefined;
 }
@@ -73,7 +78,7 @@ export async function sendReply(req: IncomingMessage, res: ServerResponse, reply
   if (ctx.shuttingDown() || hasBody(req)) reply.headers['Connection'] = 'close';
   const parts = method === 'HEAD' ? [] : reply.parts;
   const bytesDue = parts.reduce((n, p) => n + (Buffer.isBuffer(p) ? p.length : p.end - p.start + 1), 0);
-  const client = req.socket.remoteAddress ?? '-';
+  const client = displayAddress(req.socket.remoteAddress ?? '-');
   const path = req.url ?? '/';
 
   const transfer = ctx.metrics.begin({ client, path, range: reply.range, bytesDue });
@@ -87,7 +92,8 @@ export async function sendReply(req: IncomingMessage, res: ServerResponse, reply
   });
   // Only a complete transfer is sure to be done with the buffer (an aborted write may still hold it).
   if (reply.scratch && result.outcome === 'complete') recycle(reply.scratch);
-  const finished = ctx.metrics.end(transfer, reply.status, result.outcome, !reply.internal);
+  const outcome = result.outcome !== 'complete' && ctx.cutByShutdown?.(socket) ? 'shutdown' : result.outcome;
+  const finished = ctx.metrics.end(transfer, reply.status, outcome, !reply.internal);
   if (reply.internal) return;
   ctx.logger.access({
     protocol: 'http',
@@ -99,7 +105,7 @@ export async function sendReply(req: IncomingMessage, res: ServerResponse, reply
     bytesSent: result.bytesSent,
     bytesDue,
     durationMs: finished.durationMs,
-    outcome: result.outcome,
+    outcome,
     userAgent: req.headers['user-agent'] ?? '-',
   });
 }
@@ -135,14 +141,18 @@ async function decideFromDisk(req: IncomingMessage, ctx: Context, segments: stri
   const files = ctx.files ?? NO_CACHE;
   const url = req.url ?? '/';
   try {
-    const real = await resolveInRoot(root, segments, config.dotfiles);
+    const inRoot = await resolveInRoot(root, segments, config.dotfiles);
+    // A name the root lacks may be an iPXE binary from the system's package (ipxe/undionly.kpxe).
+    const real = inRoot ?? ctx.ipxeFile?.(segments.join('/')) ?? null;
     if (real === null) {
       const isMenu = segments.length === 1 && segments[0] === 'boot.ipxe';
       return isMenu && ctx.bootMenu ? textReply(200, await ctx.bootMenu(), {}, 'generated') : textReply(404, 'Not Found');
     }
     const opened = await openFile(real, files);
     if (opened instanceof OpenFile) {
-      files.admit(path, opened);
+      // Only files under the root: a hit is checked by a stat of the requested path, which an
+      // iPXE binary taken from outside the root does not have.
+      if (inRoot !== null) files.admit(path, opened);
       return await fileReply(req, opened, files, path);
     }
     if (opened !== 'directory') return textReply(404, 'Not Found');
