@@ -451,6 +451,21 @@ describe('a server with the cache, between two requests that hit it', () => {
     }
   });
 
+  test('an iPXE binary from outside the root is served but not kept (its check would stat a path the root lacks)', async () => {
+    const outside = tempRoot({ 'undionly.kpxe': 'iPXE binary' });
+    const cache = new FileCache({ files: 4, bytes: 1024 * 1024, racyMs: -60_000 });
+    const ipxeFile = (name: string) => (name === 'ipxe/undionly.kpxe' ? join(outside, 'undionly.kpxe') : undefined);
+    const s = await startServer({ files: { 'boot.ipxe': '#!ipxe\n' }, extra: { files: cache, ipxeFile } });
+    try {
+      for (let i = 0; i < 2; i++) assert.equal((await fetch(`${s.url}/ipxe/undionly.kpxe`)).body.toString(), 'iPXE binary');
+      assert.equal(cache.size, 0);
+      await fetch(`${s.url}/boot.ipxe`);
+      assert.equal(cache.size, 1);
+    } finally {
+      await s.close();
+    }
+  });
+
   test('without the cache every request opens its file and closes it', async () => {
     const s = await startServer({ files: { 'a.cfg': 'a' } });
     try {
