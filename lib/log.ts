@@ -31,10 +31,41 @@ export interface TftpRecord {
   windowsize: number;
   retransmits: number;
   durationMs: number;
-  outcome: TransferOutcome;
+  /** `refused`: answered with an ERROR, nothing sent. */
+  outcome: TransferOutcome | 'refused';
+  /** The ERROR that ended it: ours for a refusal, the client's otherwise (edk2's ERROR 8 after
+   * its size probe is on purpose). */
+  error?: string;
 }
 
 export type AccessRecord = HttpRecord | TftpRecord;
+
+/** One DHCP packet: answered (offer on 67, ack on 4011) or ignored, with the reason. */
+export interface DhcpRecord {
+  protocol: 'dhcp';
+  time: string;
+  /** The sender's address ("0.0.0.0" before the client has one). */
+  client: string;
+  /** The client's hardware address, or "-" when the packet could not be read. */
+  mac: string;
+  port: number;
+  /** DISCOVER, REQUEST, INFORM, ... or "-" */
+  message: string;
+  /** Transaction id, hex. */
+  xid: string;
+  /** Option 93, or null. */
+  arch: number | null;
+  answer: 'offer' | 'ack' | 'ignored';
+  /** Answers: the client kind and boot file; ignored: the reason and its detail. */
+  kind?: string;
+  bootFile?: string;
+  reason?: string;
+  detail?: string;
+}
+
+/** IPv4 clients of a dual-stack socket as IPv4 (192.0.2.7, not ::ffff:192.0.2.7), so one
+ * machine's DHCP, TFTP and HTTP records line up. */
+export const displayAddress = (address: string) => (address.startsWith('::ffff:') ? address.slice(7) : address);
 
 export interface Logger {
   access(record: AccessRecord): void;
@@ -50,8 +81,23 @@ export function formatAccess(r: AccessRecord, format: LogFormat): string {
     case 'http':
       return `${common} ${r.method} ${JSON.stringify(r.path)} ${r.status} ${r.bytesSent}/${r.bytesDue} ${r.durationMs}ms ${r.outcome} ${JSON.stringify(r.userAgent)}`;
     case 'tftp':
-      return `${common} TFTP ${JSON.stringify(r.path)} - ${r.bytesSent}/${r.bytesDue} ${r.durationMs}ms ${r.outcome} blksize=${r.blksize} windowsize=${r.windowsize} mode=${r.mode} retransmits=${r.retransmits}`;
+      return (
+        `${common} TFTP ${JSON.stringify(r.path)} - ${r.bytesSent}/${r.bytesDue} ${r.durationMs}ms ${r.outcome}` +
+        (r.outcome === 'refused' ? '' : ` blksize=${r.blksize} windowsize=${r.windowsize} mode=${r.mode} retransmits=${r.retransmits}`) +
+        (r.error === undefined ? '' : ` error=${JSON.stringify(r.error)}`)
+      );
   }
+}
+
+export function formatDhcp(r: DhcpRecord, format: LogFormat): string {
+  if (format === 'json') return JSON.stringify(r);
+  const what = r.answer === 'ignored' ? `ignored ${r.reason} ${JSON.stringify(r.detail ?? '')}` : `${r.answer} ${r.kind} ${JSON.stringify(r.bootFile ?? '')}`;
+  return `${r.time} ${r.client} DHCP ${r.port} ${r.message} ${r.mac} xid=${r.xid} arch=${r.arch ?? '-'} ${what}`;
+}
+
+/** A logger that also writes DHCP records (a separate interface: HTTP code never needs it). */
+export interface DhcpLogger {
+  dhcp(record: DhcpRecord): void;
 }
 
 export function createLogger(
@@ -59,12 +105,15 @@ export function createLogger(
   quiet: boolean,
   out: (line: string) => void = (l) => process.stdout.write(l + '\n'),
   err: (line: string) => void = (l) => process.stderr.write(l + '\n'),
-): Logger {
+): Logger & DhcpLogger {
   const stamp = (level: string, message: string) =>
     format === 'json' ? JSON.stringify({ time: new Date().toISOString(), level, message }) : `bootserve: ${message}`;
   return {
     access: (record) => {
       if (!quiet) out(formatAccess(record, format));
+    },
+    dhcp: (record) => {
+      if (!quiet) out(formatDhcp(record, format));
     },
     error: (message) => err(stamp('error', message)),
     info: (message) => {

@@ -5,6 +5,12 @@ import { mkdirSync, readdirSync, renameSync, symlinkSync, truncateSync, writeFil
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { IncomingMessage } from 'node:http';
+import { DEFAULTS, type Config } from '../lib/cli.js';
+import { adminReply, statusOf } from '../lib/http/admin.js';
+import { Metrics } from '../lib/metrics.js';
+import { TftpStats } from '../lib/tftp/stats.js';
+import { renderLines } from '../lib/live.js';
 import { encodeAck, encodeError, encodeRequest } from '../lib/tftp/packet.js';
 import { tempRoot } from './helpers/server.js';
 import { download, openFds, RawClient, startTftp } from './helpers/tftp.js';
@@ -45,6 +51,7 @@ test('edk2: the tsize probe gets exactly the OACK asked, ERROR 8 ends it quietly
   client.send(encodeError(8, 'size probe'), first.from.port);
   const record = await probed;
   assert.equal(record.outcome, 'client-gone');
+  assert.equal(record.error, 'ERROR 8: size probe', 'the log says why');
   assert.deepEqual(await client.drain(300), [], 'nothing after the client ERROR');
 
   const got = await download(s.port, 'snponly.efi', { blksize: 1468, windowsize: 4 });
@@ -157,6 +164,8 @@ test('paths: leading slash and backslashes accepted; traversal, escaping symlink
     await assert.rejects(download(s.port, name), /ERROR 1: file not found/, name);
   }
   assert.ok((s.stats.refused.get('not-found') ?? 0) >= 7);
+  const refusal = s.logs.find((l) => l.path === 'escape');
+  assert.deepEqual([refusal?.outcome, refusal?.error], ['refused', 'ERROR 1: file not found'], 'refusals are logged');
 });
 
 test('a write request gets ERROR 2 and nothing is written', async (t) => {
@@ -318,4 +327,27 @@ test('shutdown: running transfers are stopped with an ERROR and recorded', async
   assert.equal((await logged).outcome, 'shutdown');
   const r = await client.next(500);
   assert.equal(r?.packet.op, 'error');
+});
+
+test('/-/status and the live view list a running TFTP transfer beside HTTP ones', async (t) => {
+  const s = await startTftp({ files: { 'snponly.efi': randomBytes(100_000) } });
+  t.after(() => s.close());
+  const client = await new RawClient().open();
+  t.after(() => client.close());
+  await client.request(s.port, 'snponly.efi', { blksize: 1468 });
+  await client.next();
+  const status = statusOf({ version: 't', config: { ...DEFAULTS, root: s.root }, metrics: s.metrics, ready: () => true });
+  assert.equal(status.active.length, 1);
+  assert.deepEqual([status.active[0]?.protocol, status.active[0]?.path, status.active[0]?.client, status.active[0]?.bytesDue], ['tftp', 'snponly.efi', '127.0.0.1', 100_000]);
+  assert.match(renderLines(s.metrics, 100)[0] ?? '', /^ {2}tftp snponly\.efi 127\.0\.0\.1 \[/);
+});
+
+test('/-/metrics carries the bootserve_tftp_* families after the HTTP ones', async () => {
+  const metrics = new Metrics();
+  const stats = new TftpStats();
+  const state = { version: 't', config: DEFAULTS as Config, metrics, ready: () => true, moreMetrics: () => stats.metricsLines(metrics) };
+  const reply = adminReply({ url: '/-/metrics' } as IncomingMessage, state);
+  const text = (reply.parts[0] as Buffer).toString();
+  assert.match(text, /^# TYPE bootserve_requests_total counter$/m);
+  assert.match(text, /^bootserve_tftp_transfers_total\{outcome="complete"\} 0$/m);
 });

@@ -2,11 +2,12 @@
 // send the body through the stall-guarded loop → record the outcome.
 import { close, constants, fstat, open, type Stats } from 'node:fs';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { promisify } from 'node:util';
 import type { Config } from '../cli.js';
 import { evaluatePreconditions, ifRangeAllows, validatorsOf } from './conditional.js';
 import { readListing, renderListingHtml, wantsJson } from './listing.js';
-import type { Logger } from '../log.js';
+import { displayAddress, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { contentTypeFor } from './mime.js';
 import { multipartBody } from './multipart.js';
@@ -40,6 +41,10 @@ export interface Context {
   /** Answers requests under /-/ (undefined: 404 there). */
   admin?: ((req: IncomingMessage) => Reply | Promise<Reply>) | undefined;
   shuttingDown: () => boolean;
+  /** iPXE binaries from outside the root (e.g. /usr/lib/ipxe), by request name; see netboot/ipxe.ts. */
+  ipxeFile?: ((name: string) => string | undefined) | undefined;
+  /** Whether shutdown destroyed this socket when its grace ended (set by the server). */
+  cutByShutdown?: ((socket: Socket) => boolean) | undefined;
 }
 
 // Plain descriptors, not FileHandles: sendBody hands them to createReadStream and closes them.
@@ -57,7 +62,7 @@ export async function sendReply(req: IncomingMessage, res: ServerResponse, reply
   if (ctx.shuttingDown() || hasBody(req)) reply.headers['Connection'] = 'close';
   const parts = method === 'HEAD' ? [] : reply.parts;
   const bytesDue = parts.reduce((n, p) => n + (Buffer.isBuffer(p) ? p.length : p.end - p.start + 1), 0);
-  const client = req.socket.remoteAddress ?? '-';
+  const client = displayAddress(req.socket.remoteAddress ?? '-');
   const path = req.url ?? '/';
 
   const transfer = ctx.metrics.begin({ client, path, range: reply.range, bytesDue });
@@ -69,7 +74,8 @@ export async function sendReply(req: IncomingMessage, res: ServerResponse, reply
     abort: () => socket.resetAndDestroy(),
     progress: transfer,
   });
-  const finished = ctx.metrics.end(transfer, reply.status, result.outcome, !reply.internal);
+  const outcome = result.outcome !== 'complete' && ctx.cutByShutdown?.(socket) ? 'shutdown' : result.outcome;
+  const finished = ctx.metrics.end(transfer, reply.status, outcome, !reply.internal);
   if (reply.internal) return;
   ctx.logger.access({
     protocol: 'http',
@@ -81,7 +87,7 @@ export async function sendReply(req: IncomingMessage, res: ServerResponse, reply
     bytesSent: result.bytesSent,
     bytesDue,
     durationMs: finished.durationMs,
-    outcome: result.outcome,
+    outcome,
     userAgent: req.headers['user-agent'] ?? '-',
   });
 }
@@ -103,7 +109,8 @@ async function decide(req: IncomingMessage, ctx: Context): Promise<Reply> {
   if (target.kind === 'not-found') return textReply(404, 'Not Found');
 
   try {
-    const real = await resolveInRoot(root, target.segments, config.dotfiles);
+    // A name the root lacks may be an iPXE binary from the system's package (ipxe/undionly.kpxe).
+    const real = (await resolveInRoot(root, target.segments, config.dotfiles)) ?? ctx.ipxeFile?.(target.segments.join('/')) ?? null;
     if (real === null) {
       const isMenu = target.segments.length === 1 && target.segments[0] === 'boot.ipxe';
       return isMenu && ctx.bootMenu ? textReply(200, await ctx.bootMenu(), {}, 'generated') : textReply(404, 'Not Found');

@@ -35,6 +35,8 @@ export interface TransferEnd {
   /** File bytes the client acknowledged. */
   bytesSent: number;
   retransmits: number;
+  /** The client's ERROR, when it ended the transfer with one. */
+  clientError?: string;
 }
 
 export interface TransferIo {
@@ -94,7 +96,8 @@ export class TftpTransfer {
   /** A packet from the client's TID. */
   receive(packet: Packet): void {
     if (this.state === 'done') return;
-    if (packet.op === 'error') return this.finish('client-gone'); // edk2's ERROR 8 after its tsize probe, too
+    // edk2's ERROR 8 after its tsize probe, too: it only wanted the size.
+    if (packet.op === 'error') return this.finish('client-gone', `ERROR ${packet.code}: ${packet.message}`);
     if (packet.op !== 'ack') return;
     if (this.state === 'awaiting-oack-ack') {
       if (packet.block !== 0) return;
@@ -174,12 +177,15 @@ export class TftpTransfer {
   private arm(): void {
     clearTimeout(this.timer);
     const left = this.params.giveUpMs - (this.now() - this.progress.lastProgressAt);
-    this.timer = setTimeout(() => this.onTimer(), Math.max(0, Math.min(this.interval, left)));
+    // Progress re-arms the timer, so a timer set for the deadline that fires is the give-up
+    // (timers may fire a fraction of a millisecond early by our clock: no last resend then).
+    const last = left <= this.interval;
+    this.timer = setTimeout(() => this.onTimer(last), Math.max(0, Math.min(this.interval, left)));
   }
 
-  private onTimer(): void {
+  private onTimer(deadline: boolean): void {
     if (this.state !== 'awaiting-ack' && this.state !== 'awaiting-oack-ack') return;
-    if (this.now() - this.progress.lastProgressAt >= this.params.giveUpMs) return this.finish('stalled');
+    if (deadline) return this.finish('stalled');
     this.retransmits++;
     if (this.state === 'awaiting-oack-ack') this.transmit(encodeOack(this.params.oack));
     else this.sendHeld();
@@ -187,10 +193,10 @@ export class TftpTransfer {
     this.arm();
   }
 
-  private finish(outcome: TransferOutcome): void {
+  private finish(outcome: TransferOutcome, clientError?: string): void {
     if (this.state === 'done') return;
     this.state = 'done';
     clearTimeout(this.timer);
-    this.resolveEnd({ outcome, bytesSent: this.progress.bytesSent, retransmits: this.retransmits });
+    this.resolveEnd({ outcome, bytesSent: this.progress.bytesSent, retransmits: this.retransmits, ...(clientError === undefined ? {} : { clientError }) });
   }
 }
