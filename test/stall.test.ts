@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { connect, type NetConnectOpts, type Socket } from 'node:net';
+import type { DuplexOptions } from 'node:stream';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startServer, type TestServer } from './helpers/server.js';
@@ -10,23 +11,39 @@ import { startServer, type TestServer } from './helpers/server.js';
 const MB = 1024 * 1024;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** Open a connection and send a GET; the socket starts paused (reading nothing). */
+/**
+ * Open a connection and send a GET; the socket starts paused (reading nothing).
+ *
+ * Its stream buffer is pinned at 16 KiB, the default before Node 22 (64 KiB since). Node refills
+ * that buffer from the kernel 64 KiB at a time whenever it is below the mark, so the mark decides
+ * how far ahead of the reader the kernel is drained. From a 64 KiB mark the client takes about
+ * 130 KB in its first milliseconds; Linux's receive-buffer tuning takes that for a fast reader and
+ * grows the client's buffer from 128 KiB to 250-500 KB, and on loopback a full buffer that size
+ * is a few large segments whose memory comes back only when a whole one has been read. A client
+ * then reading 16 KB/s keeps its window shut, and acknowledges nothing, for 10-30 s on end.
+ */
 function get(s: TestServer, path: string): Socket {
-  const socket = connect(s.port, '127.0.0.1');
+  const options: NetConnectOpts & DuplexOptions = { port: s.port, host: '127.0.0.1', readableHighWaterMark: 16 * 1024 };
+  const socket = connect(options);
   socket.pause();
   socket.on('error', () => {});
   socket.write(`GET ${path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n`);
   return socket;
 }
 
-/** Read from a paused socket at `bytesPerSecond`, in ten steps a second, for `ms`. */
+/**
+ * Read from a paused socket at `bytesPerSecond`, in ten steps a second, for `ms`. Each step reads
+ * what keeps the average at the rate since the start, so a late timer on a busy machine does not
+ * make the client slower than it claims to be.
+ */
 async function readSlowly(socket: Socket, bytesPerSecond: number, ms: number, keep: Buffer[] = []): Promise<{ got: number; closed: boolean }> {
   let got = 0;
   let closed = false;
   socket.once('close', () => (closed = true));
-  const end = Date.now() + ms;
+  const start = Date.now();
+  const end = start + ms;
   while (Date.now() < end && !closed) {
-    let want = bytesPerSecond / 10;
+    let want = Math.floor((bytesPerSecond * (Date.now() - start + 100)) / 1000) - got;
     while (want > 0 && socket.readableLength > 0) {
       const chunk = socket.read(Math.min(want, socket.readableLength)) as Buffer | null;
       if (!chunk) break;

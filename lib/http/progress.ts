@@ -13,17 +13,25 @@ import { isIPv4 } from 'node:net';
 import type { Socket } from 'node:net';
 import type { ProgressProbe } from './transfer.js';
 
-/** Node internals that say how much of what we wrote the kernel has taken. */
+/**
+ * Node internals that say how much of what we wrote the kernel has taken: bytes handed to libuv
+ * (`_bytesDispatched`, a getter for the handle's own count, the same in Node 20, 22 and 24) and
+ * the part of them libuv still holds because the kernel would not take it yet (`writeQueueSize`).
+ * The public figures cannot stand in: `bytesWritten - writableLength` leaves out the whole write
+ * in progress, also the part of it the kernel already took.
+ */
 interface SocketInternals {
-  _bytesDispatched?: number;
-  _handle?: { writeQueueSize?: number } | null;
+  _bytesDispatched?: unknown;
+  _handle?: { writeQueueSize?: unknown } | null;
 }
 
-/** Bytes the kernel has accepted from this socket so far. */
-function kernelAccepted(socket: Socket): number {
+/** Bytes the kernel has accepted from this socket so far; undefined if Node no longer says. */
+function kernelAccepted(socket: Socket): number | undefined {
   const s = socket as unknown as SocketInternals;
-  const dispatched = typeof s._bytesDispatched === 'number' ? s._bytesDispatched : socket.bytesWritten - socket.writableLength;
-  return dispatched - (s._handle?.writeQueueSize ?? 0);
+  const dispatched = s._bytesDispatched;
+  const inLibuv = s._handle ? s._handle.writeQueueSize : 0; // no handle: nothing left to write
+  if (typeof dispatched !== 'number' || typeof inLibuv !== 'number') return undefined;
+  return dispatched - inLibuv;
 }
 
 /** The stall guard's looks need no fresher snapshot than this. */
@@ -72,8 +80,9 @@ function refresh(maxAgeMs: number): void {
       tables.set(w.file, table);
     }
     const queued = table?.get(w.key);
+    const accepted = kernelAccepted(w.socket);
     // Not listed (the table is read in pages and can miss a row): no news this time.
-    w.acked = queued === undefined ? undefined : kernelAccepted(w.socket) - queued;
+    w.acked = queued === undefined || accepted === undefined ? undefined : accepted - queued;
   }
   snapshotAt = performance.now();
   // Never so spaced that the stall guard would miss a reading client's progress.
@@ -143,12 +152,14 @@ let procReadable: boolean | undefined;
 
 /**
  * A probe for one response on `socket`: how much has the client acknowledged? Undefined where
- * /proc/net/tcp cannot be read (not Linux, or hidden): the guard then goes by 'drain'.
+ * /proc/net/tcp cannot be read (not Linux, or hidden) or Node no longer exposes the internals
+ * above: the guard then goes by 'drain'.
  */
 export function socketProbe(socket: Socket): ProgressProbe | undefined {
   if (process.platform !== 'linux') return undefined;
   procReadable ??= canRead('/proc/net/tcp');
-  if (!procReadable) return undefined;
+  // Without the internals no look could ever see progress: better the guard goes by 'drain'.
+  if (!procReadable || kernelAccepted(socket) === undefined) return undefined;
   let me: Watched | null | undefined; // found on the first look: most responses never need one
   let best: number | undefined;
   const look = (maxAgeMs: number): number | undefined => {
