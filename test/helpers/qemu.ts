@@ -63,17 +63,26 @@ export function cpioNewc(members: readonly CpioMember[]): Buffer {
   return Buffer.concat(parts);
 }
 
-/** An initramfs whose /init prints `marker` on the console and powers the machine off. */
-export function markerInitramfs(busybox: Buffer, marker: string): Buffer {
-  const init = ['#!/bin/busybox sh', `/bin/busybox echo ${marker}`, '/bin/busybox poweroff -f', ''].join('\n');
+/**
+ * An initramfs whose /init prints `marker` on the console and powers the machine off. With a
+ * `payload`, it also carries /payload and first prints `bootserve-payload <sha256>` of it as
+ * the guest read it (see PAYLOAD_LINE): proof that these very bytes arrived.
+ */
+export function markerInitramfs(busybox: Buffer, marker: string, payload?: Buffer): Buffer {
+  const hash = payload === undefined ? [] : ['/bin/busybox echo bootserve-payload $(/bin/busybox sha256sum /payload)'];
+  const init = ['#!/bin/busybox sh', ...hash, `/bin/busybox echo ${marker}`, '/bin/busybox poweroff -f', ''].join('\n');
   return cpioNewc([
     { name: 'bin' },
     { name: 'dev' },
     { name: 'proc' },
     { name: 'bin/busybox', data: busybox, mode: 0o755 },
     { name: 'init', data: Buffer.from(init), mode: 0o755 },
+    ...(payload === undefined ? [] : [{ name: 'payload', data: payload }]),
   ]);
 }
+
+/** What the /init of markerInitramfs prints for a payload: `bootserve-payload <sha256>  /payload`. */
+export const PAYLOAD_LINE = /bootserve-payload ([0-9a-f]{64}) +\/payload/;
 
 // ---------------------------------------------------------------------------------------------
 
@@ -132,6 +141,18 @@ export interface AccessLine {
   outcome: string;
   bytesSent: number;
   bytesDue: number;
+  /** The client's address, as bootserve logged it. */
+  client?: string;
+  userAgent?: string;
+}
+
+export interface BootserveOptions {
+  /** Command and arguments to run node under, e.g. ['ip', 'netns', 'exec', NAME]. */
+  wrap?: readonly string[];
+  /** --host (default 127.0.0.1). */
+  host?: string;
+  /** --port (default: a free one on 127.0.0.1). */
+  port?: number;
 }
 
 export interface Bootserve {
@@ -145,11 +166,10 @@ export interface Bootserve {
   stop(): Promise<void>;
 }
 
-export async function startBootserve(repo: string, dir: string, args: readonly string[]): Promise<Bootserve> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [join(repo, 'bin/bootserve.js'), dir, '--host', '127.0.0.1', '--port', String(port), '--log-format', 'json', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export async function startBootserve(repo: string, dir: string, args: readonly string[], options: BootserveOptions = {}): Promise<Bootserve> {
+  const port = options.port ?? (await freePort());
+  const command = [...(options.wrap ?? []), process.execPath, join(repo, 'bin/bootserve.js'), dir, '--host', options.host ?? '127.0.0.1', '--port', String(port), '--log-format', 'json', ...args];
+  const child = spawn(command[0] as string, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout = new OutputWatch();
   const stderr = new OutputWatch();
   const access: AccessLine[] = [];
@@ -218,7 +238,15 @@ export function startVm(qemu: string, bootUrl: string, mac: string): Vm {
     '-netdev', `user,id=n0,bootfile=${bootUrl}`,
     '-device', `virtio-net-pci,netdev=n0,mac=${mac}`,
   ];
-  const child = spawn(qemu, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  return spawnVm([qemu, ...args]);
+}
+
+/**
+ * Run a VM command line (qemu and its arguments, possibly behind a wrapper such as
+ * `ip netns exec NAME`) with its serial console on stdout, as a Vm.
+ */
+export function spawnVm(command: readonly string[]): Vm {
+  const child = spawn(command[0] as string, command.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
   const serial = new OutputWatch();
   child.stdout?.setEncoding('latin1').on('data', (chunk: string) => serial.append(chunk));
   child.stderr?.setEncoding('latin1').on('data', (chunk: string) => serial.append(chunk));
