@@ -22,6 +22,12 @@ export interface Config {
   bootMenu: boolean;
   menuTimeoutMs: number;
   menuDefault: string | undefined;
+  tftp: boolean;
+  tftpPort: number;
+  tftpMaxBlksize: number;
+  tftpTimeoutMs: number;
+  tftpMaxTransfers: number;
+  tftpMaxPerClient: number;
 }
 
 export type Invocation =
@@ -62,6 +68,12 @@ const OPTIONS: Record<string, Option> = {
   'no-boot-menu': { key: 'bootMenu', kind: 'flag', negated: true, help: 'do not generate /boot.ipxe when the directory has none' },
   'menu-timeout': { key: 'menuTimeoutMs', kind: 'duration', help: 'generated menu: time before the default entry (default 10s)' },
   'menu-default': { key: 'menuDefault', kind: 'string', help: 'generated menu: the default entry (default: the first)' },
+  tftp: { key: 'tftp', kind: 'flag', help: 'also serve DIR over TFTP (read-only), for PXE firmware' },
+  'tftp-port': { key: 'tftpPort', kind: 'port', help: 'UDP port for TFTP (default 69: needs root or CAP_NET_BIND_SERVICE)' },
+  'tftp-max-blksize': { key: 'tftpMaxBlksize', kind: 'count', help: 'largest TFTP block size granted (default 1468: one Ethernet frame)' },
+  'tftp-timeout': { key: 'tftpTimeoutMs', kind: 'duration', help: 'give up a TFTP transfer after this long without an ACK (default 30s)' },
+  'tftp-max-transfers': { key: 'tftpMaxTransfers', kind: 'count', help: 'TFTP transfers at once; more get "server busy" (default 256)' },
+  'tftp-max-per-client': { key: 'tftpMaxPerClient', kind: 'count', help: 'TFTP transfers per client address (default 16)' },
   'print-menu': { key: 'printMenu', kind: 'flag', help: 'print the generated boot.ipxe for DIR and exit' },
   help: { key: 'help', kind: 'flag', short: 'h', help: 'show this help' },
   version: { key: 'version', kind: 'flag', short: 'V', help: 'show the version' },
@@ -85,6 +97,12 @@ export const DEFAULTS: Omit<Config, 'root'> = {
   bootMenu: true,
   menuTimeoutMs: 10_000,
   menuDefault: undefined,
+  tftp: false,
+  tftpPort: 69,
+  tftpMaxBlksize: 1468,
+  tftpTimeoutMs: 30_000,
+  tftpMaxTransfers: 256,
+  tftpMaxPerClient: 16,
 };
 
 /** Split "ADDR:PORT" or "[v6]:PORT" (for --admin-listen). */
@@ -191,11 +209,14 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): Invocati
   delete values.printMenu;
   const config: Config = { ...DEFAULTS, ...(values as Partial<Config>), root: positional[0] ?? '.' };
   if (config.adminListen !== undefined) parseHostPort(config.adminListen);
+  // RFC 2348's range.
+  if (config.tftpMaxBlksize < 8 || config.tftpMaxBlksize > 65464) throw new UsageError(`--tftp-max-blksize: expected 8 to 65464, got ${config.tftpMaxBlksize}`);
+  if (config.tftpTimeoutMs < 1000) throw new UsageError(`--tftp-timeout: at least 1s, got ${config.tftpTimeoutMs}ms`);
   return { kind: printMenu ? 'print-menu' : 'serve', config };
 }
 
 export function usage(): string {
-  const lines = ['Usage: bootserve [options] [DIR]', '', 'Serve DIR (default: the current directory) to netboot clients over HTTP.', '', 'Options:'];
+  const lines = ['Usage: bootserve [options] [DIR]', '', 'Serve DIR (default: the current directory) to netboot clients over HTTP (and TFTP with --tftp).', '', 'Options:'];
   for (const [name, opt] of Object.entries(OPTIONS)) {
     const flag = (opt.short ? `-${opt.short}, ` : '    ') + `--${name}` + (opt.kind === 'flag' ? '' : ' VALUE');
     lines.push(`  ${flag.padEnd(34)}${opt.help}`);

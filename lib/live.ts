@@ -52,7 +52,7 @@ export function renderLines(metrics: Metrics, columns: number): string[] {
     const filled = Math.round((v.percent / 100) * width);
     const bar = '#'.repeat(filled) + '-'.repeat(width - filled);
     const rate = `${(v.bytesPerSecond / 1048576).toFixed(1)} MiB/s`;
-    const line = `  ${v.path} ${v.client} [${bar}] ${v.percent.toFixed(1)}% ${rate}`;
+    const line = `  ${v.protocol === 'http' ? '' : `${v.protocol} `}${v.path} ${v.client} [${bar}] ${v.percent.toFixed(1)}% ${rate}`;
     return line.length > columns - 1 ? line.slice(0, columns - 2) + '…' : line;
   });
   if (views.length > MAX_LINES) lines.push(`  … and ${views.length - MAX_LINES} more`);

@@ -1,8 +1,10 @@
-// Access and error logging to stdout/stderr only: one line per finished response.
+// Access and error logging to stdout/stderr only: one line per finished response or transfer,
+// whatever the protocol, so one machine's steps line up in one log.
 import type { LogFormat } from './cli.js';
 import type { TransferOutcome } from './metrics.js';
 
-export interface AccessRecord {
+export interface HttpRecord {
+  protocol: 'http';
   time: string;
   client: string;
   method: string;
@@ -15,6 +17,25 @@ export interface AccessRecord {
   userAgent: string;
 }
 
+export interface TftpRecord {
+  protocol: 'tftp';
+  time: string;
+  client: string;
+  /** The file name as the client sent it. */
+  path: string;
+  mode: string;
+  /** File bytes the client acknowledged. */
+  bytesSent: number;
+  bytesDue: number;
+  blksize: number;
+  windowsize: number;
+  retransmits: number;
+  durationMs: number;
+  outcome: TransferOutcome;
+}
+
+export type AccessRecord = HttpRecord | TftpRecord;
+
 export interface Logger {
   access(record: AccessRecord): void;
   /** Operational messages (warnings, errors) go to stderr in every format. */
@@ -24,7 +45,13 @@ export interface Logger {
 
 export function formatAccess(r: AccessRecord, format: LogFormat): string {
   if (format === 'json') return JSON.stringify(r);
-  return `${r.time} ${r.client} ${r.method} ${JSON.stringify(r.path)} ${r.status} ${r.bytesSent}/${r.bytesDue} ${r.durationMs}ms ${r.outcome} ${JSON.stringify(r.userAgent)}`;
+  const common = `${r.time} ${r.client}`;
+  switch (r.protocol) {
+    case 'http':
+      return `${common} ${r.method} ${JSON.stringify(r.path)} ${r.status} ${r.bytesSent}/${r.bytesDue} ${r.durationMs}ms ${r.outcome} ${JSON.stringify(r.userAgent)}`;
+    case 'tftp':
+      return `${common} TFTP ${JSON.stringify(r.path)} - ${r.bytesSent}/${r.bytesDue} ${r.durationMs}ms ${r.outcome} blksize=${r.blksize} windowsize=${r.windowsize} mode=${r.mode} retransmits=${r.retransmits}`;
+  }
 }
 
 export function createLogger(

@@ -11,6 +11,8 @@ import { createLiveView } from './live.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { createBootServer } from './http/server.js';
+import { startTftpServer, type TftpServer } from './tftp/server.js';
+import { TftpStats } from './tftp/stats.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -114,7 +116,8 @@ async function main(): Promise<void> {
 
   const metrics = new Metrics();
   let shuttingDown = false;
-  const admin: AdminState = { version: VERSION, config, metrics, ready: () => !shuttingDown };
+  const tftpStats = new TftpStats();
+  const admin: AdminState = { version: VERSION, config, metrics, ready: () => !shuttingDown, moreMetrics: () => (config.tftp ? tftpStats.metricsLines(metrics) : []) };
   const ctx: Context = {
     config,
     root,
@@ -136,9 +139,18 @@ async function main(): Promise<void> {
     logger.info(`admin on http://${at.address.includes(':') ? `[${at.address}]` : at.address}:${at.port}/-/`);
   }
 
+  let tftp: TftpServer | undefined;
+  if (config.tftp) {
+    tftp = await startTftpServer({ config, root, logger, metrics, stats: tftpStats }).catch((e: Error) => fail(e.message, 1));
+  }
+
   const urls = urlsFor(address);
   logger.info(`serving ${root}`);
   for (const url of urls) logger.info(`listening on ${url}`);
+  if (tftp) {
+    const at = tftp.addresses.map((a) => (a.address.includes(':') ? `[${a.address}]` : a.address)).join(', ');
+    logger.info(`TFTP on UDP port ${tftp.addresses[0]?.port ?? config.tftpPort} (${at})`);
+  }
   logger.info(`iPXE: chain ${urls[0]}boot.ipxe`);
   live.start(metrics);
 
@@ -150,7 +162,7 @@ async function main(): Promise<void> {
     shuttingDown = true;
     logger.info(`${signal}: finishing transfers (up to ${config.shutdownGraceMs / 1000}s), then exiting`);
     live.stop();
-    void server.shutdown(config.shutdownGraceMs).then(() => process.exit(0));
+    void Promise.all([server.shutdown(config.shutdownGraceMs), tftp?.shutdown(config.shutdownGraceMs)]).then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -1,6 +1,7 @@
 // What the server has done and is doing: counters for /-/metrics, live transfers for /-/status.
 
-export type TransferOutcome = 'complete' | 'client-gone' | 'stalled' | 'read-error';
+/** How a transfer ended; `shutdown`: still running when the shutdown grace ran out. */
+export type TransferOutcome = 'complete' | 'client-gone' | 'stalled' | 'read-error' | 'shutdown';
 
 /** Live figures of one transfer, updated in place (read by the admin pages, never copied). */
 export interface TransferProgress {
@@ -16,8 +17,12 @@ export interface TransferProgress {
  */
 export const monotonicNow = () => performance.timeOrigin + performance.now();
 
+/** The services whose transfers are listed side by side in /-/status and the live view. */
+export type Protocol = 'http' | 'tftp';
+
 export interface ActiveTransfer extends TransferProgress {
   id: number;
+  protocol: Protocol;
   client: string;
   path: string;
   /** "bytes a-b/size" for a partial response, else undefined. */
@@ -27,10 +32,14 @@ export interface ActiveTransfer extends TransferProgress {
 }
 
 export interface FinishedTransfer {
+  protocol: Protocol;
   client: string;
   path: string;
   range: string | undefined;
-  status: number;
+  /** HTTP status; undefined for TFTP. */
+  status: number | undefined;
+  /** Protocol details worth a glance (TFTP: block and window size). */
+  detail?: string;
   outcome: TransferOutcome;
   bytesSent: number;
   bytesDue: number;
@@ -57,17 +66,17 @@ export class Metrics {
   readonly recent: FinishedTransfer[] = [];
   private nextId = 1;
 
-  begin(t: Omit<ActiveTransfer, 'id' | 'startedAt' | 'bytesSent' | 'lastProgressAt'>): ActiveTransfer {
+  begin(t: Omit<ActiveTransfer, 'id' | 'startedAt' | 'bytesSent' | 'lastProgressAt' | 'protocol'> & { protocol?: Protocol }): ActiveTransfer {
     const now = Date.now();
-    const transfer: ActiveTransfer = { ...t, id: this.nextId++, startedAt: now, bytesSent: 0, lastProgressAt: now };
+    const transfer: ActiveTransfer = { protocol: 'http', ...t, id: this.nextId++, startedAt: now, bytesSent: 0, lastProgressAt: now };
     this.active.set(transfer.id, transfer);
     return transfer;
   }
 
-  /** Count a finished response; `listed` adds it to the recent transfers. */
+  /** Count a finished HTTP response; `listed` adds it to the recent transfers. */
   end(t: ActiveTransfer, status: number, outcome: TransferOutcome, listed = true): FinishedTransfer {
-    this.active.delete(t.id);
-    const durationMs = Date.now() - t.startedAt;
+    const finished = this.record(t, outcome, { status }, listed);
+    const { durationMs } = finished;
     bump(this.requestsByStatus, status);
     bump(this.transfersByOutcome, outcome);
     this.bytesSent += t.bytesSent;
@@ -76,15 +85,23 @@ export class Metrics {
     let i = DURATION_BUCKETS.findIndex((le) => seconds <= le);
     if (i < 0) i = DURATION_BUCKETS.length;
     this.durationCounts[i] = (this.durationCounts[i] as number) + 1;
+    return finished;
+  }
+
+  /** A finished transfer of a service that keeps its own counters (TFTP): listed, not counted here. */
+  record(t: ActiveTransfer, outcome: TransferOutcome, extra: { status?: number; detail?: string } = {}, listed = true): FinishedTransfer {
+    this.active.delete(t.id);
     const finished: FinishedTransfer = {
+      protocol: t.protocol,
       client: t.client,
       path: t.path,
       range: t.range,
-      status,
+      status: extra.status,
+      ...(extra.detail === undefined ? {} : { detail: extra.detail }),
       outcome,
       bytesSent: t.bytesSent,
       bytesDue: t.bytesDue,
-      durationMs,
+      durationMs: Date.now() - t.startedAt,
       finishedAt: new Date().toISOString(),
     };
     if (listed) {
@@ -94,16 +111,27 @@ export class Metrics {
     return finished;
   }
 
+  /** Transfers of one protocol running now. */
+  activeOf(protocol: Protocol): ActiveTransfer[] {
+    return [...this.active.values()].filter((t) => t.protocol === protocol);
+  }
+
   reject(reason: RejectReason): void {
     bump(this.rejected, reason);
   }
 }
 
-function bump<K>(map: Map<K, number>, key: K): void {
+/** The HELP and TYPE lines that open a Prometheus metric family. */
+export function family(name: string, type: 'counter' | 'gauge' | 'histogram', help: string): string[] {
+  return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`];
+}
+
+export function bump<K>(map: Map<K, number>, key: K): void {
   map.set(key, (map.get(key) ?? 0) + 1);
 }
 
 export interface ActiveView {
+  protocol: Protocol;
   client: string;
   path: string;
   range: string | null;
@@ -129,6 +157,7 @@ export function viewOf(t: ActiveTransfer, now = Date.now()): ActiveView {
     sample.at = now;
   }
   return {
+    protocol: t.protocol,
     client: t.client,
     path: t.path,
     range: t.range ?? null,

@@ -3,13 +3,15 @@
 import type { IncomingMessage } from 'node:http';
 import type { Config } from '../cli.js';
 import { bodyReply, textReply, type Reply } from './handler.js';
-import { DURATION_BUCKETS, viewOf, type Metrics } from '../metrics.js';
+import { DURATION_BUCKETS, family, viewOf, type Metrics } from '../metrics.js';
 
 export interface AdminState {
   version: string;
   config: Config;
   metrics: Metrics;
   ready: () => boolean;
+  /** Metric families of the other services (TFTP, DHCP), already in exposition format. */
+  moreMetrics?: () => string[];
 }
 
 /** Answer a request under /-/. */
@@ -23,7 +25,7 @@ export function adminReply(req: IncomingMessage, state: AdminState): Reply {
     case '/-/status':
       return bodyReply(200, JSON.stringify(statusOf(state), null, 2) + '\n', 'application/json');
     case '/-/metrics':
-      return bodyReply(200, metricsText(state.metrics), 'text/plain; version=0.0.4; charset=utf-8');
+      return bodyReply(200, metricsText(state.metrics, state.moreMetrics?.() ?? []), 'text/plain; version=0.0.4; charset=utf-8');
     case '/-':
     case '/-/':
       return bodyReply(200, statusPage(state), 'text/html; charset=utf-8');
@@ -46,22 +48,22 @@ export function statusOf(state: AdminState) {
 }
 
 /** Prometheus text exposition format, version 0.0.4. */
-export function metricsText(m: Metrics): string {
+export function metricsText(m: Metrics, more: string[] = []): string {
   const lines: string[] = [];
-  const family = (name: string, type: string, help: string) => lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-  family('bootserve_requests_total', 'counter', 'Responses finished, by status code.');
+  const http = m.activeOf('http');
+  lines.push(...family('bootserve_requests_total', 'counter', 'Responses finished, by status code.'));
   for (const [code, n] of [...m.requestsByStatus].sort((a, b) => a[0] - b[0])) lines.push(`bootserve_requests_total{code="${code}"} ${n}`);
-  family('bootserve_transfers_total', 'counter', 'Responses finished, by transfer outcome.');
+  lines.push(...family('bootserve_transfers_total', 'counter', 'Responses finished, by transfer outcome.'));
   for (const outcome of ['complete', 'client-gone', 'stalled', 'read-error'] as const) lines.push(`bootserve_transfers_total{outcome="${outcome}"} ${m.transfersByOutcome.get(outcome) ?? 0}`);
-  family('bootserve_sent_bytes_total', 'counter', 'Body bytes handed to the kernel.');
-  lines.push(`bootserve_sent_bytes_total ${m.bytesSent + [...m.active.values()].reduce((n, t) => n + t.bytesSent, 0)}`);
-  family('bootserve_connections', 'gauge', 'Open client connections.');
+  lines.push(...family('bootserve_sent_bytes_total', 'counter', 'Body bytes handed to the kernel.'));
+  lines.push(`bootserve_sent_bytes_total ${m.bytesSent + http.reduce((n, t) => n + t.bytesSent, 0)}`);
+  lines.push(...family('bootserve_connections', 'gauge', 'Open client connections.'));
   lines.push(`bootserve_connections ${m.connections}`);
-  family('bootserve_active_transfers', 'gauge', 'Responses being sent.');
-  lines.push(`bootserve_active_transfers ${m.active.size}`);
-  family('bootserve_rejected_connections_total', 'counter', 'Connections answered 503 and closed, by the cap they hit.');
+  lines.push(...family('bootserve_active_transfers', 'gauge', 'Responses being sent.'));
+  lines.push(`bootserve_active_transfers ${http.length}`);
+  lines.push(...family('bootserve_rejected_connections_total', 'counter', 'Connections answered 503 and closed, by the cap they hit.'));
   for (const reason of ['max-connections', 'max-connections-per-ip'] as const) lines.push(`bootserve_rejected_connections_total{reason="${reason}"} ${m.rejected.get(reason) ?? 0}`);
-  family('bootserve_transfer_duration_seconds', 'histogram', 'Time from response start to its outcome.');
+  lines.push(...family('bootserve_transfer_duration_seconds', 'histogram', 'Time from response start to its outcome.'));
   let cumulative = 0;
   DURATION_BUCKETS.forEach((le, i) => {
     cumulative += m.durationCounts[i] as number;
@@ -71,9 +73,9 @@ export function metricsText(m: Metrics): string {
   lines.push(`bootserve_transfer_duration_seconds_bucket{le="+Inf"} ${cumulative}`);
   lines.push(`bootserve_transfer_duration_seconds_sum ${m.durationSum}`);
   lines.push(`bootserve_transfer_duration_seconds_count ${cumulative}`);
-  family('bootserve_process_start_time_seconds', 'gauge', 'Start time of the process since the Unix epoch, in seconds.');
+  lines.push(...family('bootserve_process_start_time_seconds', 'gauge', 'Start time of the process since the Unix epoch, in seconds.'));
   lines.push(`bootserve_process_start_time_seconds ${Math.floor(m.startedAt / 1000)}`);
-  return lines.join('\n') + '\n';
+  return [...lines, ...more].join('\n') + '\n';
 }
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -82,10 +84,10 @@ const mib = (n: number) => (n / 1048576).toFixed(1);
 function statusPage(state: AdminState): string {
   const s = statusOf(state);
   const active = s.active
-    .map((t) => `<tr><td>${esc(t.client)}</td><td>${esc(t.path)}</td><td>${t.range ? esc(t.range) : ''}</td><td><progress max="100" value="${t.percent}"></progress> ${t.percent}%</td><td>${mib(t.bytesSent)} / ${mib(t.bytesDue)} MiB</td><td>${mib(t.bytesPerSecond)} MiB/s</td><td>${t.secondsSinceProgress} s</td></tr>`)
+    .map((t) => `<tr><td>${t.protocol}</td><td>${esc(t.client)}</td><td>${esc(t.path)}</td><td>${t.range ? esc(t.range) : ''}</td><td><progress max="100" value="${t.percent}"></progress> ${t.percent}%</td><td>${mib(t.bytesSent)} / ${mib(t.bytesDue)} MiB</td><td>${mib(t.bytesPerSecond)} MiB/s</td><td>${t.secondsSinceProgress} s</td></tr>`)
     .join('\n');
   const recent = s.recent
-    .map((t) => `<tr><td>${esc(t.finishedAt)}</td><td>${esc(t.client)}</td><td>${esc(t.path)}</td><td>${t.status}</td><td class="${t.outcome}">${t.outcome}</td><td>${t.bytesSent} / ${t.bytesDue}</td><td>${t.durationMs} ms</td></tr>`)
+    .map((t) => `<tr><td>${esc(t.finishedAt)}</td><td>${t.protocol}</td><td>${esc(t.client)}</td><td>${esc(t.path)}</td><td>${t.status ?? esc(t.detail ?? '')}</td><td class="${t.outcome}">${t.outcome}</td><td>${t.bytesSent} / ${t.bytesDue}</td><td>${t.durationMs} ms</td></tr>`)
     .join('\n');
   return `<!doctype html>
 <html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2"><title>bootserve</title>
@@ -93,10 +95,10 @@ function statusPage(state: AdminState): string {
 <body><h1>bootserve ${esc(s.version)}</h1>
 <p>Serving ${esc(state.config.root)} · up ${s.uptimeSeconds} s · ${s.connections} connections · ${s.active.length} transfers · <a href="/-/status">status</a> · <a href="/-/metrics">metrics</a></p>
 <h2>Active transfers</h2>
-<table><tr><th>Client</th><th>Path</th><th>Range</th><th>Progress</th><th>Sent</th><th>Rate</th><th>Since progress</th></tr>
+<table><tr><th>Protocol</th><th>Client</th><th>Path</th><th>Range</th><th>Progress</th><th>Sent</th><th>Rate</th><th>Since progress</th></tr>
 ${active}</table>
 <h2>Recent transfers</h2>
-<table><tr><th>Finished</th><th>Client</th><th>Path</th><th>Status</th><th>Outcome</th><th>Bytes</th><th>Duration</th></tr>
+<table><tr><th>Finished</th><th>Protocol</th><th>Client</th><th>Path</th><th>Status</th><th>Outcome</th><th>Bytes</th><th>Duration</th></tr>
 ${recent}</table>
 </body></html>
 `;

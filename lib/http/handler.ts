@@ -72,6 +72,7 @@ export async function sendReply(req: IncomingMessage, res: ServerResponse, reply
   const finished = ctx.metrics.end(transfer, reply.status, result.outcome, !reply.internal);
   if (reply.internal) return;
   ctx.logger.access({
+    protocol: 'http',
     time: finished.finishedAt,
     client,
     method,

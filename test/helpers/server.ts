@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DEFAULTS, type Config } from '../../lib/cli.js';
-import type { AccessRecord, Logger } from '../../lib/log.js';
+import type { HttpRecord, Logger } from '../../lib/log.js';
 import { Metrics } from '../../lib/metrics.js';
 import { createBootServer, type BootServer } from '../../lib/http/server.js';
 import type { Context } from '../../lib/http/handler.js';
@@ -14,12 +14,12 @@ export interface TestServer {
   port: number;
   url: string;
   root: string;
-  logs: AccessRecord[];
+  logs: HttpRecord[];
   errors: string[];
   metrics: Metrics;
   server: BootServer;
   /** Resolves with the access record of the next response to finish for `path`. */
-  nextLog(path: string): Promise<AccessRecord>;
+  nextLog(path: string): Promise<HttpRecord>;
   close(): Promise<void>;
 }
 
@@ -36,11 +36,12 @@ export async function startServer(options: Partial<Config> & { files?: Record<st
   const { files, extra, ...overrides } = options;
   const root = options.root ?? tempRoot(files);
   const config: Config = { ...DEFAULTS, quiet: true, ...overrides, root };
-  const logs: AccessRecord[] = [];
+  const logs: HttpRecord[] = [];
   const errors: string[] = [];
-  const waiters: { path: string; resolve: (r: AccessRecord) => void }[] = [];
+  const waiters: { path: string; resolve: (r: HttpRecord) => void }[] = [];
   const logger: Logger = {
     access: (r) => {
+      if (r.protocol !== 'http') return;
       logs.push(r);
       const i = waiters.findIndex((w) => w.path === r.path);
       if (i >= 0) waiters.splice(i, 1)[0]?.resolve(r);

@@ -1,0 +1,282 @@
+// The TFTP service's sockets: a request socket per local address, and per transfer a socket of
+// its own (its TID) bound to the address the request came to. Everything between a request and
+// its outcome is a straight line: decode → admit → resolve and open → negotiate → transfer → record.
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { close, constants, fstat, open } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { isIPv6 } from 'node:net';
+import { promisify } from 'node:util';
+import type { Config } from '../cli.js';
+import type { Logger } from '../log.js';
+import type { Metrics, TransferOutcome } from '../metrics.js';
+import { parseFileName, resolveInRoot } from '../paths.js';
+import { negotiate } from './options.js';
+import { decode, encodeError, ErrorCode, type Request } from './packet.js';
+import { netasciiSource, octetSource } from './source.js';
+import type { RefusalReason, TftpStats } from './stats.js';
+import { TftpTransfer } from './transfer.js';
+
+export interface TftpContext {
+  config: Config;
+  /** The served directory's real path. */
+  root: string;
+  logger: Logger;
+  metrics: Metrics;
+  stats: TftpStats;
+  /** A file from outside the root for a name the root does not have (the system's iPXE binaries). */
+  fallback?: ((segments: string[]) => string | undefined) | undefined;
+}
+
+export interface TftpServer {
+  /** Where requests are taken: one per local address. */
+  addresses: { address: string; port: number }[];
+  /** Take no new requests; let transfers finish for up to `graceMs`, then stop them. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+/** Retransmission starts at 1 s unless the client negotiated its own timeout. */
+const RETRANSMIT_MS = 1000;
+
+const openFd = promisify(open);
+const fstatFd = promisify(fstat);
+
+/** Bind the request sockets; rejects with a one-line message naming the port and the cure. */
+export async function startTftpServer(context: TftpContext): Promise<TftpServer> {
+  const ctx: Service = { ...context, running: new Set(), busy: new Set(), perAddress: new Map() };
+  const { config, running } = ctx;
+  const sockets: Socket[] = [];
+  const addresses: { address: string; port: number }[] = [];
+  for (const address of listenAddresses(config.host)) {
+    const socket = createSocket({ type: isIPv6(address.split('%')[0] as string) ? 'udp6' : 'udp4' });
+    try {
+      await bind(socket, address, config.tftpPort);
+    } catch (err) {
+      socket.close();
+      const code = (err as NodeJS.ErrnoException).code;
+      // A tentative or vanished IPv6 address need not stop the others.
+      if (code === 'EADDRNOTAVAIL' && config.host === undefined) {
+        ctx.logger.error(`tftp: not listening on ${address}: address not available`);
+        continue;
+      }
+      for (const s of sockets) s.close();
+      throw new Error(bindFailure(code, address, config.tftpPort, (err as Error).message));
+    }
+    sockets.push(socket);
+    addresses.push({ address, port: socket.address().port });
+    socket.on('message', (msg, rinfo) => void onRequest(ctx, socket, address, msg, rinfo));
+    socket.on('error', (err) => ctx.logger.error(`tftp: ${address}: ${err.message}`));
+  }
+  return {
+    addresses,
+    shutdown: async (graceMs) => {
+      for (const s of sockets) s.close();
+      const deadline = Date.now() + graceMs;
+      while (running.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      for (const t of running) t.abort('shutdown', 'server shutting down');
+      while (running.size > 0) await new Promise((r) => setTimeout(r, 10));
+    },
+  };
+}
+
+/** The context and what is in flight, across the request sockets. */
+interface Service extends TftpContext {
+  running: Set<TftpTransfer>;
+  /** Clients ("address|port") with a transfer starting or running: a repeated RRQ starts nothing. */
+  busy: Set<string>;
+  /** Transfers starting or running per client address. */
+  perAddress: Map<string, number>;
+}
+
+function bind(socket: Socket, address: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind({ address, port, exclusive: true }, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+export function bindFailure(code: string | undefined, address: string, port: number, message: string): string {
+  const where = `UDP port ${port} on ${address}`;
+  if (code === 'EADDRINUSE') return `TFTP: ${where} is already in use (another TFTP server: tftpd-hpa, atftpd or dnsmasq?)`;
+  if (code === 'EACCES' || code === 'EPERM') {
+    return `TFTP: permission denied for ${where}: ports below 1024 need root or CAP_NET_BIND_SERVICE (systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE; or --tftp-port above 1023)`;
+  }
+  return `TFTP: cannot listen on ${where}: ${message}`;
+}
+
+/**
+ * The addresses to take requests on. Node cannot tell which local address a datagram was sent
+ * to, and a reply must leave from that address (firmware locks onto it), so without --host
+ * there is a socket per local address, not one on the wildcard.
+ */
+export function listenAddresses(host: string | undefined): string[] {
+  if (host !== undefined && host !== '::' && host !== '0.0.0.0') return [host];
+  let all;
+  try {
+    all = Object.entries(networkInterfaces()).flatMap(([name, list]) => (list ?? []).map((i) => ({ ...i, name })));
+  } catch {
+    return ['0.0.0.0']; // no netlink: replies leave from the routed address
+  }
+  return all
+    .filter((i) => host !== '0.0.0.0' || i.family === 'IPv4')
+    .map((i) => (i.family === 'IPv6' && i.address.startsWith('fe80') ? `${i.address}%${i.name}` : i.address));
+}
+
+/** Show IPv4 clients as IPv4, so one machine's DHCP, TFTP and HTTP records line up. */
+const clientAddress = (address: string) => (address.startsWith('::ffff:') ? address.slice(7) : address);
+
+async function onRequest(ctx: Service, socket: Socket, localAddress: string, msg: Buffer, rinfo: RemoteInfo): Promise<void> {
+  const { config, stats, busy, perAddress } = ctx;
+  const refuse = (reason: RefusalReason, code: number, message: string) => {
+    stats.refuse(reason);
+    reply(socket, encodeError(code, message), rinfo);
+  };
+  const packet = decode(msg);
+  if (packet.op === 'malformed') {
+    // A request we cannot read gets ERROR 4; anything else on this port gets nothing, so two
+    // servers cannot be set to answer each other's errors forever.
+    const opcode = msg.length >= 2 ? msg.readUInt16BE(0) : 0;
+    if (opcode === 1 || opcode === 2) return refuse('malformed', ErrorCode.illegalOperation, packet.reason);
+    return stats.ignore('malformed');
+  }
+  if (packet.op === 'wrq') return refuse('write-request', ErrorCode.accessViolation, 'read-only server');
+  if (packet.op !== 'rrq') return stats.ignore('not-a-request');
+  if (packet.mode !== 'octet' && packet.mode !== 'netascii') return refuse('unsupported-mode', ErrorCode.illegalOperation, `unsupported mode '${packet.mode}'`);
+
+  const client = clientAddress(rinfo.address);
+  const key = `${client}|${rinfo.port}`;
+  // The client resent its request before our first packet reached it: the transfer is under way.
+  if (busy.has(key)) return stats.ignore('duplicate-request');
+  if (busy.size >= config.tftpMaxTransfers) return refuse('server-busy', ErrorCode.undefined, 'server busy, try again later');
+  if ((perAddress.get(client) ?? 0) >= config.tftpMaxPerClient) return refuse('client-busy', ErrorCode.undefined, 'server busy: too many transfers from this address');
+  busy.add(key);
+  perAddress.set(client, (perAddress.get(client) ?? 0) + 1);
+  try {
+    const opened = await openRequested(ctx, packet);
+    if ('refusal' in opened) return refuse(opened.refusal, opened.code, opened.message);
+    await transfer(ctx, packet, opened, localAddress, rinfo, client).finally(() => close(opened.fd, () => {}));
+  } finally {
+    busy.delete(key);
+    const left = (perAddress.get(client) ?? 1) - 1;
+    if (left === 0) perAddress.delete(client);
+    else perAddress.set(client, left);
+  }
+}
+
+type Opened = { fd: number; size: number } | { refusal: RefusalReason; code: number; message: string };
+
+/** Resolve the name by the rules HTTP uses and open it, before any OACK (PXELINUX and others are
+ * confused by an error after one). */
+async function openRequested(ctx: TftpContext, request: Request): Promise<Opened> {
+  const notFound: Opened = { refusal: 'not-found', code: ErrorCode.notFound, message: 'file not found' };
+  const target = parseFileName(request.file, ctx.config.dotfiles);
+  if (target.kind !== 'ok' || target.segments.length === 0) return notFound;
+  let fd: number | undefined;
+  try {
+    const path = (await resolveInRoot(ctx.root, target.segments, ctx.config.dotfiles)) ?? ctx.fallback?.(target.segments);
+    if (path === undefined || path === null) return notFound;
+    // O_NONBLOCK: a FIFO left in the directory must not hang the open.
+    fd = await openFd(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const stats = await fstatFd(fd);
+    if (!stats.isFile()) {
+      close(fd, () => {});
+      return notFound;
+    }
+    return { fd, size: stats.size };
+  } catch (err) {
+    if (fd !== undefined) close(fd, () => {});
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') return { refusal: 'access-denied', code: ErrorCode.accessViolation, message: 'access violation' };
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'ENAMETOOLONG') return notFound;
+    ctx.logger.error(`tftp: cannot open ${JSON.stringify(request.file)}: ${(err as Error).message}`);
+    return { refusal: 'open-failed', code: ErrorCode.undefined, message: 'cannot read file' };
+  }
+}
+
+/** Run one transfer on its own socket and record it. */
+async function transfer(ctx: Service, request: Request, file: { fd: number; size: number }, localAddress: string, rinfo: RemoteInfo, client: string): Promise<void> {
+  const { config, metrics, stats } = ctx;
+  const netascii = request.mode === 'netascii';
+  const params = negotiate(request.options, netascii ? undefined : file.size, { maxBlksize: config.tftpMaxBlksize });
+  const socket = createSocket({ type: rinfo.family === 'IPv6' ? 'udp6' : 'udp4' });
+  socket.on('error', () => {}); // until the transfer listens; see below
+  try {
+    await bind(socket, localAddress, 0);
+    await connect(socket, rinfo);
+  } catch (err) {
+    socket.close();
+    ctx.logger.error(`tftp: no socket for ${client}: ${(err as Error).message}`);
+    stats.refuse('open-failed');
+    return;
+  }
+
+  const live = metrics.begin({ protocol: 'tftp', client, path: request.file, range: undefined, bytesDue: file.size });
+  const t = new TftpTransfer(
+    { blksize: params.blksize, windowsize: params.windowsize, oack: params.oack, retransmitMs: params.timeoutMs ?? RETRANSMIT_MS, giveUpMs: config.tftpTimeoutMs },
+    {
+      source: netascii ? netasciiSource(file.fd, file.size) : octetSource(file.fd, file.size),
+      send: (packet, sent) => {
+        try {
+          socket.send(packet, () => sent());
+        } catch {
+          sent(); // the socket is closed: the transfer is over
+        }
+      },
+      progress: live,
+    },
+  );
+  // The socket is connected: the kernel drops datagrams from anyone but the client's TID.
+  socket.on('message', (msg) => {
+    const packet = decode(msg);
+    if (packet.op === 'malformed') stats.ignore('malformed');
+    else t.receive(packet);
+  });
+  // An ICMP "port unreachable" for our DATA: the client's TID is closed, it has gone.
+  socket.removeAllListeners('error');
+  socket.on('error', () => t.receive({ op: 'error', code: 0, message: 'unreachable' }));
+
+  ctx.running.add(t);
+  const end = await t.start();
+  ctx.running.delete(t);
+  socket.close();
+  recordEnd(ctx, live, request, params.blksize, params.windowsize, end.outcome, end.retransmits);
+}
+
+function recordEnd(ctx: TftpContext, live: ReturnType<Metrics['begin']>, request: Request, blksize: number, windowsize: number, outcome: TransferOutcome, retransmits: number): void {
+  ctx.stats.finished(outcome, live.bytesSent, retransmits);
+  const finished = ctx.metrics.record(live, outcome, { detail: `blksize ${blksize}, window ${windowsize}` });
+  ctx.logger.access({
+    protocol: 'tftp',
+    time: finished.finishedAt,
+    client: finished.client,
+    path: request.file,
+    mode: request.mode,
+    bytesSent: finished.bytesSent,
+    bytesDue: finished.bytesDue,
+    blksize,
+    windowsize,
+    retransmits,
+    durationMs: finished.durationMs,
+    outcome,
+  });
+}
+
+function connect(socket: Socket, to: RemoteInfo): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.connect(to.port, to.address, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function reply(socket: Socket, packet: Buffer, to: RemoteInfo): void {
+  try {
+    socket.send(packet, to.port, to.address, () => {});
+  } catch {
+    // closed while shutting down
+  }
+}
