@@ -28,6 +28,10 @@ export interface Config {
   tftpTimeoutMs: number;
   tftpMaxTransfers: number;
   tftpMaxPerClient: number;
+  /** Answer PXE and HTTP Boot clients on UDP 67 and 4011 (never with an address). */
+  proxyDhcp: boolean;
+  /** Where the iPXE binaries come from instead of the system's iPXE package directories. */
+  ipxeDir: string | undefined;
 }
 
 export type Invocation =
@@ -42,7 +46,7 @@ export class UsageError extends Error {}
 type Kind = 'flag' | 'duration' | 'count' | 'port' | 'string' | 'format';
 
 interface Option {
-  key: keyof Config | 'help' | 'version' | 'printMenu';
+  key: keyof Config | 'help' | 'version' | 'printMenu' | 'pxe';
   kind: Kind;
   short?: string;
   /** Boolean flags spelled --no-x set key to false. */
@@ -74,6 +78,9 @@ const OPTIONS: Record<string, Option> = {
   'tftp-timeout': { key: 'tftpTimeoutMs', kind: 'duration', help: 'give up a TFTP transfer after this long without an ACK (default 30s)' },
   'tftp-max-transfers': { key: 'tftpMaxTransfers', kind: 'count', help: 'TFTP transfers at once; more get "server busy" (default 256)' },
   'tftp-max-per-client': { key: 'tftpMaxPerClient', kind: 'count', help: 'TFTP transfers per client address (default 16)' },
+  'proxy-dhcp': { key: 'proxyDhcp', kind: 'flag', help: 'answer PXE/HTTP Boot clients beside the LAN\'s DHCP server (UDP 67, 4011)' },
+  pxe: { key: 'pxe', kind: 'flag', help: 'the whole PXE stack: --tftp and --proxy-dhcp' },
+  'ipxe-dir': { key: 'ipxeDir', kind: 'string', help: 'take iPXE binaries from DIR instead of /usr/lib/ipxe, /usr/share/ipxe' },
   'print-menu': { key: 'printMenu', kind: 'flag', help: 'print the generated boot.ipxe for DIR and exit' },
   help: { key: 'help', kind: 'flag', short: 'h', help: 'show this help' },
   version: { key: 'version', kind: 'flag', short: 'V', help: 'show the version' },
@@ -103,6 +110,8 @@ export const DEFAULTS: Omit<Config, 'root'> = {
   tftpTimeoutMs: 30_000,
   tftpMaxTransfers: 256,
   tftpMaxPerClient: 16,
+  proxyDhcp: false,
+  ipxeDir: undefined,
 };
 
 /** Split "ADDR:PORT" or "[v6]:PORT" (for --admin-listen). */
@@ -204,6 +213,11 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): Invocati
   if (values.version) return { kind: 'version' };
   if (positional.length > 1) throw new UsageError(`expected one directory, got ${positional.length}: ${positional.join(' ')}`);
   const printMenu = values.printMenu === true;
+  if (values.pxe === true) {
+    values.tftp = true;
+    values.proxyDhcp = true;
+  }
+  delete values.pxe;
   delete values.help;
   delete values.version;
   delete values.printMenu;

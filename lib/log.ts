@@ -36,6 +36,29 @@ export interface TftpRecord {
 
 export type AccessRecord = HttpRecord | TftpRecord;
 
+/** One DHCP packet: answered (offer on 67, ack on 4011) or ignored, with the reason. */
+export interface DhcpRecord {
+  protocol: 'dhcp';
+  time: string;
+  /** The sender's address ("0.0.0.0" before the client has one). */
+  client: string;
+  /** The client's hardware address, or "-" when the packet could not be read. */
+  mac: string;
+  port: number;
+  /** DISCOVER, REQUEST, INFORM, ... or "-" */
+  message: string;
+  /** Transaction id, hex. */
+  xid: string;
+  /** Option 93, or null. */
+  arch: number | null;
+  answer: 'offer' | 'ack' | 'ignored';
+  /** Answers: the client kind and boot file; ignored: the reason and its detail. */
+  kind?: string;
+  bootFile?: string;
+  reason?: string;
+  detail?: string;
+}
+
 export interface Logger {
   access(record: AccessRecord): void;
   /** Operational messages (warnings, errors) go to stderr in every format. */
@@ -54,17 +77,31 @@ export function formatAccess(r: AccessRecord, format: LogFormat): string {
   }
 }
 
+export function formatDhcp(r: DhcpRecord, format: LogFormat): string {
+  if (format === 'json') return JSON.stringify(r);
+  const what = r.answer === 'ignored' ? `ignored ${r.reason} ${JSON.stringify(r.detail ?? '')}` : `${r.answer} ${r.kind} ${JSON.stringify(r.bootFile ?? '')}`;
+  return `${r.time} ${r.client} DHCP ${r.port} ${r.message} ${r.mac} xid=${r.xid} arch=${r.arch ?? '-'} ${what}`;
+}
+
+/** A logger that also writes DHCP records (a separate interface: HTTP code never needs it). */
+export interface DhcpLogger {
+  dhcp(record: DhcpRecord): void;
+}
+
 export function createLogger(
   format: LogFormat,
   quiet: boolean,
   out: (line: string) => void = (l) => process.stdout.write(l + '\n'),
   err: (line: string) => void = (l) => process.stderr.write(l + '\n'),
-): Logger {
+): Logger & DhcpLogger {
   const stamp = (level: string, message: string) =>
     format === 'json' ? JSON.stringify({ time: new Date().toISOString(), level, message }) : `bootserve: ${message}`;
   return {
     access: (record) => {
       if (!quiet) out(formatAccess(record, format));
+    },
+    dhcp: (record) => {
+      if (!quiet) out(formatDhcp(record, format));
     },
     error: (message) => err(stamp('error', message)),
     info: (message) => {

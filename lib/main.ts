@@ -11,6 +11,10 @@ import { createLiveView } from './live.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { createBootServer } from './http/server.js';
+import { advertisedAddress, bindErrorMessage } from './dhcp/address.js';
+import { DhcpBindError, startDhcpServer, type DhcpServer } from './dhcp/server.js';
+import { dhcpMetricsLines, DhcpStats } from './dhcp/stats.js';
+import { findIpxeBinaries, type IpxeCatalog } from './netboot/ipxe.js';
 import { startTftpServer, type TftpServer } from './tftp/server.js';
 import { TftpStats } from './tftp/stats.js';
 
@@ -115,9 +119,20 @@ async function main(): Promise<void> {
   if (invocation.kind === 'print-menu') return void process.stdout.write(await bootMenu());
 
   const metrics = new Metrics();
+  // DHCP answers and ignored packets, for /-/metrics.
+  const dhcpStats = new DhcpStats();
+  // proxyDHCP: decide the address before binding anything, so a refusal leaves nothing behind.
+  const advertised = config.proxyDhcp ? advertisedAddress(config.host, networkInterfaces()) : undefined;
+  if (advertised?.kind === 'refused') fail(advertised.message, 1);
+  // iPXE binaries (served dir's ipxe/, else --ipxe-dir or the system's package) for TFTP and HTTP.
+  const ipxe: IpxeCatalog | undefined = config.proxyDhcp || config.tftp ? findIpxeBinaries({ root, ipxeDir: config.ipxeDir }) : undefined;
   let shuttingDown = false;
   const tftpStats = new TftpStats();
-  const admin: AdminState = { version: VERSION, config, metrics, ready: () => !shuttingDown, moreMetrics: () => (config.tftp ? tftpStats.metricsLines(metrics) : []) };
+  const admin: AdminState = { version: VERSION, config, metrics, ready: () => !shuttingDown, moreMetrics: () => [
+      ...(config.tftp ? tftpStats.metricsLines(metrics) : []),
+      ...(config.proxyDhcp ? dhcpMetricsLines(dhcpStats) : []),
+    ],
+  };
   const ctx: Context = {
     config,
     root,
@@ -126,6 +141,7 @@ async function main(): Promise<void> {
     bootMenu: config.bootMenu ? bootMenu : undefined,
     admin: config.admin && config.adminListen === undefined ? (req) => adminReply(req, admin) : undefined,
     shuttingDown: () => shuttingDown,
+    ipxeFile: ipxe?.ipxeFile,
   };
   const server = createBootServer(ctx);
   if (config.stallTimeoutMs === 0) logger.error('warning: --stall-timeout 0 disables the stall guard: a client that stops reading holds its connection forever');
@@ -141,8 +157,25 @@ async function main(): Promise<void> {
 
   let tftp: TftpServer | undefined;
   if (config.tftp) {
-    tftp = await startTftpServer({ config, root, logger, metrics, stats: tftpStats }).catch((e: Error) => fail(e.message, 1));
+    tftp = await startTftpServer({ config, root, logger, metrics, stats: tftpStats, fallback: (segments) => ipxe?.ipxeFile(segments.join('/')) }).catch((e: Error) => fail(e.message, 1));
   }
+
+  let dhcp: DhcpServer | undefined;
+  if (advertised?.kind === 'address' && ipxe) {
+    try {
+      dhcp = await startDhcpServer({
+        policy: { serverAddress: advertised.address, httpPort: address.port, binaryFor: ipxe.binaryFor },
+        stats: dhcpStats,
+        log: (record) => logger.dhcp(record),
+        error: (message) => logger.error(message),
+      });
+    } catch (err) {
+      if (err instanceof DhcpBindError) fail(bindErrorMessage(err), 1);
+      throw err;
+    }
+    logger.info(`proxyDHCP: answering PXE and HTTP Boot clients on UDP 67 and ${advertised.address}:4011, advertising ${advertised.address}`);
+  }
+  for (const line of ipxe?.banner() ?? []) (line.includes(': missing ') ? logger.error : logger.info)(line);
 
   const urls = urlsFor(address);
   logger.info(`serving ${root}`);
@@ -162,6 +195,7 @@ async function main(): Promise<void> {
     shuttingDown = true;
     logger.info(`${signal}: finishing transfers (up to ${config.shutdownGraceMs / 1000}s), then exiting`);
     live.stop();
+    void dhcp?.close();
     void Promise.all([server.shutdown(config.shutdownGraceMs), tftp?.shutdown(config.shutdownGraceMs)]).then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -40,6 +40,8 @@ export interface Context {
   /** Answers requests under /-/ (undefined: 404 there). */
   admin?: ((req: IncomingMessage) => Reply | Promise<Reply>) | undefined;
   shuttingDown: () => boolean;
+  /** iPXE binaries from outside the root (e.g. /usr/lib/ipxe), by request name; see netboot/ipxe.ts. */
+  ipxeFile?: ((name: string) => string | undefined) | undefined;
 }
 
 // Plain descriptors, not FileHandles: sendBody hands them to createReadStream and closes them.
@@ -103,7 +105,8 @@ async function decide(req: IncomingMessage, ctx: Context): Promise<Reply> {
   if (target.kind === 'not-found') return textReply(404, 'Not Found');
 
   try {
-    const real = await resolveInRoot(root, target.segments, config.dotfiles);
+    // A name the root lacks may be an iPXE binary from the system's package (ipxe/undionly.kpxe).
+    const real = (await resolveInRoot(root, target.segments, config.dotfiles)) ?? ctx.ipxeFile?.(target.segments.join('/')) ?? null;
     if (real === null) {
       const isMenu = target.segments.length === 1 && target.segments[0] === 'boot.ipxe';
       return isMenu && ctx.bootMenu ? textReply(200, await ctx.bootMenu(), {}, 'generated') : textReply(404, 'Not Found');

@@ -1,0 +1,179 @@
+// The proxyDHCP sockets: receive, hand to the codec and the policy, send what they decide.
+//
+// Node's dgram cannot tell which interface or destination address a datagram came in on, so:
+// UDP 67 is bound to 0.0.0.0 (DHCPDISCOVERs are broadcasts) and offers leave from a second
+// port-67 socket bound to the advertised address; 4011 is bound to each address we advertise
+// (clients send their request there; the reply must come from that address, port 4011).
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import type { DhcpRecord } from '../log.js';
+import { decodePacket } from './packet.js';
+import { decide, factsOf, RateLimiter, type Decision, type PolicyConfig, type Port, type RequestFacts } from './policy.js';
+import type { DhcpStats } from './stats.js';
+
+export interface Endpoint {
+  address: string;
+  port: number;
+}
+
+export interface DhcpServerOptions {
+  policy: PolicyConfig;
+  stats: DhcpStats;
+  log: (record: DhcpRecord) => void;
+  /** Operational problems (a failed send, a socket error). */
+  error: (message: string) => void;
+  /** Where the DISCOVER socket listens (default 0.0.0.0:67). */
+  dhcp?: Endpoint;
+  /** Addresses for the 4011 socket (default: the advertised address), and its port (default 4011). */
+  proxyAddresses?: string[];
+  proxyPort?: number;
+  /** Where offers to clients without a relay go (default 255.255.255.255:68). */
+  broadcast?: Endpoint;
+  /** The port relays listen on (default 67). */
+  relayPort?: number;
+  limiter?: RateLimiter;
+  /** At most this many "ignored" log lines a second; the rest are counted and summarised. */
+  ignoredLogPerSecond?: number;
+  now?: () => Date;
+}
+
+export interface DhcpServer {
+  /** The bound ports (useful when 0 was asked for). */
+  dhcpPort: number;
+  proxyPort: number;
+  close(): Promise<void>;
+}
+
+/** A socket that could not be bound: the port and the errno code, for main's one-line message. */
+export class DhcpBindError extends Error {
+  constructor(
+    readonly port: number,
+    readonly address: string,
+    readonly code: string | undefined,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const MESSAGE_NAMES = ['-', 'DISCOVER', 'OFFER', 'REQUEST', 'DECLINE', 'ACK', 'NAK', 'RELEASE', 'INFORM'];
+
+/**
+ * Shared: SO_REUSEADDR lets our two port-67 sockets (0.0.0.0 and the advertised address) share the port.
+ * A DHCP server holding 0.0.0.0:67 without it (dhcpd, dnsmasq's default) still makes ours fail;
+ * one bound to its own interface with it (libvirt's dnsmasq) can stay beside us.
+ */
+function bind(endpoint: Endpoint, sharing: 'shared' | 'exclusive'): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = createSocket({ type: 'udp4', reuseAddr: sharing === 'shared' });
+    const failed = (err: NodeJS.ErrnoException) => {
+      socket.close();
+      reject(new DhcpBindError(endpoint.port, endpoint.address, err.code, err.message));
+    };
+    socket.once('error', failed);
+    socket.bind({ address: endpoint.address, port: endpoint.port }, () => {
+      socket.off('error', failed);
+      resolve(socket);
+    });
+  });
+}
+
+function closeSocket(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      socket.close(() => resolve());
+    } catch {
+      resolve(); // already closed
+    }
+  });
+}
+
+export async function startDhcpServer(options: DhcpServerOptions): Promise<DhcpServer> {
+  const limiter = options.limiter ?? new RateLimiter();
+  const broadcast = options.broadcast ?? { address: '255.255.255.255', port: 68 };
+  const relayPort = options.relayPort ?? 67;
+  const now = options.now ?? (() => new Date());
+  const logBudget = options.ignoredLogPerSecond ?? 20;
+
+  // Ignored packets may come by the thousand (a busy LAN, a flood): their log lines are bounded.
+  let logged = 0;
+  let suppressed = 0;
+  const endLogSecond = () => {
+    if (suppressed > 0) options.error(`DHCP: ${suppressed} more ignored packets in the last second were counted but not logged`);
+    logged = 0;
+    suppressed = 0;
+  };
+
+  const sockets: Socket[] = [];
+  try {
+    // Takes the broadcast DISCOVERs.
+    const listen = await bind(options.dhcp ?? { address: '0.0.0.0', port: 67 }, 'shared');
+    sockets.push(listen);
+    // Sends the offers (and takes relays' unicasts), bound to the advertised address on the same
+    // port: Linux sends a limited broadcast out of the interface of the socket's bound address.
+    // From the 0.0.0.0 socket, offers left by the default route's interface, with that
+    // interface's source address, on a two-interface host (measured in a netns lab).
+    const offers = await bind({ address: options.policy.serverAddress, port: listen.address().port }, 'shared');
+    sockets.push(offers);
+    offers.setBroadcast(true);
+    const proxyPort = options.proxyPort ?? 4011;
+    for (const address of options.proxyAddresses ?? [options.policy.serverAddress]) {
+      sockets.push(await bind({ address, port: proxyPort }, 'exclusive'));
+    }
+    const proxySockets = sockets.slice(2);
+    listen.on('message', (msg, rinfo) => receive(offers, 'dhcp', msg, rinfo));
+    offers.on('message', (msg, rinfo) => receive(offers, 'dhcp', msg, rinfo));
+    for (const s of proxySockets) s.on('message', (msg, rinfo) => receive(s, 'proxy', msg, rinfo));
+    for (const s of sockets) s.on('error', (err) => options.error(`DHCP socket: ${err.message}`));
+    const budgetTimer = setInterval(endLogSecond, 1000);
+    budgetTimer.unref();
+    return {
+      dhcpPort: listen.address().port,
+      proxyPort: proxySockets[0]?.address().port ?? proxyPort,
+      close: async () => {
+        clearInterval(budgetTimer);
+        await Promise.all(sockets.map(closeSocket));
+      },
+    };
+  } catch (err) {
+    await Promise.all(sockets.map(closeSocket));
+    throw err;
+  }
+
+  function receive(socket: Socket, port: Port, msg: Buffer, rinfo: RemoteInfo): void {
+    const base = (facts: RequestFacts | undefined) => ({
+      protocol: 'dhcp' as const,
+      time: now().toISOString(),
+      client: rinfo.address,
+      mac: facts?.mac ?? '-',
+      port: socket.address().port,
+      message: facts?.messageType !== undefined ? (MESSAGE_NAMES[facts.messageType] ?? String(facts.messageType)) : '-',
+      xid: facts ? `0x${facts.xid.toString(16).padStart(8, '0')}` : '-',
+      arch: facts?.arch ?? null,
+    });
+    const ignored = (facts: RequestFacts | undefined, decision: Extract<Decision, { kind: 'ignore' }>) => {
+      options.stats.ignoredFor(decision.reason);
+      if (logged >= logBudget) {
+        suppressed += 1;
+        return;
+      }
+      logged += 1;
+      options.log({ ...base(facts), answer: 'ignored', reason: decision.reason, detail: decision.detail });
+    };
+
+    const decoded = decodePacket(msg);
+    if (decoded.kind === 'malformed') return ignored(undefined, { kind: 'ignore', reason: 'malformed', detail: decoded.reason });
+    const facts = factsOf(decoded.packet);
+    const decision = decide(decoded.packet, port, options.policy);
+    if (decision.kind === 'ignore') return ignored(facts, decision);
+    const limit = limiter.take(facts.mac);
+    if (limit !== 'ok') return ignored(facts, { kind: 'ignore', reason: limit, detail: `too many replies to ${limit === 'rate-limited-client' ? facts.mac : 'all clients'}` });
+
+    const to =
+      decision.to.kind === 'broadcast' ? broadcast : decision.to.kind === 'relay' ? { address: decision.to.address, port: relayPort } : { address: rinfo.address, port: rinfo.port };
+    socket.send(decision.bytes, to.port, to.address, (err) => {
+      if (err) options.error(`DHCP: cannot send to ${to.address}:${to.port}: ${err.message}`);
+    });
+    options.stats.answered(decision.client);
+    options.log({ ...base(facts), answer: port === 'dhcp' ? 'offer' : 'ack', kind: decision.client, bootFile: decision.bootFile });
+  }
+}
