@@ -25,7 +25,7 @@ import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createLab, findLabTools, getInLab, LAN, removeStaleLabs, routerHttpBoot, startGuest, startRouter, startStandInProxy, type Firmware, type Lab, type LabTools } from './helpers/lab.js';
-import { markerInitramfs, PAYLOAD_LINE, startBootserve, type AccessLine, type Bootserve, type Vm } from './helpers/qemu.js';
+import { markerInitramfs, PAYLOAD_LINE, startBootserve, type AccessLine, type Bootserve, type DhcpLine, type Vm } from './helpers/qemu.js';
 import { sha256, skipOrFail, type Child } from './helpers/tools.js';
 
 const REPO = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -132,19 +132,25 @@ interface Env {
   logs: { name: string; child: Child }[];
 }
 
+const dhcpOf = (env: Env, mac: string): DhcpLine[] => env.server.dhcp.filter((r) => r.mac.toLowerCase() === mac);
+
 interface BootResult {
   vm: Vm;
+  /** Where this boot's records start in bootserve's access log. */
+  since: number;
   view: () => BootView;
   /** Milliseconds from starting the VM to each stage passed, by stage. */
   times: { stage: string; ms: number }[];
 }
 
-function describeFailure(env: Env, vm: Vm, since: number): string {
-  const http = env.server.access.slice(since).map((r) => `${r.client ?? '?'} ${r.method} ${r.path} ${r.status} ${r.outcome} ${r.bytesSent}/${r.bytesDue} ${r.userAgent ?? ''}`);
+function describeFailure(env: Env, vm: Vm, since: number, mac: string): string {
+  const transfers = env.server.access.slice(since).map((r) => `${r.client ?? '?'} ${r.protocol ?? 'http'} ${r.method ?? ''} ${r.path} ${r.status ?? ''} ${r.outcome} ${r.bytesSent}/${r.bytesDue} ${r.userAgent ?? ''}`);
+  const dhcp = dhcpOf(env, mac).map((r) => `${r.client} port ${r.port} ${r.message} arch=${r.arch ?? '-'} ${r.answer} ${r.kind ?? r.reason ?? ''} ${r.bootFile ?? ''}`);
   const others = env.logs.map(({ name, child }) => `--- ${name} (tail) ---\n${child.lines.slice(-20).join('\n')}\n${child.stderr().slice(-1500)}`);
   return [
     `--- serial console (tail) ---\n${vm.serial.tail(3000)}`,
-    `--- bootserve HTTP records of this boot ---\n${http.join('\n')}`,
+    `--- bootserve DHCP records for ${mac} ---\n${dhcp.join('\n')}`,
+    `--- bootserve HTTP and TFTP records of this boot ---\n${transfers.join('\n')}`,
     `--- bootserve output (tail) ---\n${env.server.stdout.tail(2000)}\n${env.server.stderr.tail(1000)}`,
     ...others,
   ].join('\n');
@@ -173,7 +179,7 @@ async function boot(t: TestContext, env: Env, firmware: Firmware, mac: string, d
       if (stage.done(view())) break;
       const gaveUp = GAVE_UP.exec(vm.serial.text)?.[0];
       const why: string | undefined = gaveUp !== undefined ? `the firmware said "${gaveUp.trim()}"` : exited ? 'the VM exited' : Date.now() > deadline ? `not within ${stage.ms / 1000} s` : undefined;
-      if (why !== undefined) assert.fail(`${firmware} boot failed: ${stage.failed} (${why})\n${describeFailure(env, vm, since)}`);
+      if (why !== undefined) assert.fail(`${firmware} boot failed: ${stage.failed} (${why})\n${describeFailure(env, vm, since, mac)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
     times.push({ stage: stage.failed, ms: Date.now() - startedAt });
@@ -183,12 +189,35 @@ async function boot(t: TestContext, env: Env, firmware: Firmware, mac: string, d
 
   // The proof: the payload's hash as the guest computed it, the command line of linux/cmdline.
   const serial = vm.serial.text;
-  assert.equal(PAYLOAD_LINE.exec(serial)?.[1], env.folder.payloadSha256, `${firmware}: the payload's sha256 in the guest differs\n${describeFailure(env, vm, since)}`);
+  assert.equal(PAYLOAD_LINE.exec(serial)?.[1], env.folder.payloadSha256, `${firmware}: the payload's sha256 in the guest differs\n${describeFailure(env, vm, since, mac)}`);
   // The early serial console sometimes drops a character under emulation: one intact copy of
   // the two the kernel prints is enough.
-  assert.ok(serial.split('\n').some((line) => line.includes(`initrd=initrd ${CMDLINE}`)), `${firmware}: the kernel command line is not the one from linux/cmdline\n${describeFailure(env, vm, since)}`);
+  assert.ok(serial.split('\n').some((line) => line.includes(`initrd=initrd ${CMDLINE}`)), `${firmware}: the kernel command line is not the one from linux/cmdline\n${describeFailure(env, vm, since, mac)}`);
   assert.doesNotMatch(serial, /invalid magic at start of compressed archive/, `${firmware}: the kernel could not unpack an initrd`);
-  return { vm, view, times };
+  return { vm, since, view, times };
+}
+
+/**
+ * bootserve's own account of a boot (with --pxe): the answers it sent to this MAC and the
+ * files it sent over TFTP, step by step as the firmware needs them.
+ */
+function assertServerSteps(env: Env, firmware: Firmware, mac: string, result: BootResult): void {
+  const dhcp = dhcpOf(env, mac);
+  const answered = (port: number, answer: DhcpLine['answer'], kind: string, file: RegExp) =>
+    dhcp.some((r) => r.port === port && r.answer === answer && r.kind === kind && file.test(r.bootFile ?? ''));
+  const context = () => `\n${describeFailure(env, result.vm, result.since, mac)}`;
+  if (firmware === 'uefi-pxe') {
+    assert.ok(answered(67, 'offer', 'uefi-pxe', /./), `no proxy offer to edk2 PXE on port 67${context()}`);
+    assert.ok(answered(4011, 'ack', 'uefi-pxe', /snponly\.efi$/), `no 4011 answer naming snponly.efi${context()}`);
+    const tftp = result.view().http.filter((r) => r.protocol === 'tftp' && /snponly\.efi$/.test(r.path) && r.outcome === 'complete');
+    // edk2 asks for blksize 1468 and windowsize 4 (after a tsize probe it ends itself).
+    assert.ok(tftp.some((r) => r.bytesSent === r.bytesDue && r.blksize === 1468 && r.windowsize === 4), `no complete TFTP transfer of snponly.efi at blksize 1468, windowsize 4${context()}`);
+  }
+  if (firmware === 'uefi-http') {
+    assert.ok(answered(67, 'offer', 'uefi-http', new RegExp(`^http://${LAN.server.replaceAll('.', '\\.')}(:\\d+)?/\\S+\\.efi$`)), `no HTTPClient proxy offer with an EFI binary's URL${context()}`);
+  }
+  // Every path ends in iPXE asking, and getting, the boot.ipxe URL.
+  assert.ok(answered(67, 'offer', 'ipxe', /\/boot\.ipxe$/), `no proxy offer of boot.ipxe to iPXE${context()}`);
 }
 
 /** One line per boot for the test's output: total time and where it went. */
@@ -252,11 +281,13 @@ test('e2e-pxe: bootserve --pxe beside an address-only DHCP server boots UEFI PXE
   await t.test('1. UEFI PXE: edk2 PXE → proxyDHCP → 4011 → TFTP snponly.efi → iPXE → boot.ipxe → Linux', { timeout: 180_000 }, async (st) => {
     const result = await boot(st, env, 'uefi-pxe', '52:54:00:18:00:01');
     report(st, 'UEFI PXE', result);
+    if (MODE === 'bootserve') assertServerSteps(env, 'uefi-pxe', '52:54:00:18:00:01', result);
   });
 
   await t.test('2. UEFI HTTP Boot: edk2 HTTPClient → EFI binary over HTTP → iPXE → boot.ipxe → Linux', { timeout: 180_000 }, async (st) => {
     const result = await boot(st, env, 'uefi-http', '52:54:00:18:00:02');
     report(st, 'UEFI HTTP Boot', result);
+    if (MODE === 'bootserve') assertServerSteps(env, 'uefi-http', '52:54:00:18:00:02', result);
     // edk2 asks HEAD then GET and resets the connection right after the body: both complete.
     const efi = result.view().http.filter((r) => r.path.endsWith('.efi'));
     assert.deepEqual(efi.map((r) => `${r.method} ${r.status} ${r.outcome}`), ['HEAD 200 complete', 'GET 200 complete'], 'the EFI binary: HEAD then GET, both complete');
@@ -265,6 +296,7 @@ test('e2e-pxe: bootserve --pxe beside an address-only DHCP server boots UEFI PXE
   await t.test('3. BIOS: SeaBIOS iPXE ROM → proxyDHCP → boot.ipxe → Linux', { timeout: 120_000 }, async (st) => {
     const result = await boot(st, env, 'bios', '52:54:00:18:00:03');
     report(st, 'BIOS', result);
+    if (MODE === 'bootserve') assertServerSteps(env, 'bios', '52:54:00:18:00:03', result);
     for (const path of [KERNEL, INITRD]) assert.deepEqual(result.view().http.filter((r) => r.path === path).map((r) => r.outcome), ['complete'], `${path}: one complete transfer`);
   });
 
@@ -312,3 +344,4 @@ test('e2e-pxe: bootserve --pxe beside an address-only DHCP server boots UEFI PXE
     }
   });
 });
+

@@ -252,7 +252,7 @@ export interface RouterOptions {
 }
 
 /**
- * The smallest router advertiser: on every router solicitation (and once at start), an RA to
+ * The smallest router advertiser: on every router solicitation, an RA to
  * all nodes with no flags, no prefix and router lifetime 0 ("no IPv6 router here, nothing to
  * configure"). That completes iPXE's IPv6 configuration at once instead of after its ~16 s
  * timeout. dnsmasq's --enable-ra cannot do this: it advertises only for an IPv6 prefix on the
@@ -269,9 +269,12 @@ s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, socket.inet_pton(socke
 # type 134, code 0, checksum (the kernel fills it), hop limit 64, flags 0, lifetime 0, reachable 0, retrans 0
 ra = struct.pack('!BBHBBHII', 134, 0, 0, 64, 0, 0, 0, 0)
 def advertise(why):
-    s.sendto(ra, ('ff02::1', 0, 0, index))
-    print('ra: sent (%s)' % why, flush=True)
-advertise('start')
+    try:
+        s.sendto(ra, ('ff02::1', 0, 0, index))
+        print('ra: sent (%s)' % why, flush=True)
+    except OSError as e:  # e.g. the link-local address still tentative (DAD) just after link up
+        print('ra: not sent (%s): %s' % (why, e), flush=True)
+print('ra: ready', flush=True)
 while True:
     data, source = s.recvfrom(1500)
     if data[:1] == b'\\x85':  # 133: router solicitation
@@ -302,7 +305,7 @@ export async function startRouter(lab: Lab, tools: LabTools, options: RouterOpti
   await waitForText(dhcp, /DHCP, sockets bound exclusively to interface eth0/, 10_000, "the router's dnsmasq to start");
   if (options.routerAdvertisements === false) return [dhcp];
   const ra = lab.spawn('router', tools.python3, ['-c', RA_RESPONDER, 'eth0']);
-  await waitForText(ra, /ra: sent \(start\)/, 10_000, 'the router advertiser to start');
+  await waitForText(ra, /ra: ready/, 10_000, 'the router advertiser to start');
   return [dhcp, ra];
 }
 

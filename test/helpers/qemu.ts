@@ -135,6 +135,9 @@ export class OutputWatch {
 }
 
 export interface AccessLine {
+  /** 'http' or 'tftp' (absent from bootserves older than TFTP: HTTP). */
+  protocol?: string;
+  /** HTTP only. */
   method: string;
   path: string;
   status: number;
@@ -144,6 +147,23 @@ export interface AccessLine {
   /** The client's address, as bootserve logged it. */
   client?: string;
   userAgent?: string;
+  /** TFTP only: the negotiated block and window sizes. */
+  blksize?: number;
+  windowsize?: number;
+}
+
+/** A DHCP record of the access log (bootserve --proxy-dhcp): one per packet answered or ignored. */
+export interface DhcpLine {
+  protocol: 'dhcp';
+  client: string;
+  mac: string;
+  port: number;
+  message: string;
+  arch: number | null;
+  answer: 'offer' | 'ack' | 'ignored';
+  kind?: string;
+  bootFile?: string;
+  reason?: string;
 }
 
 export interface BootserveOptions {
@@ -158,8 +178,10 @@ export interface BootserveOptions {
 export interface Bootserve {
   port: number;
   child: ChildProcess;
-  /** Access-log records (JSON lines on stdout) in the order they were written. */
+  /** Access-log records (JSON lines on stdout) in the order they were written: HTTP and TFTP. */
   access: AccessLine[];
+  /** DHCP records, likewise. */
+  dhcp: DhcpLine[];
   stdout: OutputWatch;
   stderr: OutputWatch;
   waitFor(test: (lines: readonly AccessLine[]) => boolean, timeoutMs: number): Promise<boolean>;
@@ -173,6 +195,7 @@ export async function startBootserve(repo: string, dir: string, args: readonly s
   const stdout = new OutputWatch();
   const stderr = new OutputWatch();
   const access: AccessLine[] = [];
+  const dhcp: DhcpLine[] = [];
   let partial = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
     partial += chunk;
@@ -181,7 +204,8 @@ export async function startBootserve(repo: string, dir: string, args: readonly s
     for (const line of lines) {
       try {
         const record = JSON.parse(line) as Partial<AccessLine>;
-        if (typeof record.outcome === 'string' && typeof record.path === 'string') access.push(record as AccessLine);
+        if (record.protocol === 'dhcp') dhcp.push(record as unknown as DhcpLine);
+        else if (typeof record.outcome === 'string' && typeof record.path === 'string') access.push(record as AccessLine);
       } catch {
         // not JSON: ignore
       }
@@ -200,6 +224,7 @@ export async function startBootserve(repo: string, dir: string, args: readonly s
     port,
     child,
     access,
+    dhcp,
     stdout,
     stderr,
     waitFor: (test, timeoutMs) => stdout.until(() => test(access), timeoutMs),
