@@ -134,6 +134,16 @@ interface Env {
 
 const dhcpOf = (env: Env, mac: string): DhcpLine[] => env.server.dhcp.filter((r) => r.mac.toLowerCase() === mac);
 
+/** What bootserve did for this machine, in one line: tells "not answered" from "answer not taken". */
+function serverSummary(env: Env, mac: string, since: number): string {
+  if (MODE === 'standin') return 'proxyDHCP and TFTP by the dnsmasq stand-in (see its log below)';
+  const dhcp = dhcpOf(env, mac);
+  const count = (port: number, answer: DhcpLine['answer']) => dhcp.filter((r) => r.port === port && r.answer === answer).length;
+  const tftp = env.server.access.slice(since).filter((r) => r.protocol === 'tftp');
+  const http = env.server.access.slice(since).filter((r) => r.protocol !== 'tftp');
+  return `bootserve sent ${count(67, 'offer')} proxy offer(s) on 67 and ${count(4011, 'ack')} answer(s) on 4011, ignored ${dhcp.filter((r) => r.answer === 'ignored').length} packet(s), logged ${tftp.length} TFTP (${tftp.filter((r) => r.outcome === 'complete').length} complete) and ${http.length} HTTP record(s) for this boot`;
+}
+
 interface BootResult {
   vm: Vm;
   /** Where this boot's records start in bootserve's access log. */
@@ -179,7 +189,7 @@ async function boot(t: TestContext, env: Env, firmware: Firmware, mac: string, d
       if (stage.done(view())) break;
       const gaveUp = GAVE_UP.exec(vm.serial.text)?.[0];
       const why: string | undefined = gaveUp !== undefined ? `the firmware said "${gaveUp.trim()}"` : exited ? 'the VM exited' : Date.now() > deadline ? `not within ${stage.ms / 1000} s` : undefined;
-      if (why !== undefined) assert.fail(`${firmware} boot failed: ${stage.failed} (${why})\n${describeFailure(env, vm, since, mac)}`);
+      if (why !== undefined) assert.fail(`${firmware} boot failed: ${stage.failed} (${why}); ${serverSummary(env, mac, since)}\n${describeFailure(env, vm, since, mac)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
     times.push({ stage: stage.failed, ms: Date.now() - startedAt });
