@@ -5,11 +5,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { request } from 'node:http';
+import { download } from './helpers/tftp.js';
 import { BIN, freePort, get, need, sha256, skipOrFail, start, until, type Child } from './helpers/tools.js';
 
 const UNITS = new URL('../contrib/systemd/', import.meta.url);
@@ -39,12 +40,15 @@ function settings(text: string, key: string): string[] {
 }
 
 describe('systemd units', () => {
-  test('systemd-analyze verify accepts bootserve.socket and bootserve.service', { timeout: 60_000 }, (t) => {
+  test('systemd-analyze verify accepts bootserve.socket, bootserve.service and the TFTP drop-in', { timeout: 60_000 }, (t) => {
     if (!need(t, 'systemd-analyze', 'systemd')) return;
     // verify insists that ExecStart's executable exists: check a copy that points at the
     // built command (the bin shim is executable, with a node shebang).
     const dir = mkdtempSync(join(tmpdir(), 'bootserve-units-'));
     for (const name of ['bootserve.socket', 'bootserve.service']) copyFileSync(new URL(name, UNITS), join(dir, name));
+    // Drop-ins beside a unit given by path are read and checked with it.
+    mkdirSync(join(dir, 'bootserve.service.d'));
+    copyFileSync(new URL('tftp.conf', UNITS), join(dir, 'bootserve.service.d', 'tftp.conf'));
     const service = join(dir, 'bootserve.service');
     const text = readFileSync(service, 'utf8');
     assert.match(text, /^ExecStart=\/usr\/local\/bin\/bootserve /m);
@@ -72,6 +76,11 @@ describe('systemd units', () => {
     const grace = /^(\d+)s$/.exec(settings(service, 'Environment').find((e) => e.startsWith('BOOTSERVE_SHUTDOWN_GRACE='))?.split('=')[1] ?? '30s');
     assert.ok(stop && grace && Number(stop[1]) > Number(grace[1]), 'TimeoutStopSec must exceed the shutdown grace');
     for (const env of settings(service, 'Environment')) assert.match(env, /^BOOTSERVE_[A-Z_]+=\S+$/);
+    // TFTP: bootserve binds UDP 69 itself, so the drop-in grants exactly that capability.
+    const tftp = unitText('tftp.conf');
+    assert.deepEqual(settings(tftp, 'Environment'), ['BOOTSERVE_TFTP=1']);
+    assert.deepEqual(settings(tftp, 'AmbientCapabilities'), ['CAP_NET_BIND_SERVICE']);
+    assert.deepEqual(settings(tftp, 'CapabilityBoundingSet'), ['CAP_NET_BIND_SERVICE']);
   });
 
   test('strace: every syscall and socket family bootserve uses is allowed by the unit', { timeout: 120_000 }, async (t) => {
@@ -110,7 +119,8 @@ describe('systemd units', () => {
 
     const root = artifacts();
     const trace = join(mkdtempSync(join(tmpdir(), 'bootserve-strace-')), 'trace');
-    const child = start('strace', ['-f', '-qq', '-o', trace, process.execPath, BIN, root, '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--shutdown-grace', '2s'], { env: cleanEnv() });
+    const tftpPort = await freePort();
+    const child = start('strace', ['-f', '-qq', '-o', trace, process.execPath, BIN, root, '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--shutdown-grace', '2s', '--tftp', '--tftp-port', String(tftpPort)], { env: cleanEnv() });
     // strace ignores SIGTERM while its tracee runs: signal bootserve (strace's child) itself.
     const tracee = () => childrenOf(child.proc.pid as number)[0];
     t.after(async () => {
@@ -136,6 +146,9 @@ describe('systemd units', () => {
     assert.equal((await get(`${url}/boot.ipxe`)).status, 200);
     assert.equal((await get(`${url}/missing`)).status, 404);
     for (const p of ['healthy', 'ready', 'status', 'metrics']) assert.equal((await get(`${url}/-/${p}`)).status, 200, p);
+    // TFTP (the drop-in turns it on): a plain and a windowed download.
+    assert.equal(sha256((await download(tftpPort, 'vmlinuz')).data), sha256(BODY));
+    assert.equal(sha256((await download(tftpPort, 'vmlinuz', { blksize: 1468, windowsize: 8, tsize: 0 })).data), sha256(BODY));
     const pid = tracee();
     assert.ok(pid, 'bootserve runs under strace');
     process.kill(pid, 'SIGTERM');

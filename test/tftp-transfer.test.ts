@@ -2,26 +2,8 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { decode, encodeAck, type Packet } from '../lib/tftp/packet.js';
-import { FileShrankError, type BlockSource } from '../lib/tftp/source.js';
+import { BlockSource, memoryReader } from '../lib/tftp/source.js';
 import { TftpTransfer, type TransferEnd, type TransferParams } from '../lib/tftp/transfer.js';
-
-/** A source over bytes in memory; `shrinkAt` makes it fail like a file cut short. */
-function memorySource(bytes: Buffer, shrinkAt = Infinity): BlockSource {
-  let at = 0;
-  return {
-    async fill(views) {
-      let got = 0;
-      for (const v of views) {
-        if (at >= shrinkAt) throw new FileShrankError();
-        const n = bytes.copy(v, 0, at, Math.min(bytes.length, at + v.length));
-        at += n;
-        got += n;
-        if (n < v.length) break;
-      }
-      return got;
-    },
-  };
-}
 
 const flush = () => new Promise((r) => setImmediate(r));
 
@@ -37,11 +19,8 @@ function harness(tc: TestContext, bytes: Buffer, params: Partial<TransferParams>
   const t = new TftpTransfer(
     { blksize: 512, windowsize: 1, oack: [], retransmitMs: 1000, giveUpMs: 30_000, ...params },
     {
-      source: memorySource(bytes, shrinkAt),
-      send: (packet, done) => {
-        sent.push(decode(Buffer.from(packet)) as Packet);
-        queueMicrotask(done);
-      },
+      source: new BlockSource(memoryReader(bytes, shrinkAt), params.blksize ?? 512, (params.blksize ?? 512) * (params.windowsize ?? 1)),
+      send: (packet) => void sent.push(decode(Buffer.from(packet)) as Packet),
       now: () => clock,
     },
   );

@@ -12,7 +12,7 @@ import type { Metrics, TransferOutcome } from '../metrics.js';
 import { parseFileName, resolveInRoot } from '../paths.js';
 import { negotiate } from './options.js';
 import { decode, encodeError, ErrorCode, type Request } from './packet.js';
-import { netasciiSource, octetSource } from './source.js';
+import { BlockSource, netasciiReader, octetReader } from './source.js';
 import type { RefusalReason, TftpStats } from './stats.js';
 import { TftpTransfer } from './transfer.js';
 
@@ -216,12 +216,12 @@ async function transfer(ctx: Service, request: Request, file: { fd: number; size
   const t = new TftpTransfer(
     { blksize: params.blksize, windowsize: params.windowsize, oack: params.oack, retransmitMs: params.timeoutMs ?? RETRANSMIT_MS, giveUpMs: config.tftpTimeoutMs },
     {
-      source: netascii ? netasciiSource(file.fd, file.size) : octetSource(file.fd, file.size),
-      send: (packet, sent) => {
+      source: new BlockSource((netascii ? netasciiReader : octetReader)(file.fd, file.size), params.blksize, params.blksize * params.windowsize),
+      send: (packet) => {
         try {
-          socket.send(packet, () => sent());
+          socket.send(packet);
         } catch {
-          sent(); // the socket is closed: the transfer is over
+          // the socket is closed: the transfer is over
         }
       },
       progress: live,

@@ -1,10 +1,10 @@
 // One TFTP read transfer, from the first packet to the outcome. No sockets: packets go out
-// through `send`, arrive through `receive`, bytes come from a BlockSource, so the whole protocol
+// through `send`, arrive through `receive`, blocks come from a BlockSource, so the whole protocol
 // runs in tests under mock timers.
 //
-// Blocks live in a ring of `windowsize` packet buffers, each read into once and sent (and resent)
-// from there until the client acknowledges it. Only our own timer resends: a duplicate ACK is
-// never an occasion to send (the Sorcerer's Apprentice bug, RFC 1123 4.2.3.1).
+// The window's packets are held, each built once and sent (and resent) from its own buffer until
+// the client acknowledges it. Only our own timer resends: a duplicate ACK is never an occasion to
+// send (the Sorcerer's Apprentice bug, RFC 1123 4.2.3.1).
 import type { TransferOutcome, TransferProgress } from '../metrics.js';
 import { monotonicNow } from '../metrics.js';
 import { encodeError, encodeOack, ErrorCode, writeDataHeader, type Packet } from './packet.js';
@@ -13,7 +13,7 @@ import type { BlockSource } from './source.js';
 export type TransferState =
   /** OACK sent: nothing of the file goes out before the client's ACK 0. */
   | 'awaiting-oack-ack'
-  /** Filling free packet buffers from the file; the window goes out when they are full. */
+  /** Waiting for the file: the window goes out once its blocks are read. */
   | 'reading'
   /** The window is out; the retransmission timer runs until an ACK moves it. */
   | 'awaiting-ack'
@@ -39,7 +39,8 @@ export interface TransferEnd {
 
 export interface TransferIo {
   source: BlockSource;
-  send(packet: Buffer, sent: () => void): void;
+  /** Packets are never changed once sent: no need to wait for the send. */
+  send(packet: Buffer): void;
   /** Live figures for the operator's views, updated in place. */
   progress?: TransferProgress;
   now?: () => number;
@@ -52,15 +53,10 @@ export class TftpTransfer {
   retransmits = 0;
   /** Absolute number (no wrap) of the last block the client acknowledged. */
   private base = 0;
-  /** Blocks after `base` read and ready, at most `windowsize`. */
-  private held = 0;
-  /** The last block's absolute number, once the source has ended. */
+  /** DATA packets of blocks base+1, base+2, ... built and not yet acknowledged. */
+  private held: Buffer[] = [];
+  /** The last block's absolute number, once it is built. */
   private last: number | undefined;
-  private readonly slots: Buffer[];
-  private readonly lengths: number[];
-  /** Sends handed to the socket and not yet done: their buffers must not be refilled. */
-  private sending = 0;
-  private afterSends: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private interval: number;
   private readonly progress: TransferProgress;
@@ -72,8 +68,6 @@ export class TftpTransfer {
     private readonly params: TransferParams,
     private readonly io: TransferIo,
   ) {
-    this.slots = Array.from({ length: params.windowsize }, () => Buffer.allocUnsafe(4 + params.blksize));
-    this.lengths = new Array<number>(params.windowsize).fill(0);
     this.interval = params.retransmitMs;
     this.now = io.now ?? monotonicNow;
     this.progress = io.progress ?? { bytesSent: 0, lastProgressAt: 0 };
@@ -92,7 +86,7 @@ export class TftpTransfer {
       // Before the client has acknowledged anything it gets one packet (and its resends): a
       // spoofed request must not turn 50 bytes into a window of megabytes. Without options the
       // window is 1 anyway.
-      void this.readAndSend();
+      this.fillAndSend();
     }
     return this.ended;
   }
@@ -105,23 +99,19 @@ export class TftpTransfer {
     if (this.state === 'awaiting-oack-ack') {
       if (packet.block !== 0) return;
       this.moved();
-      this.state = 'reading';
-      return void this.readAndSend();
+      return this.fillAndSend();
     }
     // Which held block does it acknowledge? Block numbers wrap at 65536; anything outside the
     // held window (a duplicate, a stale or a future number) changes nothing.
     const step = (packet.block - this.base) & 0xffff;
-    if (step < 1 || step > this.held) return;
-    for (let b = this.base + 1; b <= this.base + step; b++) this.progress.bytesSent += this.lengths[b % this.slots.length] as number;
+    if (step < 1 || step > this.held.length) return;
+    for (const acked of this.held.splice(0, step)) this.progress.bytesSent += acked.length - 4;
     this.base += step;
-    this.held -= step;
     this.moved();
     if (this.base === this.last) return this.finish('complete');
-    // The rest of the window (if the client lost some of it) goes again, with new blocks behind it.
-    if (this.state === 'awaiting-ack') {
-      this.state = 'reading';
-      void this.readAndSend();
-    }
+    // The rest of the window (if the client lost some of it) goes again, with new blocks behind
+    // it. While the file is being read, the read's end sends the window.
+    if (this.state === 'awaiting-ack') this.fillAndSend();
   }
 
   /** Stop now (server shutdown): the client is told, the outcome recorded. */
@@ -136,66 +126,48 @@ export class TftpTransfer {
     this.interval = this.params.retransmitMs;
   }
 
-  /** Refill the free buffers after the held blocks, then send everything held. */
-  private async readAndSend(): Promise<void> {
+  /** Build the window's missing packets, waiting for the file if it must, then send them all. */
+  private fillAndSend(): void {
     clearTimeout(this.timer);
-    if (this.sending > 0) await new Promise<void>((resolve) => (this.afterSends = resolve));
-    if (this.state !== 'reading') return;
-    const windowsize = this.base === 0 && this.params.oack.length === 0 ? 1 : this.slots.length;
-    const first = this.base + this.held + 1;
-    const count = this.last === undefined ? windowsize - this.held : 0;
-    if (count > 0) {
-      const views = Array.from({ length: count }, (_, i) => this.slot(first + i).subarray(4));
-      let got: number;
-      try {
-        got = await this.io.source.fill(views);
-      } catch (err) {
-        if (this.isDone()) return;
-        this.transmit(encodeError(ErrorCode.undefined, err instanceof Error ? err.message : 'read error'));
-        return this.finish('read-error');
+    // Before the client has acknowledged anything (ACK 0 after an OACK counts) it gets one packet
+    // and its resends: a spoofed request must not turn 50 bytes into a window of megabytes.
+    const window = this.base === 0 && this.params.oack.length === 0 ? 1 : this.params.windowsize;
+    while (this.last === undefined && this.held.length < window) {
+      const packet = this.io.source.next();
+      if (packet === null) {
+        this.state = 'reading';
+        this.io.source.more().then(
+          () => {
+            if (!this.isDone()) this.fillAndSend();
+          },
+          (err: unknown) => {
+            if (this.isDone()) return;
+            this.transmit(encodeError(ErrorCode.undefined, err instanceof Error ? err.message : 'read error'));
+            this.finish('read-error');
+          },
+        );
+        return;
       }
-      if (this.isDone()) return; // finished (client error, shutdown) while reading
-      const full = Math.floor(got / this.params.blksize);
-      for (let i = 0; i < full; i++) this.lengths[(first + i) % this.slots.length] = this.params.blksize;
-      this.held += full;
-      if (got < count * this.params.blksize) {
-        // The end: a short block, or an empty one when the size is a multiple of blksize.
-        this.last = first + full;
-        this.lengths[this.last % this.slots.length] = got - full * this.params.blksize;
-        this.held++;
-      }
+      this.held.push(packet);
+      writeDataHeader(packet, this.base + this.held.length);
+      if (packet.length < 4 + this.params.blksize) this.last = this.base + this.held.length;
     }
     this.sendHeld();
     this.state = 'awaiting-ack';
     this.arm();
   }
 
-  /** A method, not a field test: the state changes across the awaits above. */
+  /** A method, not a field test: the state changes while the file is read. */
   private isDone(): boolean {
     return this.state === 'done';
   }
 
-  private slot(block: number): Buffer {
-    return this.slots[block % this.slots.length] as Buffer;
-  }
-
   private sendHeld(): void {
-    for (let b = this.base + 1; b <= this.base + this.held; b++) {
-      const packet = this.slot(b);
-      writeDataHeader(packet, b);
-      this.transmit(packet.subarray(0, 4 + (this.lengths[b % this.slots.length] as number)));
-    }
+    for (const packet of this.held) this.transmit(packet);
   }
 
   private transmit(packet: Buffer): void {
-    this.sending++;
-    this.io.send(packet, () => {
-      if (--this.sending === 0 && this.afterSends) {
-        const resume = this.afterSends;
-        this.afterSends = undefined;
-        resume();
-      }
-    });
+    this.io.send(packet);
   }
 
   /** Resend on our own timer, backing off, until the client has been silent for giveUpMs. */
