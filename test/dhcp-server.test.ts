@@ -187,6 +187,11 @@ test('bind failures: a typed error naming the port, nothing left bound, a one-li
     assert.ok(err instanceof DhcpBindError);
     assert.equal(err.code, 'EADDRINUSE');
     assert.equal(err.port, busyPort);
+    // A DHCP server holding the DISCOVER port without SO_REUSEADDR (dhcpd, plain dnsmasq).
+    const held = await startDhcpServer({ ...opts, dhcp: { address: '127.0.0.1', port: busyPort }, proxyPort: 0 }).catch((e: unknown) => e);
+    assert.ok(held instanceof DhcpBindError);
+    assert.equal(held.code, 'EADDRINUSE');
+    assert.equal(held.port, busyPort);
     const notMine = await startDhcpServer({ ...opts, proxyAddresses: ['192.0.2.77'], proxyPort: 0 }).catch((e: unknown) => e);
     assert.ok(notMine instanceof DhcpBindError);
     assert.equal(notMine.code, 'EADDRNOTAVAIL');

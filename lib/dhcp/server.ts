@@ -110,8 +110,8 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<DhcpS
     sockets.push(listen);
     // Sends the offers (and takes relays' unicasts), bound to the advertised address on the same
     // port: Linux sends a limited broadcast out of the interface of the socket's bound address.
-    // From the 0.0.0.0 socket, offers left by the default route's interface, with that
-    // interface's source address, on a two-interface host (measured in a netns lab).
+    // From the 0.0.0.0 socket (netns lab), offers left by the default route's interface with that
+    // interface's address on a two-interface host, and failed (ENETUNREACH) with no default route.
     const offers = await bind({ address: options.policy.serverAddress, port: listen.address().port }, 'shared');
     sockets.push(offers);
     offers.setBroadcast(true);
