@@ -31,7 +31,11 @@ export interface TftpRecord {
   windowsize: number;
   retransmits: number;
   durationMs: number;
-  outcome: TransferOutcome;
+  /** `refused`: answered with an ERROR, nothing sent. */
+  outcome: TransferOutcome | 'refused';
+  /** The ERROR that ended it: ours for a refusal, the client's otherwise (edk2's ERROR 8 after
+   * its size probe is on purpose). */
+  error?: string;
 }
 
 export type AccessRecord = HttpRecord | TftpRecord;
@@ -59,6 +63,10 @@ export interface DhcpRecord {
   detail?: string;
 }
 
+/** IPv4 clients of a dual-stack socket as IPv4 (192.0.2.7, not ::ffff:192.0.2.7), so one
+ * machine's DHCP, TFTP and HTTP records line up. */
+export const displayAddress = (address: string) => (address.startsWith('::ffff:') ? address.slice(7) : address);
+
 export interface Logger {
   access(record: AccessRecord): void;
   /** Operational messages (warnings, errors) go to stderr in every format. */
@@ -73,7 +81,11 @@ export function formatAccess(r: AccessRecord, format: LogFormat): string {
     case 'http':
       return `${common} ${r.method} ${JSON.stringify(r.path)} ${r.status} ${r.bytesSent}/${r.bytesDue} ${r.durationMs}ms ${r.outcome} ${JSON.stringify(r.userAgent)}`;
     case 'tftp':
-      return `${common} TFTP ${JSON.stringify(r.path)} - ${r.bytesSent}/${r.bytesDue} ${r.durationMs}ms ${r.outcome} blksize=${r.blksize} windowsize=${r.windowsize} mode=${r.mode} retransmits=${r.retransmits}`;
+      return (
+        `${common} TFTP ${JSON.stringify(r.path)} - ${r.bytesSent}/${r.bytesDue} ${r.durationMs}ms ${r.outcome}` +
+        (r.outcome === 'refused' ? '' : ` blksize=${r.blksize} windowsize=${r.windowsize} mode=${r.mode} retransmits=${r.retransmits}`) +
+        (r.error === undefined ? '' : ` error=${JSON.stringify(r.error)}`)
+      );
   }
 }
 

@@ -137,7 +137,7 @@ test("an ERROR from the client ends the transfer silently (edk2's ERROR 8 after 
   assert.deepEqual(h.blocks(h.take()), ['oack']);
   h.t.receive({ op: 'error', code: 8, message: 'size probe' });
   await flush();
-  assert.deepEqual(h.ended(), { outcome: 'client-gone', bytesSent: 0, retransmits: 0 });
+  assert.deepEqual(h.ended(), { outcome: 'client-gone', bytesSent: 0, retransmits: 0, clientError: 'ERROR 8: size probe' });
   await h.tick(5000);
   assert.deepEqual(h.take(), []);
 });

@@ -51,6 +51,7 @@ test('edk2: the tsize probe gets exactly the OACK asked, ERROR 8 ends it quietly
   client.send(encodeError(8, 'size probe'), first.from.port);
   const record = await probed;
   assert.equal(record.outcome, 'client-gone');
+  assert.equal(record.error, 'ERROR 8: size probe', 'the log says why');
   assert.deepEqual(await client.drain(300), [], 'nothing after the client ERROR');
 
   const got = await download(s.port, 'snponly.efi', { blksize: 1468, windowsize: 4 });
@@ -163,6 +164,8 @@ test('paths: leading slash and backslashes accepted; traversal, escaping symlink
     await assert.rejects(download(s.port, name), /ERROR 1: file not found/, name);
   }
   assert.ok((s.stats.refused.get('not-found') ?? 0) >= 7);
+  const refusal = s.logs.find((l) => l.path === 'escape');
+  assert.deepEqual([refusal?.outcome, refusal?.error], ['refused', 'ERROR 1: file not found'], 'refusals are logged');
 });
 
 test('a write request gets ERROR 2 and nothing is written', async (t) => {

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import type { Config } from '../cli.js';
 import { evaluatePreconditions, ifRangeAllows, validatorsOf } from './conditional.js';
 import { readListing, renderListingHtml, wantsJson } from './listing.js';
-import type { Logger } from '../log.js';
+import { displayAddress, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { contentTypeFor } from './mime.js';
 import { multipartBody } from './multipart.js';
@@ -59,7 +59,7 @@ export async function sendReply(req: IncomingMessage, res: ServerResponse, reply
   if (ctx.shuttingDown() || hasBody(req)) reply.headers['Connection'] = 'close';
   const parts = method === 'HEAD' ? [] : reply.parts;
   const bytesDue = parts.reduce((n, p) => n + (Buffer.isBuffer(p) ? p.length : p.end - p.start + 1), 0);
-  const client = req.socket.remoteAddress ?? '-';
+  const client = displayAddress(req.socket.remoteAddress ?? '-');
   const path = req.url ?? '/';
 
   const transfer = ctx.metrics.begin({ client, path, range: reply.range, bytesDue });

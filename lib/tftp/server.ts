@@ -7,14 +7,14 @@ import { networkInterfaces } from 'node:os';
 import { isIPv6 } from 'node:net';
 import { promisify } from 'node:util';
 import type { Config } from '../cli.js';
-import type { Logger } from '../log.js';
-import type { Metrics, TransferOutcome } from '../metrics.js';
+import { displayAddress, type Logger } from '../log.js';
+import type { ActiveTransfer, Metrics } from '../metrics.js';
 import { parseFileName, resolveInRoot } from '../paths.js';
 import { negotiate } from './options.js';
 import { decode, encodeError, ErrorCode, type Request } from './packet.js';
 import { BlockSource, netasciiReader, octetReader } from './source.js';
 import type { RefusalReason, TftpStats } from './stats.js';
-import { TftpTransfer } from './transfer.js';
+import { TftpTransfer, type TransferEnd } from './transfer.js';
 
 export interface TftpContext {
   config: Config;
@@ -39,6 +39,7 @@ const RETRANSMIT_MS = 1000;
 
 const openFd = promisify(open);
 const fstatFd = promisify(fstat);
+const closeFd = promisify(close);
 
 /** Bind the request sockets; rejects with a one-line message naming the port and the cure. */
 export async function startTftpServer(context: TftpContext): Promise<TftpServer> {
@@ -124,16 +125,15 @@ export function listenAddresses(host: string | undefined): string[] {
     .map((i) => (i.family === 'IPv6' && i.address.startsWith('fe80') ? `${i.address}%${i.name}` : i.address));
 }
 
-/** Show IPv4 clients as IPv4, so one machine's DHCP, TFTP and HTTP records line up. */
-const clientAddress = (address: string) => (address.startsWith('::ffff:') ? address.slice(7) : address);
-
 async function onRequest(ctx: Service, socket: Socket, localAddress: string, msg: Buffer, rinfo: RemoteInfo): Promise<void> {
   const { config, stats, busy, perAddress } = ctx;
+  const client = displayAddress(rinfo.address);
+  const packet = decode(msg);
   const refuse = (reason: RefusalReason, code: number, message: string) => {
     stats.refuse(reason);
     reply(socket, encodeError(code, message), rinfo);
+    if (packet.op === 'rrq' || packet.op === 'wrq') logRefusal(ctx, client, packet, `ERROR ${code}: ${message}`);
   };
-  const packet = decode(msg);
   if (packet.op === 'malformed') {
     // A request we cannot read gets ERROR 4; anything else on this port gets nothing, so two
     // servers cannot be set to answer each other's errors forever.
@@ -145,7 +145,6 @@ async function onRequest(ctx: Service, socket: Socket, localAddress: string, msg
   if (packet.op !== 'rrq') return stats.ignore('not-a-request');
   if (packet.mode !== 'octet' && packet.mode !== 'netascii') return refuse('unsupported-mode', ErrorCode.illegalOperation, `unsupported mode '${packet.mode}'`);
 
-  const client = clientAddress(rinfo.address);
   const key = `${client}|${rinfo.port}`;
   // The client resent its request before our first packet reached it: the transfer is under way.
   if (busy.has(key)) return stats.ignore('duplicate-request');
@@ -156,7 +155,7 @@ async function onRequest(ctx: Service, socket: Socket, localAddress: string, msg
   try {
     const opened = await openRequested(ctx, packet);
     if ('refusal' in opened) return refuse(opened.refusal, opened.code, opened.message);
-    await transfer(ctx, packet, opened, localAddress, rinfo, client).finally(() => close(opened.fd, () => {}));
+    await transfer(ctx, packet, opened, localAddress, rinfo, client);
   } finally {
     busy.delete(key);
     const left = (perAddress.get(client) ?? 1) - 1;
@@ -195,7 +194,7 @@ async function openRequested(ctx: TftpContext, request: Request): Promise<Opened
   }
 }
 
-/** Run one transfer on its own socket and record it. */
+/** Run one transfer on its own socket and record it. Owns the file: closed before the record. */
 async function transfer(ctx: Service, request: Request, file: { fd: number; size: number }, localAddress: string, rinfo: RemoteInfo, client: string): Promise<void> {
   const { config, metrics, stats } = ctx;
   const netascii = request.mode === 'netascii';
@@ -207,6 +206,7 @@ async function transfer(ctx: Service, request: Request, file: { fd: number; size
     await connect(socket, rinfo);
   } catch (err) {
     socket.close();
+    await closeFd(file.fd);
     ctx.logger.error(`tftp: no socket for ${client}: ${(err as Error).message}`);
     stats.refuse('open-failed');
     return;
@@ -235,16 +235,18 @@ async function transfer(ctx: Service, request: Request, file: { fd: number; size
   });
   // An ICMP "port unreachable" for our DATA: the client's TID is closed, it has gone.
   socket.removeAllListeners('error');
-  socket.on('error', () => t.receive({ op: 'error', code: 0, message: 'unreachable' }));
+  socket.on('error', () => t.receive({ op: 'error', code: 0, message: 'port unreachable (ICMP)' }));
 
   ctx.running.add(t);
   const end = await t.start();
   ctx.running.delete(t);
   socket.close();
-  recordEnd(ctx, live, request, params.blksize, params.windowsize, end.outcome, end.retransmits);
+  await closeFd(file.fd);
+  recordEnd(ctx, live, request, params.blksize, params.windowsize, end);
 }
 
-function recordEnd(ctx: TftpContext, live: ReturnType<Metrics['begin']>, request: Request, blksize: number, windowsize: number, outcome: TransferOutcome, retransmits: number): void {
+function recordEnd(ctx: TftpContext, live: ActiveTransfer, request: Request, blksize: number, windowsize: number, end: TransferEnd): void {
+  const { outcome, retransmits } = end;
   ctx.stats.finished(outcome, live.bytesSent, retransmits);
   const finished = ctx.metrics.record(live, outcome, { detail: `blksize ${blksize}, window ${windowsize}` });
   ctx.logger.access({
@@ -260,6 +262,26 @@ function recordEnd(ctx: TftpContext, live: ReturnType<Metrics['begin']>, request
     retransmits,
     durationMs: finished.durationMs,
     outcome,
+    ...(end.clientError === undefined ? {} : { error: end.clientError }),
+  });
+}
+
+/** A request answered with an ERROR: one access-log line, so the operator sees why. */
+function logRefusal(ctx: TftpContext, client: string, request: Request, error: string): void {
+  ctx.logger.access({
+    protocol: 'tftp',
+    time: new Date().toISOString(),
+    client,
+    path: request.file,
+    mode: request.mode,
+    bytesSent: 0,
+    bytesDue: 0,
+    blksize: 0,
+    windowsize: 0,
+    retransmits: 0,
+    durationMs: 0,
+    outcome: 'refused',
+    error,
   });
 }
 

@@ -35,6 +35,8 @@ export interface TransferEnd {
   /** File bytes the client acknowledged. */
   bytesSent: number;
   retransmits: number;
+  /** The client's ERROR, when it ended the transfer with one. */
+  clientError?: string;
 }
 
 export interface TransferIo {
@@ -94,7 +96,8 @@ export class TftpTransfer {
   /** A packet from the client's TID. */
   receive(packet: Packet): void {
     if (this.state === 'done') return;
-    if (packet.op === 'error') return this.finish('client-gone'); // edk2's ERROR 8 after its tsize probe, too
+    // edk2's ERROR 8 after its tsize probe, too: it only wanted the size.
+    if (packet.op === 'error') return this.finish('client-gone', `ERROR ${packet.code}: ${packet.message}`);
     if (packet.op !== 'ack') return;
     if (this.state === 'awaiting-oack-ack') {
       if (packet.block !== 0) return;
@@ -187,10 +190,10 @@ export class TftpTransfer {
     this.arm();
   }
 
-  private finish(outcome: TransferOutcome): void {
+  private finish(outcome: TransferOutcome, clientError?: string): void {
     if (this.state === 'done') return;
     this.state = 'done';
     clearTimeout(this.timer);
-    this.resolveEnd({ outcome, bytesSent: this.progress.bytesSent, retransmits: this.retransmits });
+    this.resolveEnd({ outcome, bytesSent: this.progress.bytesSent, retransmits: this.retransmits, ...(clientError === undefined ? {} : { clientError }) });
   }
 }
