@@ -292,6 +292,8 @@ test('e2e-pxe: bootserve --pxe beside an address-only DHCP server boots UEFI PXE
     const result = await boot(st, env, 'uefi-pxe', '52:54:00:18:00:01');
     report(st, 'UEFI PXE', result);
     if (MODE === 'bootserve') assertServerSteps(env, 'uefi-pxe', '52:54:00:18:00:01', result);
+    const tftp = result.view().http.filter((r) => r.protocol === 'tftp');
+    st.diagnostic(`TFTP: ${tftp.map((r) => `${r.path} ${r.outcome} ${r.bytesSent}/${r.bytesDue} blksize=${r.blksize} windowsize=${r.windowsize}${r.error ? ` (${r.error})` : ''}`).join('; ')}`);
   });
 
   await t.test('2. UEFI HTTP Boot: edk2 HTTPClient → EFI binary over HTTP → iPXE → boot.ipxe → Linux', { timeout: 180_000 }, async (st) => {

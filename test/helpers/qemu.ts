@@ -147,9 +147,10 @@ export interface AccessLine {
   /** The client's address, as bootserve logged it. */
   client?: string;
   userAgent?: string;
-  /** TFTP only: the negotiated block and window sizes. */
+  /** TFTP only: the negotiated block and window sizes, and the ERROR that ended the transfer. */
   blksize?: number;
   windowsize?: number;
+  error?: string;
 }
 
 /** A DHCP record of the access log (bootserve --proxy-dhcp): one per packet answered or ignored. */
