@@ -10,26 +10,23 @@
 // sha256 of a payload it carries and a marker: the right bytes arrived. A boot that fails
 // names the step (no offer, no 4011 answer, TFTP, HTTP, Linux).
 //
-// The lab (test/helpers/lab.ts) needs root, iproute2, dnsmasq, qemu-system-x86, ovmf, ipxe,
-// ipxe-qemu and the assets of scripts/e2e-netboot-assets.sh; without them the test skips with
-// the reason, unless BOOTSERVE_E2E=required. BOOTSERVE_E2E_PXE=standin boots the same lab
-// with dnsmasq as proxyDHCP and TFTP (bootserve serving HTTP only): that tells a fault of the
-// lab from a fault of bootserve. BOOTSERVE_E2E_LAB_RA=off leaves IPv6 router advertisements
-// out, to measure what an IPv4-only LAN costs iPXE.
+// The lab (test/helpers/lab.ts) needs root, iproute2, dnsmasq, python3, qemu-system-x86, ovmf,
+// ipxe, ipxe-qemu and the assets of scripts/e2e-netboot-assets.sh; without them the test skips
+// with the reason, unless BOOTSERVE_E2E=required. BOOTSERVE_E2E_LAB_RA=off leaves IPv6 router
+// advertisements out, to measure what an IPv4-only LAN costs iPXE. docs/pxe-lab.md has the
+// lab's notes, boot times, and how to boot it with dnsmasq in bootserve's place.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { createLab, findLabTools, getInLab, LAN, removeStaleLabs, routerHttpBoot, startGuest, startRouter, startStandInProxy, type Firmware, type Lab, type LabTools } from './helpers/lab.js';
+import { createLab, findLabTools, getInLab, LAN, removeStaleLabs, startGuest, startRouter, type Firmware, type Lab, type LabTools } from './helpers/lab.js';
 import { markerInitramfs, PAYLOAD_LINE, startBootserve, type AccessLine, type Bootserve, type DhcpLine, type Vm } from './helpers/qemu.js';
 import { sha256, skipOrFail, type Child } from './helpers/tools.js';
 
 const REPO = dirname(dirname(fileURLToPath(import.meta.url)));
-const MODE: 'bootserve' | 'standin' = process.env.BOOTSERVE_E2E_PXE === 'standin' ? 'standin' : 'bootserve';
 const ROUTER_ADVERTISEMENTS = process.env.BOOTSERVE_E2E_LAB_RA !== 'off';
 const HTTP_PORT = 8080;
 const KERNEL = '/linux/vmlinuz';
@@ -55,18 +52,8 @@ function bootFolder(tools: LabTools): Folder {
   copyFileSync(tools.vmlinuz, join(dir, 'linux/vmlinuz'));
   writeFileSync(join(dir, 'linux/initrd.img'), markerInitramfs(readFileSync(tools.busybox), marker, payload));
   writeFileSync(join(dir, 'linux/cmdline'), `# written by the e2e-pxe test\n${CMDLINE}\n`);
-  if (MODE === 'standin') {
-    // The stand-in's UEFI HTTP Boot URL (bootserve --pxe serves its own).
-    mkdirSync(join(dir, 'ipxe'));
-    copyFileSync(join(tools.ipxeDir, 'snponly.efi'), join(dir, 'ipxe/snponly.efi'));
-  }
+  // No ipxe/ folder: bootserve serves Debian's iPXE binaries from /usr/lib/ipxe.
   return { dir, marker, payloadSha256: sha256(payload) };
-}
-
-/** Whether the built bootserve has --pxe yet (proxyDHCP and TFTP are being written). */
-function bootserveHasPxe(): boolean {
-  const help = spawnSync(process.execPath, [join(REPO, 'bin/bootserve.js'), '--help'], { encoding: 'utf8', timeout: 10_000 });
-  return /--pxe\b/.test(help.stdout ?? '');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -136,7 +123,6 @@ const dhcpOf = (env: Env, mac: string): DhcpLine[] => env.server.dhcp.filter((r)
 
 /** What bootserve did for this machine, in one line: tells "not answered" from "answer not taken". */
 function serverSummary(env: Env, mac: string, since: number): string {
-  if (MODE === 'standin') return 'proxyDHCP and TFTP by the dnsmasq stand-in (see its log below)';
   const dhcp = dhcpOf(env, mac);
   const count = (port: number, answer: DhcpLine['answer']) => dhcp.filter((r) => r.port === port && r.answer === answer).length;
   const tftp = env.server.access.slice(since).filter((r) => r.protocol === 'tftp');
@@ -251,11 +237,6 @@ function ipxeDhcpSeconds(serial: string): string {
 test('e2e-pxe: bootserve --pxe beside an address-only DHCP server boots UEFI PXE, UEFI HTTP Boot and BIOS to Linux on a virtual LAN', { timeout: 600_000 }, async (t) => {
   const tools = findLabTools();
   if (typeof tools === 'string') return skipOrFail(t, tools);
-  if (MODE === 'bootserve' && !bootserveHasPxe()) {
-    // A missing feature, not a missing tool: skipped even under BOOTSERVE_E2E=required until
-    // proxyDHCP and TFTP land (issue 11).
-    return void t.skip('bootserve has no --pxe yet (issue 11); BOOTSERVE_E2E_PXE=standin boots the lab with dnsmasq as proxyDHCP and TFTP');
-  }
 
   const stale = removeStaleLabs();
   if (stale.length > 0) t.diagnostic(`removed a stale lab: ${stale.join(', ')}`);
@@ -271,27 +252,21 @@ test('e2e-pxe: bootserve --pxe beside an address-only DHCP server boots UEFI PXE
     rmSync(folder.dir, { recursive: true, force: true });
   });
 
-  const bootUrl = `http://${LAN.server}:${HTTP_PORT}/boot.ipxe`;
   const logs: Env['logs'] = [];
-  const [dhcp, ra] = await startRouter(lab, tools, {
-    routerAdvertisements: ROUTER_ADVERTISEMENTS,
-    extra: MODE === 'standin' ? routerHttpBoot(`http://${LAN.server}:${HTTP_PORT}/ipxe/snponly.efi`) : [],
-  });
+  const [dhcp, ra] = await startRouter(lab, tools, { routerAdvertisements: ROUTER_ADVERTISEMENTS });
   if (dhcp) logs.push({ name: "router's dnsmasq", child: dhcp });
   if (ra) logs.push({ name: 'router advertiser', child: ra });
   // The menu's default boots at once; a stalled transfer is cut after 2 s.
   const menu = ['--menu-timeout', '1s', '--menu-default', 'linux', '--stall-timeout', '2s'];
-  const pxe = MODE === 'bootserve' ? ['--pxe'] : [];
-  const server = await startBootserve(REPO, folder.dir, [...pxe, ...menu], { wrap: lab.exec('server'), host: LAN.server, port: HTTP_PORT });
+  const server = await startBootserve(REPO, folder.dir, ['--pxe', ...menu], { wrap: lab.exec('server'), host: LAN.server, port: HTTP_PORT });
   t.after(() => server.stop());
-  if (MODE === 'standin') logs.push({ name: 'stand-in dnsmasq (proxyDHCP + TFTP)', child: await startStandInProxy(lab, tools, bootUrl) });
-  t.diagnostic(`lab ${lab.id}: ${MODE === 'bootserve' ? 'bootserve --pxe' : 'dnsmasq stand-in + bootserve HTTP'}, router advertisements ${ROUTER_ADVERTISEMENTS ? 'on' : 'off'}`);
+  t.diagnostic(`lab ${lab.id}: bootserve --pxe --host ${LAN.server} --port ${HTTP_PORT}, router advertisements ${ROUTER_ADVERTISEMENTS ? 'on' : 'off'}`);
   const env: Env = { lab, tools, server, folder, logs };
 
   await t.test('1. UEFI PXE: edk2 PXE → proxyDHCP → 4011 → TFTP snponly.efi → iPXE → boot.ipxe → Linux', { timeout: 180_000 }, async (st) => {
     const result = await boot(st, env, 'uefi-pxe', '52:54:00:18:00:01');
     report(st, 'UEFI PXE', result);
-    if (MODE === 'bootserve') assertServerSteps(env, 'uefi-pxe', '52:54:00:18:00:01', result);
+    assertServerSteps(env, 'uefi-pxe', '52:54:00:18:00:01', result);
     const tftp = result.view().http.filter((r) => r.protocol === 'tftp');
     st.diagnostic(`TFTP: ${tftp.map((r) => `${r.path} ${r.outcome} ${r.bytesSent}/${r.bytesDue} blksize=${r.blksize} windowsize=${r.windowsize}${r.error ? ` (${r.error})` : ''}`).join('; ')}`);
   });
@@ -299,7 +274,7 @@ test('e2e-pxe: bootserve --pxe beside an address-only DHCP server boots UEFI PXE
   await t.test('2. UEFI HTTP Boot: edk2 HTTPClient → EFI binary over HTTP → iPXE → boot.ipxe → Linux', { timeout: 180_000 }, async (st) => {
     const result = await boot(st, env, 'uefi-http', '52:54:00:18:00:02');
     report(st, 'UEFI HTTP Boot', result);
-    if (MODE === 'bootserve') assertServerSteps(env, 'uefi-http', '52:54:00:18:00:02', result);
+    assertServerSteps(env, 'uefi-http', '52:54:00:18:00:02', result);
     // edk2 asks HEAD then GET and resets the connection right after the body: both complete.
     const efi = result.view().http.filter((r) => r.path.endsWith('.efi'));
     assert.deepEqual(efi.map((r) => `${r.method} ${r.status} ${r.outcome}`), ['HEAD 200 complete', 'GET 200 complete'], 'the EFI binary: HEAD then GET, both complete');
@@ -308,7 +283,7 @@ test('e2e-pxe: bootserve --pxe beside an address-only DHCP server boots UEFI PXE
   await t.test('3. BIOS: SeaBIOS iPXE ROM → proxyDHCP → boot.ipxe → Linux', { timeout: 120_000 }, async (st) => {
     const result = await boot(st, env, 'bios', '52:54:00:18:00:03');
     report(st, 'BIOS', result);
-    if (MODE === 'bootserve') assertServerSteps(env, 'bios', '52:54:00:18:00:03', result);
+    assertServerSteps(env, 'bios', '52:54:00:18:00:03', result);
     for (const path of [KERNEL, INITRD]) assert.deepEqual(result.view().http.filter((r) => r.path === path).map((r) => r.outcome), ['complete'], `${path}: one complete transfer`);
   });
 

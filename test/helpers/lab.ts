@@ -247,8 +247,6 @@ export function getInLab(lab: Lab, role: Role, url: string): { status: number; b
 export interface RouterOptions {
   /** Answer IPv6 router solicitations (default true). Without, every iPXE waits ~16 s for them. */
   routerAdvertisements?: boolean;
-  /** More dnsmasq arguments (the dnsmasq stand-in uses this for UEFI HTTP Boot). */
-  extra?: readonly string[];
 }
 
 /**
@@ -299,7 +297,6 @@ export async function startRouter(lab: Lab, tools: LabTools, options: RouterOpti
     `--pid-file=${join(lab.dir, 'router.pid')}`,
     '--log-dhcp',
     '--log-facility=-',
-    ...(options.extra ?? []),
   ];
   const dhcp = lab.spawn('router', tools.dnsmasq, args);
   await waitForText(dhcp, /DHCP, sockets bound exclusively to interface eth0/, 10_000, "the router's dnsmasq to start");
@@ -318,43 +315,6 @@ export async function waitForText(child: Child, re: RegExp, ms: number, what: st
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-/**
- * The stand-in for bootserve's proxyDHCP and TFTP while those are being written: dnsmasq in
- * proxy mode in the server namespace, serving Debian's iPXE binaries over TFTP and pointing
- * iPXE at `bootUrl`. Only for proving the lab (BOOTSERVE_E2E_PXE=standin); the test proper
- * runs bootserve alone. dnsmasq's proxy mode knows nothing of UEFI HTTP Boot: routerHttpBoot
- * gives the router the options for that instead.
- */
-export async function startStandInProxy(lab: Lab, tools: LabTools, bootUrl: string): Promise<Child> {
-  const args = [
-    '--no-daemon',
-    '--conf-file=/dev/null',
-    '--port=0',
-    '--interface=eth0',
-    '--bind-interfaces',
-    `--dhcp-range=${LAN.server},proxy`,
-    `--dhcp-leasefile=${join(lab.dir, 'standin.leases')}`,
-    `--pid-file=${join(lab.dir, 'standin.pid')}`,
-    '--log-dhcp',
-    '--log-facility=-',
-    '--enable-tftp',
-    `--tftp-root=${tools.ipxeDir}`,
-    '--dhcp-userclass=set:ipxe,iPXE',
-    // (No plain BIOS PXE ROM boots in this lab: SeaBIOS runs iPXE, which gets bootUrl.)
-    '--pxe-service=tag:!ipxe,X86-64_EFI,UEFI,snponly.efi',
-    `--pxe-service=tag:ipxe,x86PC,iPXE,${bootUrl}`,
-    `--pxe-service=tag:ipxe,X86-64_EFI,iPXE,${bootUrl}`,
-  ];
-  const proxy = lab.spawn('server', tools.dnsmasq, args);
-  await waitForText(proxy, /TFTP root is/, 10_000, 'the stand-in dnsmasq to start');
-  return proxy;
-}
-
-/** Router options that make HTTPClient offers carry `efiUrl` (the stand-in's UEFI HTTP Boot). */
-export function routerHttpBoot(efiUrl: string): string[] {
-  return ['--dhcp-vendorclass=set:httpboot,HTTPClient', '--dhcp-option-force=tag:httpboot,60,HTTPClient', `--dhcp-boot=tag:httpboot,${efiUrl}`];
 }
 
 // ---------------------------------------------------------------------------------------------
