@@ -9,6 +9,7 @@ import { parseArgs, parseHostPort, usage, UsageError, type Config } from './cli.
 import { sendReply, type Context } from './http/handler.js';
 import { createLiveView } from './live.js';
 import { createLogger } from './log.js';
+import { Machines } from './machines.js';
 import { Metrics } from './metrics.js';
 import { createBootServer } from './http/server.js';
 import { advertisedAddress, bindErrorMessage } from './dhcp/address.js';
@@ -107,14 +108,21 @@ async function main(): Promise<void> {
   const config: Config = invocation.config;
   const root = await realDirectory(config.root);
   const live = createLiveView(process.stdout, !config.quiet && config.logFormat === 'text');
-  const logger = createLogger(config.logFormat, config.quiet, live.print);
+  // Every record any service logs also feeds the operator's list of machines (/-/machines).
+  const machines = new Machines();
+  const log = createLogger(config.logFormat, config.quiet, live.print);
+  const logger: typeof log = {
+    ...log,
+    access: (record) => (machines.observe(record), log.access(record)),
+    dhcp: (record) => (machines.observe(record), log.dhcp(record)),
+  };
   // Loaded on the first /boot.ipxe: most starts never need it.
   const bootMenu = async () =>
     (await import('./netboot/bootmenu.js')).generateBootMenu(root, {
       timeoutMs: config.menuTimeoutMs,
       defaultEntry: config.menuDefault,
       dotfiles: config.dotfiles,
-      warn: (m) => logger.error(`boot menu: ${m}`),
+      warn: (m) => logger.error(m), // the menu's messages start with "boot menu:"
     });
   if (invocation.kind === 'print-menu') return void process.stdout.write(await bootMenu());
 
@@ -128,7 +136,7 @@ async function main(): Promise<void> {
   const ipxe: IpxeCatalog | undefined = config.proxyDhcp || config.tftp ? findIpxeBinaries({ root, ipxeDir: config.ipxeDir }) : undefined;
   let shuttingDown = false;
   const tftpStats = new TftpStats();
-  const admin: AdminState = { version: VERSION, config, metrics, ready: () => !shuttingDown, moreMetrics: () => [
+  const admin: AdminState = { version: VERSION, config, metrics, machines, ready: () => !shuttingDown, moreMetrics: () => [
       ...(config.tftp ? tftpStats.metricsLines(metrics) : []),
       ...(config.proxyDhcp ? dhcpMetricsLines(dhcpStats) : []),
     ],
@@ -196,7 +204,14 @@ async function main(): Promise<void> {
     logger.info(`${signal}: finishing transfers (up to ${config.shutdownGraceMs / 1000}s), then exiting`);
     live.stop();
     void dhcp?.close();
-    void Promise.all([server.shutdown(config.shutdownGraceMs), tftp?.shutdown(config.shutdownGraceMs)]).then(() => process.exit(0));
+    // Both resolve once every transfer is logged; the empty write calls back once the log
+    // lines before it are flushed (stdout is asynchronous on some pipes and terminals), and
+    // the timer exits anyway should stdout never drain.
+    const exit = () => process.exit(0);
+    void Promise.all([server.shutdown(config.shutdownGraceMs), tftp?.shutdown(config.shutdownGraceMs)]).then(() => {
+      process.stdout.write('', exit);
+      setTimeout(exit, 1000);
+    });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -155,18 +155,18 @@ describe('classifyEntries', () => {
   test('a folder with a kernel, an initrd and a cmdline makes one Linux entry', () => {
     const entries = classifyEntries(files('debian/', 'debian/vmlinuz', 'debian/initrd.img', 'debian/cmdline', 'debian/README.txt'));
     assert.deepEqual(entries, [
-      { kind: 'linux', label: 'debian', dir: 'debian/', kernel: 'debian/vmlinuz', initrd: 'debian/initrd.img', cmdlinePath: 'debian/cmdline' },
+      { kind: 'linux', label: 'debian', dir: 'debian/', kernel: 'debian/vmlinuz', initrds: ['debian/initrd.img'], cmdlinePath: 'debian/cmdline' },
     ]);
   });
 
   test('kernel and initrd name variants; a kernel alone still boots; an initrd alone does not', () => {
     const entries = classifyEntries(files('a/bzImage', 'a/initramfs.cpio.gz', 'b/my-kernel', 'c/initrd.img', 'd/linux', 'd/initrd.gz'));
     assert.deepEqual(
-      entries.map((e) => (e.kind === 'linux' ? [e.label, e.kernel, e.initrd] : [])),
+      entries.map((e) => (e.kind === 'linux' ? [e.label, e.kernel, e.initrds] : [])),
       [
-        ['a', 'a/bzImage', 'a/initramfs.cpio.gz'],
-        ['b', 'b/my-kernel', undefined],
-        ['d', 'd/linux', 'd/initrd.gz'],
+        ['a', 'a/bzImage', ['a/initramfs.cpio.gz']],
+        ['b', 'b/my-kernel', []],
+        ['d', 'd/linux', ['d/initrd.gz']],
       ],
     );
   });
@@ -180,9 +180,22 @@ describe('classifyEntries', () => {
     assert.equal(entries.length, 1);
     const linux = entries[0] as LinuxEntry;
     assert.equal(linux.kernel, 'boot/vmlinuz-6.1.0-10-amd64');
-    assert.equal(linux.initrd, 'boot/initrd.img-6.1.0-10-amd64');
+    assert.deepEqual(linux.initrds, ['boot/initrd.img-6.1.0-10-amd64']);
     assert.equal(linux.cmdlinePath, undefined);
     assert.match(warnings.join('\n'), /several kernels/);
+  });
+
+  test('several initrds: microcode first, then the initrd, then extra cpio archives, each in name order', () => {
+    const entries = classifyEntries(
+      files('d/vmlinuz', 'd/initrd.gz', 'd/firmware.cpio.gz', 'd/amd-ucode.img', 'd/intel-ucode.img', 'd/kernel-modules.cpio', 'd/extra.cpio.zst', 'd/notes.cpio.txt', 'e/amd-ucode.img', 'e/bzImage'),
+    );
+    assert.deepEqual(
+      entries.map((e) => (e.kind === 'linux' ? [e.kernel, e.initrds] : [])),
+      [
+        ['d/vmlinuz', ['d/amd-ucode.img', 'd/intel-ucode.img', 'd/initrd.gz', 'd/extra.cpio.zst', 'd/firmware.cpio.gz', 'd/kernel-modules.cpio']],
+        ['e/bzImage', ['e/amd-ucode.img']],
+      ],
+    );
   });
 
   test('ISOs, EFI programs and iPXE scripts, in that order after Linux, each sorted by path', () => {
@@ -250,7 +263,7 @@ describe('renderBootMenu', () => {
     for (const m of script.matchAll(/goto ([^\s$]+)/g)) assert.ok(labels.has(m[1] ?? ''), `no label for goto ${m[1]}`);
     for (const line of script.split('\n')) assert.match(line, /^[\x20-\x7e]*$/);
     // The only settings the script expands are its own.
-    for (const m of script.matchAll(/\$\{([^}]*)\}/g)) assert.ok(['mac:hexhyp', 'bootserve-entry', 'bootserve-choice', 'bootserve-try'].includes(m[1] ?? ''), m[0]);
+    for (const m of script.matchAll(/\$\{([^}]*)\}/g)) assert.ok(['mac:hexhyp', 'bootserve-entry', 'bootserve-choice', 'bootserve-try', 'platform'].includes(m[1] ?? ''), m[0]);
   });
 
   test('timeout 0 waits for a choice', () => {
@@ -342,6 +355,39 @@ describe('the generated script, run', () => {
       ends[label] = simulate(script(), { fetch: (c) => c !== 'chain', choose: (_d, n) => (n === 0 ? label : undefined) }).end;
     }
     assert.deepEqual(ends, { linux: 'boot', 'x.iso': 'sanboot x.iso', 'tool.efi': 'menu again', 'extra.ipxe': 'menu again', '+local': 'exit', '+shell': 'shell' });
+  });
+
+  test('several initrds: each fetched under its own name with its own retries, each passed as initrd=NAME', () => {
+    const e = classifyEntries(files('linux/vmlinuz', 'linux/intel-ucode.img', 'linux/initrd.img', 'linux/firmware.cpio.gz'));
+    const failures = new Map([['linux/initrd.img', 1], ['linux/firmware.cpio.gz', 2]]);
+    const r = simulate(renderBootMenu(e, { timeoutMs: 1000 }), {
+      fetch: (cmd, url) => {
+        const left = failures.get(url) ?? 0;
+        failures.set(url, left - 1);
+        return cmd !== 'chain' && left <= 0;
+      },
+    });
+    assert.equal(r.end, 'boot');
+    assert.deepEqual(r.trace.filter((l) => /^(kernel|initrd|sleep|imgargs)/.test(l)), [
+      'kernel linux/vmlinuz ok',
+      'initrd linux/intel-ucode.img ok',
+      'initrd linux/initrd.img failed',
+      'sleep',
+      'initrd linux/initrd.img ok',
+      'initrd linux/firmware.cpio.gz failed',
+      'sleep',
+      'initrd linux/firmware.cpio.gz failed',
+      'sleep',
+      'initrd linux/firmware.cpio.gz ok',
+      'imgargs kernel initrd=initrd initrd=initrd2 initrd=initrd3',
+    ]);
+    const script = renderBootMenu(e, { timeoutMs: 1000 });
+    assert.match(script, /^initrd --name initrd linux\/intel-ucode.img && goto linux\+initrd2 \|\|$/m);
+    assert.match(script, /^initrd --name initrd2 linux\/initrd.img && goto linux\+initrd3 \|\|$/m);
+    assert.match(script, /^initrd --name initrd3 linux\/firmware.cpio.gz && goto linux\+boot \|\|$/m);
+    assert.match(script, /^item linux Linux: linux\/ \(vmlinuz \+ intel-ucode.img \+ initrd.img \+ firmware.cpio.gz\)$/m);
+    // Never an absolute URL, and never one built from ${next-server} (the router's, on a LAN with its own DHCP server).
+    assert.doesNotMatch(script, /next-server|http:\/\//);
   });
 
   test('a per-machine script can pick an entry with `set bootserve-entry`', () => {
@@ -453,6 +499,34 @@ describe('generateBootMenu on a folder', () => {
     const { items, script } = await generate(folder({}));
     assert.deepEqual(items, ['item +local Boot from local disk', 'item +shell iPXE shell']);
     assert.match(script, /--default \+local /);
+  });
+
+  test('initrds the 2019 UEFI iPXE would misalign: an uncompressed cpio after an odd size is warned about, with the files to pad', async () => {
+    const cpio = '070701' + '0'.repeat(102);
+    const root = folder({
+      // initrd.img is 5 bytes: extra.cpio would start at 5, firmware.cpio.gz may start anywhere.
+      'bad/vmlinuz': 'k',
+      'bad/initrd.img': 'gzip!',
+      'bad/extra.cpio': cpio,
+      'bad/firmware.cpio.gz': '\x1f\x8b...',
+      // The same, padded to 8 bytes: nothing to say.
+      'good/vmlinuz': 'k',
+      'good/initrd.img': 'gzip!\0\0\0',
+      'good/extra.cpio': cpio,
+      // Compressed archives only: nothing to say either.
+      'gz/vmlinuz': 'k',
+      'gz/initrd.img': 'gzip!',
+      'gz/firmware.cpio.gz': '\x1f\x8b...',
+    });
+    const { script, warnings } = await generate(root);
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0] ?? '', /^boot menu: bad\/extra.cpio is an uncompressed cpio that would start at byte 5 of the initrds, not a multiple of 4: .*Pad bad\/initrd.img with zeros .*truncate -s %4/);
+    const warned = script.split('\n').filter((l) => l.includes('warning'));
+    assert.deepEqual(warned, ['iseq ${platform} efi && echo bootserve: warning: bad/extra.cpio may not unpack (initrd sizes not padded to 4 bytes, see the bootserve log) ||']);
+    assert.match(script, /^imgargs kernel initrd=initrd initrd=initrd2 initrd=initrd3$/m);
+    // On BIOS (platform pcbios) the line says nothing and the boot goes on.
+    const r = simulate(script, { fetch: (cmd) => cmd !== 'chain', choose: (_d, n) => (n === 0 ? 'bad' : undefined) });
+    assert.equal(r.end, 'boot');
   });
 
   test('cmdline files that are too big, or hold what iPXE would misread, are reported', async () => {

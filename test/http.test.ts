@@ -182,7 +182,7 @@ describe('serving files', () => {
     const html = await fetch(`${s.url}/sub/dir/`);
     assert.equal(html.status, 200);
     assert.match(html.headers['content-type'] ?? '', /text\/html/);
-    assert.match(html.body.toString(), /href="vmlinuz">vmlinuz<\/a><\/td><td>6</);
+    assert.match(html.body.toString(), /href="vmlinuz">vmlinuz<\/a><\/td><td class="size" title="6 bytes">6 B</);
     const json = await fetch(`${s.url}/`, { headers: { accept: 'application/json' } });
     const entries = JSON.parse(json.body.toString()) as { name: string; type: string; size: number; mtime: string }[];
     const names = entries.map((e) => e.name);

@@ -120,6 +120,6 @@ test('shutdown destroys what is still running when the grace runs out', async ()
   const ms = Date.now() - started;
   assert.ok(ms >= 250 && ms < 2000, `took ${ms} ms`);
   await sleep(20);
-  assert.equal(s.logs.find((l) => l.path === '/a.img')?.outcome, 'client-gone');
+  assert.equal(s.logs.find((l) => l.path === '/a.img')?.outcome, 'shutdown');
   socket.destroy();
 });

@@ -3,6 +3,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Config } from '../cli.js';
 import { bodyReply, textReply, type Reply } from './handler.js';
+import type { Machines, MachineView } from '../machines.js';
 import { DURATION_BUCKETS, family, viewOf, type Metrics } from '../metrics.js';
 
 export interface AdminState {
@@ -10,6 +11,8 @@ export interface AdminState {
   config: Config;
   metrics: Metrics;
   ready: () => boolean;
+  /** Every machine's boot, step by step (undefined: not kept). */
+  machines?: Machines;
   /** Metric families of the other services (TFTP, DHCP), already in exposition format. */
   moreMetrics?: () => string[];
 }
@@ -24,6 +27,8 @@ export function adminReply(req: IncomingMessage, state: AdminState): Reply {
       return state.ready() ? textReply(200, 'ready\n', {}, 'generated') : textReply(503, 'Service Unavailable', { 'Retry-After': '5' });
     case '/-/status':
       return bodyReply(200, JSON.stringify(statusOf(state), null, 2) + '\n', 'application/json');
+    case '/-/machines':
+      return bodyReply(200, JSON.stringify(state.machines?.list() ?? [], null, 2) + '\n', 'application/json');
     case '/-/metrics':
       return bodyReply(200, metricsText(state.metrics, state.moreMetrics?.() ?? []), 'text/plain; version=0.0.4; charset=utf-8');
     case '/-':
@@ -54,7 +59,7 @@ export function metricsText(m: Metrics, more: string[] = []): string {
   lines.push(...family('bootserve_requests_total', 'counter', 'Responses finished, by status code.'));
   for (const [code, n] of [...m.requestsByStatus].sort((a, b) => a[0] - b[0])) lines.push(`bootserve_requests_total{code="${code}"} ${n}`);
   lines.push(...family('bootserve_transfers_total', 'counter', 'Responses finished, by transfer outcome.'));
-  for (const outcome of ['complete', 'client-gone', 'stalled', 'read-error'] as const) lines.push(`bootserve_transfers_total{outcome="${outcome}"} ${m.transfersByOutcome.get(outcome) ?? 0}`);
+  for (const outcome of ['complete', 'client-gone', 'stalled', 'read-error', 'shutdown'] as const) lines.push(`bootserve_transfers_total{outcome="${outcome}"} ${m.transfersByOutcome.get(outcome) ?? 0}`);
   lines.push(...family('bootserve_sent_bytes_total', 'counter', 'Body bytes handed to the kernel.'));
   lines.push(`bootserve_sent_bytes_total ${m.bytesSent + http.reduce((n, t) => n + t.bytesSent, 0)}`);
   lines.push(...family('bootserve_connections', 'gauge', 'Open client connections.'));
@@ -89,17 +94,28 @@ function statusPage(state: AdminState): string {
   const recent = s.recent
     .map((t) => `<tr><td>${esc(t.finishedAt)}</td><td>${t.protocol}</td><td>${esc(t.client)}</td><td>${esc(t.path)}</td><td>${t.status ?? esc(t.detail ?? '')}</td><td class="${t.outcome}">${t.outcome}</td><td>${t.bytesSent} / ${t.bytesDue}</td><td>${t.durationMs} ms</td></tr>`)
     .join('\n');
+  const machines = (state.machines?.list() ?? []).slice(0, 50).map(machineRow).join('\n');
   return `<!doctype html>
 <html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2"><title>bootserve</title>
-<style>body{font:14px system-ui,sans-serif;margin:1em}table{border-collapse:collapse}td,th{padding:2px 8px;text-align:left}tr:nth-child(even){background:#f4f4f4}.stalled,.read-error{color:#b00}.client-gone{color:#a60}</style></head>
+<style>body{font:14px system-ui,sans-serif;margin:1em}table{border-collapse:collapse}td,th{padding:2px 8px;text-align:left}tr:nth-child(even){background:#f4f4f4}.stalled,.read-error{color:#b00}.client-gone,.shutdown{color:#a60}</style></head>
 <body><h1>bootserve ${esc(s.version)}</h1>
-<p>Serving ${esc(state.config.root)} · up ${s.uptimeSeconds} s · ${s.connections} connections · ${s.active.length} transfers · <a href="/-/status">status</a> · <a href="/-/metrics">metrics</a></p>
+<p>Serving ${esc(state.config.root)} · up ${s.uptimeSeconds} s · ${s.connections} connections · ${s.active.length} transfers · <a href="/-/status">status</a> · <a href="/-/machines">machines</a> · <a href="/-/metrics">metrics</a></p>
 <h2>Active transfers</h2>
 <table><tr><th>Protocol</th><th>Client</th><th>Path</th><th>Range</th><th>Progress</th><th>Sent</th><th>Rate</th><th>Since progress</th></tr>
 ${active}</table>
 <h2>Recent transfers</h2>
 <table><tr><th>Finished</th><th>Protocol</th><th>Client</th><th>Path</th><th>Status</th><th>Outcome</th><th>Bytes</th><th>Duration</th></tr>
 ${recent}</table>
+<h2>Machines</h2>
+<table><tr><th>MAC</th><th>Address</th><th>Firmware</th><th>Arch</th><th>Last seen</th><th>Latest steps</th><th>Last error</th></tr>
+${machines}</table>
 </body></html>
 `;
+}
+
+/** One machine: its latest steps, newest last, and its last error. */
+function machineRow(m: MachineView): string {
+  const step = (s: MachineView['steps'][number]) => `${esc(s.time.slice(11, 19))} ${esc(s.step)}${s.file ? ` ${esc(s.file)}` : ''}: <span class="${esc(s.outcome)}">${esc(s.outcome)}</span>`;
+  const steps = m.steps.slice(-5).map(step).join('<br>');
+  return `<tr><td>${esc(m.mac ?? '-')}</td><td>${esc(m.address ?? '-')}</td><td>${esc(m.firmware ?? '-')}</td><td>${m.arch ?? '-'}</td><td>${esc(m.lastSeen)}</td><td>${steps}</td><td class="stalled">${m.lastError ? step(m.lastError) : ''}</td></tr>`;
 }

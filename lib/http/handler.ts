@@ -2,6 +2,7 @@
 // send the body through the stall-guarded loop → record the outcome.
 import { close, constants, fstat, open, type Stats } from 'node:fs';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { promisify } from 'node:util';
 import type { Config } from '../cli.js';
 import { evaluatePreconditions, ifRangeAllows, validatorsOf } from './conditional.js';
@@ -42,6 +43,8 @@ export interface Context {
   shuttingDown: () => boolean;
   /** iPXE binaries from outside the root (e.g. /usr/lib/ipxe), by request name; see netboot/ipxe.ts. */
   ipxeFile?: ((name: string) => string | undefined) | undefined;
+  /** Whether shutdown destroyed this socket when its grace ended (set by the server). */
+  cutByShutdown?: ((socket: Socket) => boolean) | undefined;
 }
 
 // Plain descriptors, not FileHandles: sendBody hands them to createReadStream and closes them.
@@ -71,7 +74,8 @@ export async function sendReply(req: IncomingMessage, res: ServerResponse, reply
     abort: () => socket.resetAndDestroy(),
     progress: transfer,
   });
-  const finished = ctx.metrics.end(transfer, reply.status, result.outcome, !reply.internal);
+  const outcome = result.outcome !== 'complete' && ctx.cutByShutdown?.(socket) ? 'shutdown' : result.outcome;
+  const finished = ctx.metrics.end(transfer, reply.status, outcome, !reply.internal);
   if (reply.internal) return;
   ctx.logger.access({
     protocol: 'http',
@@ -83,7 +87,7 @@ export async function sendReply(req: IncomingMessage, res: ServerResponse, reply
     bytesSent: result.bytesSent,
     bytesDue,
     durationMs: finished.durationMs,
-    outcome: result.outcome,
+    outcome,
     userAgent: req.headers['user-agent'] ?? '-',
   });
 }

@@ -1,4 +1,6 @@
 // Directory listings: what a directory holds, as HTML for people and JSON for scripts.
+// People read sizes in binary units (1.0 GiB), with the exact byte count on hover; scripts
+// get exact bytes in the JSON.
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { resolveInRoot } from '../paths.js';
@@ -32,18 +34,32 @@ export async function readListing(root: string, dir: string, dotfiles: boolean):
   return entries.sort((a, b) => (a.type === b.type ? a.name.localeCompare(b.name) : a.type === 'directory' ? -1 : 1));
 }
 
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+
+/** A byte count as a person reads it: "512 B", "1.5 KiB", "1.0 GiB" (one decimal, powers of 1024). */
+export function humanSize(bytes: number): string {
+  let value = bytes;
+  let unit = 0;
+  // Round first, so 1048575 bytes reads "1.0 MiB", not "1024.0 KiB".
+  while (unit < UNITS.length - 1 && (unit === 0 ? value : Number(value.toFixed(1))) >= 1024) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${UNITS[unit]}`;
+}
+
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 export function renderListingHtml(urlPath: string, entries: ListingEntry[]): string {
   const rows = entries.map((e) => {
     const href = encodeURIComponent(e.name) + (e.type === 'directory' ? '/' : '');
     const label = escapeHtml(e.name) + (e.type === 'directory' ? '/' : '');
-    const size = e.type === 'directory' ? '-' : String(e.size);
-    return `<tr><td><a href="${href}">${label}</a></td><td>${size}</td><td>${e.mtime}</td></tr>`;
+    const size = e.type === 'directory' ? '<td>-</td>' : `<td class="size" title="${e.size} bytes">${humanSize(e.size)}</td>`;
+    return `<tr><td><a href="${href}">${label}</a></td>${size}<td>${e.mtime}</td></tr>`;
   });
   const title = escapeHtml(`Index of ${urlPath}`);
   const up = urlPath === '/' ? '' : '<tr><td><a href="../">../</a></td><td></td><td></td></tr>';
-  return `<!doctype html>\n<html><head><meta charset="utf-8"><title>${title}</title></head>\n<body><h1>${title}</h1>\n<table><tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n${up}${rows.join('\n')}\n</table></body></html>\n`;
+  return `<!doctype html>\n<html><head><meta charset="utf-8"><title>${title}</title><style>td{padding:0 8px}.size{text-align:right}</style></head>\n<body><h1>${title}</h1>\n<table><tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n${up}${rows.join('\n')}\n</table></body></html>\n`;
 }
 
 /** Whether the client prefers JSON: an Accept header that names application/json. */

@@ -7,13 +7,25 @@ export interface BootServer {
   http: Server;
   /**
    * Stop accepting, let in-flight responses finish for up to `graceMs`, then destroy what
-   * remains. Resolves once every connection is gone.
+   * remains (those are logged with the outcome "shutdown"). Resolves once every connection is
+   * gone and every response has been recorded, so the caller may exit at once.
    */
   shutdown(graceMs: number): Promise<void>;
 }
 
+/**
+ * After the cut, how long shutdown waits for the cut responses to be recorded. Each one only
+ * has its file descriptor to close, so this bound matters only if something hangs.
+ */
+const RECORD_WAIT_MS = 2000;
+
 export function createBootServer(ctx: Context): BootServer {
   const { config, metrics, logger } = ctx;
+  // Sockets destroyed because the grace ended: their transfers' outcome is "shutdown".
+  const cut = new WeakSet<Socket>();
+  const serving: Context = { ...ctx, cutByShutdown: (socket) => cut.has(socket) };
+  // Every request being handled, until its access-log line is written.
+  const handling = new Set<Promise<void>>();
   const server = createServer(
     {
       // Node checks header and request deadlines on this interval (30 s by default): a
@@ -25,10 +37,12 @@ export function createBootServer(ctx: Context): BootServer {
       noDelay: true,
     },
     (req, res) => {
-      handleRequest(req, res, ctx).catch((err: unknown) => {
+      const handled = handleRequest(req, res, serving).catch((err: unknown) => {
         logger.error(`request failed: ${err instanceof Error ? err.stack : String(err)}`);
         res.destroy();
       });
+      handling.add(handled);
+      void handled.then(() => handling.delete(handled));
     },
   );
 
@@ -39,24 +53,46 @@ export function createBootServer(ctx: Context): BootServer {
   });
   // A socket error after the response (ECONNRESET and the like) is the client's business.
   server.on('connection', (socket: Socket) => socket.on('error', () => {}));
+  // Open sockets, for cutAll (node:http destroys them, but does not say which it destroyed).
+  const connections = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+  });
 
+  // server.close() calls back once the last socket has closed, but a response on a socket
+  // destroyed by the cut is recorded only later, after sendBody has closed its file: exiting
+  // on server.close() alone lost the access-log line of every transfer cut at the grace's end.
+  // So shutdown also waits for the handlers (bounded, in case one hangs).
   let closing: Promise<void> | undefined;
   function shutdown(graceMs: number): Promise<void> {
     closing ??= new Promise<void>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
-      server.close(() => {
-        clearTimeout(timer);
-        resolve();
-      });
+      const closed = new Promise<void>((done) => server.close(() => done()));
       server.closeIdleConnections();
       const deadline = Date.now() + graceMs;
       const check = () => {
-        if (metrics.active.size === 0 || Date.now() >= deadline) server.closeAllConnections();
+        // HTTP responses only: TFTP transfers in the same Metrics have a shutdown of their own.
+        if (metrics.activeOf('http').length === 0 || Date.now() >= deadline) cutAll();
         else timer = setTimeout(check, 100);
       };
       check();
+      void closed.then(async () => {
+        clearTimeout(timer);
+        let bound: NodeJS.Timeout | undefined;
+        const timeout = new Promise<void>((done) => (bound = setTimeout(done, RECORD_WAIT_MS)));
+        await Promise.race([Promise.all(handling), timeout]);
+        clearTimeout(bound);
+        resolve();
+      });
     });
     return closing;
+  }
+
+  /** The grace is over: destroy every connection left, marking the ones still open as cut. */
+  function cutAll(): void {
+    for (const socket of connections) if (!socket.destroyed) cut.add(socket);
+    server.closeAllConnections();
   }
   return { http: server, shutdown };
 }

@@ -5,7 +5,11 @@
 //   classifyEntries → boot entries (Linux kernel+initrd per folder, ISOs, EFI programs, scripts)
 //   renderBootMenu  → the iPXE script text
 // The tree is scanned on every request, so adding a file to the folder adds a menu entry.
-import { lstat, readFile, readdir, realpath, stat } from 'node:fs/promises';
+//
+// A Linux entry loads its initrds under the names initrd, initrd2, initrd3... and passes
+// `initrd=NAME` for each on the kernel command line: on UEFI that is the only way iPXE hands
+// initrds to the kernel's EFI stub. BIOS kernels ignore those arguments.
+import { lstat, open, readFile, readdir, realpath, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 
 export interface BootMenuOptions { timeoutMs: number; defaultEntry?: string | undefined; dotfiles: boolean; warn?: (message: string) => void }
@@ -20,10 +24,17 @@ export interface LinuxEntry {
   /** The folder holding the kernel ('' for the root). */
   dir: string;
   kernel: string;
-  initrd?: string | undefined;
+  /** In load order: microcode first, then the initrd, then extra cpio archives. */
+  initrds: string[];
   /** Path of the folder's `cmdline` file, read by generateBootMenu before rendering. */
   cmdlinePath?: string | undefined;
   cmdline?: string | undefined;
+  /**
+   * Initrds that older UEFI iPXE builds would hand to the kernel at an offset that is
+   * not a multiple of 4 although they are uncompressed cpio archives: the kernel would not
+   * unpack them. Found by generateBootMenu; the script warns on the console.
+   */
+  misaligned?: string[] | undefined;
 }
 
 export interface FileEntry {
@@ -138,6 +149,10 @@ export async function scanTree(root: string, dotfiles: boolean, warn: (message: 
 
 const KERNEL_NAME = /^(vmlinu[xz]|bzimage|linux$)|kernel/i;
 const INITRD_NAME = /^(initrd|initramfs)/i;
+// Early microcode (intel-ucode.img, amd-ucode.img): must be the first initrd, uncompressed.
+const MICROCODE_NAME = /ucode/i;
+// Extra archives loaded after the initrd, e.g. Debian's firmware.cpio.gz.
+const CPIO_NAME = /\.cpio(\.(gz|xz|zst|lz4|lzma|lzo|bz2))?$/i;
 // Checksums, signatures, notes, backups and packages sit beside kernels with kernel-like names.
 const NOT_A_BOOT_FILE = /\.(sig|asc|gpg|sha\d*|md5|sums?|txt|md|cfg|conf|config|json|ya?ml|html?|log|old|bak|orig|deb|rpm|tar|tgz|zip)$/i;
 
@@ -161,7 +176,7 @@ function versionSuffix(name: string): string {
  * iPXE scripts, each sorted by path. Labels are unique and made only of [A-Za-z0-9._/-].
  */
 export function classifyEntries(paths: readonly ScannedPath[], warn: (message: string) => void = () => {}): BootEntry[] {
-  const byDir = new Map<string, { kernels: string[]; initrds: string[]; cmdline?: string }>();
+  const byDir = new Map<string, { kernels: string[]; initrds: string[]; microcode: string[]; archives: string[]; cmdline?: string }>();
   const files: { kind: FileEntry['kind']; path: string }[] = [];
 
   for (const { relPath, isFile } of paths) {
@@ -175,10 +190,12 @@ export function classifyEntries(paths: readonly ScannedPath[], warn: (message: s
       // The top-level boot.ipxe is this very script, or replaces it: chaining it would loop.
       if (relPath !== 'boot.ipxe') files.push({ kind: 'script', path: relPath });
     } else if (!NOT_A_BOOT_FILE.test(name)) {
-      const group = byDir.get(dir) ?? { kernels: [], initrds: [] };
+      const group = byDir.get(dir) ?? { kernels: [], initrds: [], microcode: [], archives: [] };
       byDir.set(dir, group);
       if (name === 'cmdline') group.cmdline = relPath;
       else if (INITRD_NAME.test(name)) group.initrds.push(name);
+      else if (MICROCODE_NAME.test(name)) group.microcode.push(name);
+      else if (CPIO_NAME.test(name)) group.archives.push(name);
       else if (KERNEL_NAME.test(name)) group.kernels.push(name);
     }
   }
@@ -194,12 +211,13 @@ export function classifyEntries(paths: readonly ScannedPath[], warn: (message: s
     const suffix = versionSuffix(kernel);
     const initrd = initrds.find((n) => versionSuffix(n) === suffix) ?? initrds[initrds.length - 1];
     if (kernels.length > 1) warn(`boot menu: ${JSON.stringify(dir || '/')} holds several kernels; the menu offers ${kernel} only`);
+    const loaded = [...group.microcode.sort(naturalCompare), ...(initrd === undefined ? [] : [initrd]), ...group.archives.sort(naturalCompare)];
     linux.push({
       kind: 'linux',
       label: '',
       dir,
       kernel: dir + kernel,
-      initrd: initrd === undefined ? undefined : dir + initrd,
+      initrds: loaded.map((name) => dir + name),
       cmdlinePath: group.cmdline,
     });
   }
@@ -284,8 +302,8 @@ function describe(entry: BootEntry): string {
   switch (entry.kind) {
     case 'linux': {
       const name = (p: string) => splitPath(p).name;
-      const initrd = entry.initrd === undefined ? 'no initrd' : name(entry.initrd);
-      return `Linux: ${entry.dir || '/'} (${name(entry.kernel)} + ${initrd})`;
+      const initrds = entry.initrds.length === 0 ? 'no initrd' : entry.initrds.map(name).join(' + ');
+      return `Linux: ${entry.dir || '/'} (${name(entry.kernel)} + ${initrds})`;
     }
     case 'iso':
       return `ISO image: ${entry.path}`;
@@ -319,16 +337,22 @@ function renderEntry(entry: BootEntry): string[] {
   const lines = [`:${l}`, `echo bootserve: ${displayText(describe(entry))}`];
   switch (entry.kind) {
     case 'linux': {
-      const next = entry.initrd === undefined ? `${l}+boot` : `${l}+initrd`;
-      lines.push(...retried(`${l}+kernel`, `kernel --name kernel ${encodeUrlPath(entry.kernel)}`, next));
-      if (entry.initrd !== undefined) {
-        lines.push(`:${l}+initrd`, ...retried(`${l}+initrd-fetch`, `initrd --name initrd ${encodeUrlPath(entry.initrd)}`, `${l}+boot`));
-      }
+      // Each download's section is named after its image; the last one goes on to boot.
+      const names = entry.initrds.map((_, i) => initrdImageName(i));
+      const sections = [...names.map((name) => `${l}+${name}`), `${l}+boot`];
+      lines.push(...retried(`${l}+kernel`, `kernel --name kernel ${encodeUrlPath(entry.kernel)}`, sections[0] as string));
+      entry.initrds.forEach((path, i) => {
+        const name = names[i] as string;
+        lines.push(`:${sections[i]}`, ...retried(`${l}+${name}-fetch`, `initrd --name ${name} ${encodeUrlPath(path)}`, sections[i + 1] as string));
+      });
       lines.push(`:${l}+boot`);
+      for (const path of entry.misaligned ?? []) {
+        // Only UEFI iPXE passes initrds unpadded; the log says which files to pad.
+        lines.push(`iseq \${platform} efi && echo bootserve: warning: ${displayText(path)} may not unpack (initrd sizes not padded to 4 bytes, see the bootserve log) ||`);
+      }
       // The command line gets a line of its own, so whatever the cmdline file holds cannot
-      // upset the retry logic. initrd=initrd names the initrd for EFI-stub kernels; BIOS
-      // kernels ignore it.
-      const args = [entry.initrd === undefined ? '' : 'initrd=initrd', entry.cmdline ?? ''].filter(Boolean).join(' ');
+      // upset the retry logic. initrd=NAME hands each initrd to an EFI-stub kernel.
+      const args = [...names.map((name) => `initrd=${name}`), entry.cmdline ?? ''].filter(Boolean).join(' ');
       if (args) lines.push(`imgargs kernel ${args}`);
       lines.push(`boot || goto ${FAILED}`);
       break;
@@ -349,6 +373,11 @@ function renderEntry(entry: BootEntry): string[] {
       break;
   }
   return lines;
+}
+
+/** The iPXE image name of the i-th initrd (from 0): initrd, initrd2, initrd3... */
+function initrdImageName(i: number): string {
+  return i === 0 ? 'initrd' : `initrd${i + 1}`;
 }
 
 /** Which label menu-default names: an entry's label or path, or "local"/"shell". */
@@ -388,6 +417,7 @@ export function renderBootMenu(entries: readonly BootEntry[], options: RenderOpt
     `# Every download is tried up to ${RETRY_ATTEMPTS} times, ${RETRY_PAUSE_SECONDS} s apart: a transfer that broke`,
     '# (e.g. one bootserve aborted because it stalled) is fetched again.',
     '# URLs are relative: iPXE resolves them against the address this script came from.',
+    '# Initrds are named (initrd, initrd2, ...) and passed as initrd=NAME, which UEFI needs.',
     '',
     'chain --autofree machines/${mac:hexhyp}.ipxe ||',
     'isset ${bootserve-entry} && goto ${bootserve-entry} ||',
@@ -432,6 +462,62 @@ export function renderBootMenu(entries: readonly BootEntry[], options: RenderOpt
 }
 
 // ---------------------------------------------------------------------------------------------
+// Initrd alignment on UEFI
+//
+// The kernel unpacks its initrds as one buffer, skipping zero bytes between archives; an
+// uncompressed cpio must start at an offset that is a multiple of 4, or the kernel stops with
+// "invalid magic at start of compressed archive" (a compressed one may start anywhere). iPXE
+// pads each initrd to 4 bytes on BIOS; on UEFI, its sources since 2023 (release 2.0) hand a
+// Linux 5.7+ kernel all initrds padded through LoadFile2, which the kernel then prefers to
+// initrd= arguments. Older UEFI builds (Debian 12's 2019 one among them) hand each initrd
+// over by name only and the EFI stub concatenates them unpadded. iPXE has no command to pad
+// an image, so the fix is in the files: zero bytes after an archive are skipped by the kernel.
+
+const CPIO_MAGIC = /^0707(01|02|07)$/;
+
+/** The first bytes of a file (fewer if it is shorter). */
+async function readHead(path: string, length: number): Promise<Buffer> {
+  const file = await open(path, 'r');
+  try {
+    const { buffer, bytesRead } = await file.read(Buffer.alloc(length), 0, length, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * The initrds (after the first) that are uncompressed cpio archives and would start at an
+ * offset that is not a multiple of 4 if the ones before were laid end to end; each is
+ * warned about, naming the files to pad.
+ */
+async function findMisaligned(root: string, initrds: readonly string[], warn: (message: string) => void): Promise<string[]> {
+  const misaligned: string[] = [];
+  const unpadded: string[] = [];
+  let offset = 0;
+  try {
+    for (const path of initrds) {
+      const abs = join(root, ...path.split('/'));
+      if (offset % 4 !== 0 && CPIO_MAGIC.test((await readHead(abs, 6)).toString('latin1'))) {
+        misaligned.push(path);
+        warn(
+          `boot menu: ${path} is an uncompressed cpio that would start at byte ${offset} of the initrds, not a multiple of 4: ` +
+            `older UEFI iPXE builds (Debian 12's 2019 one among them) pass initrds unpadded and the kernel would not unpack it. ` +
+            `Pad ${unpadded.join(', ')} with zeros to a multiple of 4 bytes (e.g. truncate -s %4 FILE); the kernel skips the zeros`,
+        );
+      }
+      const { size } = await stat(abs);
+      if (size % 4 !== 0) unpadded.push(path);
+      offset += size;
+    }
+  } catch (err) {
+    // Gone or unreadable since the scan: its download will fail and say so.
+    warn(`boot menu: cannot check the initrds of ${JSON.stringify(splitPath(initrds[0] as string).dir || '/')}: ${(err as Error).message}`);
+  }
+  return misaligned;
+}
+
+// ---------------------------------------------------------------------------------------------
 
 export async function generateBootMenu(root: string, options: BootMenuOptions): Promise<string> {
   const warn = options.warn ?? (() => {});
@@ -449,6 +535,9 @@ export async function generateBootMenu(root: string, options: BootMenuOptions): 
     } catch (err) {
       warn(`boot menu: cannot read ${entry.cmdlinePath}: ${(err as Error).message}`);
     }
+  }
+  for (const entry of entries) {
+    if (entry.kind === 'linux' && entry.initrds.length > 1) entry.misaligned = await findMisaligned(root, entry.initrds, warn);
   }
   return renderBootMenu(entries, { timeoutMs: options.timeoutMs, defaultEntry: options.defaultEntry, warn });
 }

@@ -67,15 +67,19 @@ export async function startTftpServer(context: TftpContext): Promise<TftpServer>
     socket.on('message', (msg, rinfo) => void onRequest(ctx, socket, address, msg, rinfo));
     socket.on('error', (err) => ctx.logger.error(`tftp: ${address}: ${err.message}`));
   }
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  let closing: Promise<void> | undefined;
   return {
     addresses,
-    shutdown: async (graceMs) => {
-      for (const s of sockets) s.close();
-      const deadline = Date.now() + graceMs;
-      while (running.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      for (const t of running) t.abort('shutdown', 'server shutting down');
-      while (running.size > 0) await new Promise((r) => setTimeout(r, 10));
-    },
+    // Resolves once every transfer is recorded (a transfer leaves `running` after its log line).
+    shutdown: (graceMs) =>
+      (closing ??= (async () => {
+        for (const s of sockets) s.close();
+        const deadline = Date.now() + graceMs;
+        while (running.size > 0 && Date.now() < deadline) await pause(50);
+        for (const t of running) t.abort('shutdown', 'server shutting down');
+        while (running.size > 0) await pause(10);
+      })()),
   };
 }
 
@@ -152,15 +156,22 @@ async function onRequest(ctx: Service, socket: Socket, localAddress: string, msg
   if ((perAddress.get(client) ?? 0) >= config.tftpMaxPerClient) return refuse('client-busy', ErrorCode.undefined, 'server busy: too many transfers from this address');
   busy.add(key);
   perAddress.set(client, (perAddress.get(client) ?? 0) + 1);
-  try {
-    const opened = await openRequested(ctx, packet);
-    if ('refusal' in opened) return refuse(opened.refusal, opened.code, opened.message);
-    await transfer(ctx, packet, opened, localAddress, rinfo, client);
-  } finally {
+  let released = false;
+  // Once the transfer has ended the client may ask again from the same port, before our cleanup.
+  const release = () => {
+    if (released) return;
+    released = true;
     busy.delete(key);
     const left = (perAddress.get(client) ?? 1) - 1;
     if (left === 0) perAddress.delete(client);
     else perAddress.set(client, left);
+  };
+  try {
+    const opened = await openRequested(ctx, packet);
+    if ('refusal' in opened) return refuse(opened.refusal, opened.code, opened.message);
+    await transfer(ctx, packet, opened, localAddress, rinfo, client, release);
+  } finally {
+    release();
   }
 }
 
@@ -195,7 +206,7 @@ async function openRequested(ctx: TftpContext, request: Request): Promise<Opened
 }
 
 /** Run one transfer on its own socket and record it. Owns the file: closed before the record. */
-async function transfer(ctx: Service, request: Request, file: { fd: number; size: number }, localAddress: string, rinfo: RemoteInfo, client: string): Promise<void> {
+async function transfer(ctx: Service, request: Request, file: { fd: number; size: number }, localAddress: string, rinfo: RemoteInfo, client: string, release: () => void): Promise<void> {
   const { config, metrics, stats } = ctx;
   const netascii = request.mode === 'netascii';
   const params = negotiate(request.options, netascii ? undefined : file.size, { maxBlksize: config.tftpMaxBlksize });
@@ -239,10 +250,11 @@ async function transfer(ctx: Service, request: Request, file: { fd: number; size
 
   ctx.running.add(t);
   const end = await t.start();
-  ctx.running.delete(t);
+  release();
   socket.close();
   await closeFd(file.fd);
   recordEnd(ctx, live, request, params.blksize, params.windowsize, end);
+  ctx.running.delete(t);
 }
 
 function recordEnd(ctx: TftpContext, live: ActiveTransfer, request: Request, blksize: number, windowsize: number, end: TransferEnd): void {

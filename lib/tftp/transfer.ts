@@ -177,12 +177,15 @@ export class TftpTransfer {
   private arm(): void {
     clearTimeout(this.timer);
     const left = this.params.giveUpMs - (this.now() - this.progress.lastProgressAt);
-    this.timer = setTimeout(() => this.onTimer(), Math.max(0, Math.min(this.interval, left)));
+    // Progress re-arms the timer, so a timer set for the deadline that fires is the give-up
+    // (timers may fire a fraction of a millisecond early by our clock: no last resend then).
+    const last = left <= this.interval;
+    this.timer = setTimeout(() => this.onTimer(last), Math.max(0, Math.min(this.interval, left)));
   }
 
-  private onTimer(): void {
+  private onTimer(deadline: boolean): void {
     if (this.state !== 'awaiting-ack' && this.state !== 'awaiting-oack-ack') return;
-    if (this.now() - this.progress.lastProgressAt >= this.params.giveUpMs) return this.finish('stalled');
+    if (deadline) return this.finish('stalled');
     this.retransmits++;
     if (this.state === 'awaiting-oack-ack') this.transmit(encodeOack(this.params.oack));
     else this.sendHeld();

@@ -1,7 +1,7 @@
 // Pieces of the QEMU/iPXE end-to-end test: finding the tools, building an initramfs, running
 // bootserve as a child process and a VM whose iPXE firmware boots from it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { accessSync, constants, copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -32,6 +32,16 @@ export function findExecutable(name: string): string | undefined {
 export function findIpxeRom(): string | undefined {
   const candidates = ['/usr/lib/ipxe/qemu/efi-virtio.rom', '/usr/share/qemu/efi-virtio.rom'];
   return candidates.find((p) => existsSync(p));
+}
+
+/**
+ * OVMF (Debian's ovmf package): the firmware code, and the variable store to copy for each VM.
+ * With it, QEMU's NIC ROM (efi-virtio.rom holds both) runs UEFI iPXE instead of BIOS iPXE.
+ */
+export function findOvmf(): { code: string; vars: string } | undefined {
+  const code = '/usr/share/OVMF/OVMF_CODE.fd';
+  const vars = '/usr/share/OVMF/OVMF_VARS.fd';
+  return existsSync(code) && existsSync(vars) ? { code, vars } : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -250,10 +260,19 @@ export interface Vm {
 /**
  * A VM under TCG (no KVM: CI has none) whose NIC's iPXE ROM gets its DHCP boot file name
  * from QEMU's user-mode network: `bootUrl`, a URL on 10.0.2.2, which is the host's loopback.
- * Serial console on stdout; -no-reboot turns a kernel panic into QEMU exiting.
+ * Serial console on stdout; -no-reboot turns a kernel panic into QEMU exiting. SeaBIOS by
+ * default; given `uefi` (from findOvmf), OVMF with a fresh copy of its variable store.
  */
-export function startVm(qemu: string, bootUrl: string, mac: string): Vm {
+export function startVm(qemu: string, bootUrl: string, mac: string, uefi?: { code: string; vars: string }): Vm {
+  let varsDir: string | undefined;
+  const firmware: string[] = [];
+  if (uefi) {
+    varsDir = mkdtempSync(join(tmpdir(), 'bootserve-ovmf-'));
+    copyFileSync(uefi.vars, join(varsDir, 'vars.fd'));
+    firmware.push('-drive', `if=pflash,format=raw,readonly=on,file=${uefi.code}`, '-drive', `if=pflash,format=raw,file=${join(varsDir, 'vars.fd')}`);
+  }
   const args = [
+    ...firmware,
     '-accel', 'tcg',
     '-machine', 'pc',
     '-m', '256',
@@ -277,7 +296,10 @@ export function spawnVm(command: readonly string[]): Vm {
   child.stdout?.setEncoding('latin1').on('data', (chunk: string) => serial.append(chunk));
   child.stderr?.setEncoding('latin1').on('data', (chunk: string) => serial.append(chunk));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  void exited.then(() => serial.check());
+  void exited.then(() => {
+    if (varsDir) rmSync(varsDir, { recursive: true, force: true });
+    serial.check();
+  });
   return {
     child,
     serial,
