@@ -74,12 +74,13 @@ export function cpioNewc(members: readonly CpioMember[]): Buffer {
 }
 
 /**
- * An initramfs whose /init prints `marker` on the console and powers the machine off. With a
- * `payload`, it also carries /payload and first prints `bootserve-payload <sha256>` of it as
- * the guest read it (see PAYLOAD_LINE): proof that these very bytes arrived.
+ * An initramfs whose /init prints `marker` on the console and powers the machine off. With
+ * `hashPayload`, it first prints `bootserve-payload <sha256>  /payload` (see PAYLOAD_LINE) of a
+ * /payload that another initrd brings (payloadCpio): proof that those very bytes arrived, and
+ * that the kernel unpacked both initrds.
  */
-export function markerInitramfs(busybox: Buffer, marker: string, payload?: Buffer): Buffer {
-  const hash = payload === undefined ? [] : ['/bin/busybox echo bootserve-payload $(/bin/busybox sha256sum /payload)'];
+export function markerInitramfs(busybox: Buffer, marker: string, hashPayload = false): Buffer {
+  const hash = hashPayload ? ['/bin/busybox echo bootserve-payload $(/bin/busybox sha256sum /payload)'] : [];
   const init = ['#!/bin/busybox sh', ...hash, `/bin/busybox echo ${marker}`, '/bin/busybox poweroff -f', ''].join('\n');
   return cpioNewc([
     { name: 'bin' },
@@ -87,11 +88,15 @@ export function markerInitramfs(busybox: Buffer, marker: string, payload?: Buffe
     { name: 'proc' },
     { name: 'bin/busybox', data: busybox, mode: 0o755 },
     { name: 'init', data: Buffer.from(init), mode: 0o755 },
-    ...(payload === undefined ? [] : [{ name: 'payload', data: payload }]),
   ]);
 }
 
-/** What the /init of markerInitramfs prints for a payload: `bootserve-payload <sha256>  /payload`. */
+/** A second initrd holding only /payload (cpioNewc pads it: it starts and ends 4-byte aligned). */
+export function payloadCpio(payload: Buffer): Buffer {
+  return cpioNewc([{ name: 'payload', data: payload }]);
+}
+
+/** What the /init of markerInitramfs prints with hashPayload: `bootserve-payload <sha256>  /payload`. */
 export const PAYLOAD_LINE = /bootserve-payload ([0-9a-f]{64}) +\/payload/;
 
 // ---------------------------------------------------------------------------------------------
@@ -283,21 +288,23 @@ export function startVm(qemu: string, bootUrl: string, mac: string, uefi?: { cod
     '-netdev', `user,id=n0,bootfile=${bootUrl}`,
     '-device', `virtio-net-pci,netdev=n0,mac=${mac}`,
   ];
-  return spawnVm([qemu, ...args]);
+  return spawnVm([qemu, ...args], () => {
+    if (varsDir) rmSync(varsDir, { recursive: true, force: true });
+  });
 }
 
 /**
  * Run a VM command line (qemu and its arguments, possibly behind a wrapper such as
- * `ip netns exec NAME`) with its serial console on stdout, as a Vm.
+ * `ip netns exec NAME`) with its serial console on stdout, as a Vm. `cleanup` runs once it exits.
  */
-export function spawnVm(command: readonly string[]): Vm {
+export function spawnVm(command: readonly string[], cleanup: () => void = () => {}): Vm {
   const child = spawn(command[0] as string, command.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
   const serial = new OutputWatch();
   child.stdout?.setEncoding('latin1').on('data', (chunk: string) => serial.append(chunk));
   child.stderr?.setEncoding('latin1').on('data', (chunk: string) => serial.append(chunk));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   void exited.then(() => {
-    if (varsDir) rmSync(varsDir, { recursive: true, force: true });
+    cleanup();
     serial.check();
   });
   return {
