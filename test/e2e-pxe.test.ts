@@ -63,10 +63,10 @@ function bootFolder(tools: LabTools): Folder {
 // ---------------------------------------------------------------------------------------------
 // Following a boot
 
-/** What a boot looks like so far: the guest's console and bootserve's HTTP records since it started. */
+/** What a boot looks like so far: the guest's console and bootserve's HTTP and TFTP records since it started. */
 interface BootView {
   serial: string;
-  http: AccessLine[];
+  transfers: AccessLine[];
 }
 
 interface Stage {
@@ -77,7 +77,7 @@ interface Stage {
 }
 
 const fetched = (view: BootView, path: string | RegExp) =>
-  view.http.some((r) => r.method === 'GET' && r.status === 200 && r.outcome === 'complete' && (typeof path === 'string' ? r.path === path : path.test(r.path)));
+  view.transfers.some((r) => r.method === 'GET' && r.status === 200 && r.outcome === 'complete' && (typeof path === 'string' ? r.path === path : path.test(r.path)));
 const printed = (re: RegExp) => (view: BootView) => re.test(view.serial);
 
 // What each firmware does before iPXE runs (iPXE prints "net0: <address>/<mask>" once DHCP is done).
@@ -120,7 +120,7 @@ interface Env {
   tools: LabTools;
   server: Bootserve;
   folder: Folder;
-  /** Extra logs for a failure message (dnsmasq). */
+  /** More logs for a failure message: the router's dnsmasq and advertiser. */
   logs: { name: string; child: Child }[];
 }
 
@@ -177,7 +177,7 @@ async function boot(t: TestContext, env: Env, firmware: Firmware, mac: string, d
   t.after(() => vm.stop());
   let exited = false;
   void vm.exited.then(() => (exited = true));
-  const view = (): BootView => ({ serial: vm.serial.text, http: env.server.access.slice(since) });
+  const view = (): BootView => ({ serial: vm.serial.text, transfers: env.server.access.slice(since) });
   const side = during?.(vm, tap, view);
   const times: BootResult['times'] = [];
 
@@ -217,7 +217,7 @@ function assertServerSteps(env: Env, firmware: Firmware, mac: string, result: Bo
   if (firmware === 'uefi-pxe') {
     assert.ok(answered(67, 'offer', 'uefi-pxe', /./), `no proxy offer to edk2 PXE on port 67${context()}`);
     assert.ok(answered(4011, 'ack', 'uefi-pxe', /snponly\.efi$/), `no 4011 answer naming snponly.efi${context()}`);
-    const tftp = result.view().http.filter((r) => r.protocol === 'tftp' && /snponly\.efi$/.test(r.path) && r.outcome === 'complete');
+    const tftp = result.view().transfers.filter((r) => r.protocol === 'tftp' && /snponly\.efi$/.test(r.path) && r.outcome === 'complete');
     // edk2 asks for blksize 1468 and windowsize 4 (after a tsize probe it ends itself).
     assert.ok(tftp.some((r) => r.bytesSent === r.bytesDue && r.blksize === 1468 && r.windowsize === 4), `no complete TFTP transfer of snponly.efi at blksize 1468, windowsize 4${context()}`);
   }
@@ -279,7 +279,7 @@ test('e2e-pxe: bootserve --pxe beside an address-only DHCP server boots UEFI PXE
     const result = await boot(st, env, 'uefi-pxe', '52:54:00:18:00:01');
     report(st, 'UEFI PXE', result);
     assertServerSteps(env, 'uefi-pxe', '52:54:00:18:00:01', result);
-    const tftp = result.view().http.filter((r) => r.protocol === 'tftp');
+    const tftp = result.view().transfers.filter((r) => r.protocol === 'tftp');
     st.diagnostic(`TFTP: ${tftp.map((r) => `${r.path} ${r.outcome} ${r.bytesSent}/${r.bytesDue} blksize=${r.blksize} windowsize=${r.windowsize}${r.error ? ` (${r.error})` : ''}`).join('; ')}`);
   });
 
@@ -288,7 +288,7 @@ test('e2e-pxe: bootserve --pxe beside an address-only DHCP server boots UEFI PXE
     report(st, 'UEFI HTTP Boot', result);
     assertServerSteps(env, 'uefi-http', '52:54:00:18:00:02', result);
     // edk2 asks HEAD then GET and resets the connection right after the body: both complete.
-    const efi = result.view().http.filter((r) => r.path.endsWith('.efi'));
+    const efi = result.view().transfers.filter((r) => r.path.endsWith('.efi'));
     assert.deepEqual(efi.map((r) => `${r.method} ${r.status} ${r.outcome}`), ['HEAD 200 complete', 'GET 200 complete'], 'the EFI binary: HEAD then GET, both complete');
   });
 
@@ -296,7 +296,7 @@ test('e2e-pxe: bootserve --pxe beside an address-only DHCP server boots UEFI PXE
     const result = await boot(st, env, 'bios', '52:54:00:18:00:03');
     report(st, 'BIOS', result);
     assertServerSteps(env, 'bios', '52:54:00:18:00:03', result);
-    for (const path of [KERNEL, INITRD, PAYLOAD]) assert.deepEqual(result.view().http.filter((r) => r.path === path).map((r) => r.outcome), ['complete'], `${path}: one complete transfer`);
+    for (const path of [KERNEL, INITRD, PAYLOAD]) assert.deepEqual(result.view().transfers.filter((r) => r.path === path).map((r) => r.outcome), ['complete'], `${path}: one complete transfer`);
   });
 
   await t.test('4. BIOS, machine frozen mid-kernel: the stall guard cuts the transfer, the menu retries it, Linux boots, /-/machines shows it', { timeout: 180_000 }, async (st) => {
@@ -327,7 +327,7 @@ test('e2e-pxe: bootserve --pxe beside an address-only DHCP server boots UEFI PXE
     const result = await boot(st, env, 'bios', mac, freeze);
     report(st, 'BIOS with a stall', result);
     assert.ok(froze, 'the kernel download finished before the guest could be frozen');
-    const kernel = result.view().http.filter((r) => r.path === KERNEL);
+    const kernel = result.view().transfers.filter((r) => r.path === KERNEL);
     st.diagnostic(`kernel transfers: ${kernel.map((r) => `${r.outcome} ${r.bytesSent}/${r.bytesDue}`).join(', ')}`);
     assert.ok(kernel.length === 2 && ['stalled', 'client-gone'].includes(kernel[0]?.outcome ?? '') && kernel[1]?.outcome === 'complete', `kernel transfers: expected [stalled, complete], got ${JSON.stringify(kernel.map((r) => r.outcome))}`);
     assert.match(result.view().serial, /bootserve: try 1 of 5 failed, trying again/, 'the boot script did not report a retry');
