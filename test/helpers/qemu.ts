@@ -73,9 +73,15 @@ export function cpioNewc(members: readonly CpioMember[]): Buffer {
   return Buffer.concat(parts);
 }
 
-/** An initramfs whose /init prints `marker` on the console and powers the machine off. */
-export function markerInitramfs(busybox: Buffer, marker: string): Buffer {
-  const init = ['#!/bin/busybox sh', `/bin/busybox echo ${marker}`, '/bin/busybox poweroff -f', ''].join('\n');
+/**
+ * An initramfs whose /init prints `marker` on the console and powers the machine off. With
+ * `hashPayload`, it first prints `bootserve-payload <sha256>  /payload` (see PAYLOAD_LINE) of a
+ * /payload that another initrd brings (payloadCpio): proof that those very bytes arrived, and
+ * that the kernel unpacked both initrds.
+ */
+export function markerInitramfs(busybox: Buffer, marker: string, hashPayload = false): Buffer {
+  const hash = hashPayload ? ['/bin/busybox echo bootserve-payload $(/bin/busybox sha256sum /payload)'] : [];
+  const init = ['#!/bin/busybox sh', ...hash, `/bin/busybox echo ${marker}`, '/bin/busybox poweroff -f', ''].join('\n');
   return cpioNewc([
     { name: 'bin' },
     { name: 'dev' },
@@ -84,6 +90,14 @@ export function markerInitramfs(busybox: Buffer, marker: string): Buffer {
     { name: 'init', data: Buffer.from(init), mode: 0o755 },
   ]);
 }
+
+/** A second initrd holding only /payload (cpioNewc pads it: it starts and ends 4-byte aligned). */
+export function payloadCpio(payload: Buffer): Buffer {
+  return cpioNewc([{ name: 'payload', data: payload }]);
+}
+
+/** What the /init of markerInitramfs prints with hashPayload: `bootserve-payload <sha256>  /payload`. */
+export const PAYLOAD_LINE = /bootserve-payload ([0-9a-f]{64}) +\/payload/;
 
 // ---------------------------------------------------------------------------------------------
 
@@ -136,33 +150,68 @@ export class OutputWatch {
 }
 
 export interface AccessLine {
+  /** 'http' or 'tftp' (absent from bootserves older than TFTP: HTTP). */
+  protocol?: string;
+  /** HTTP only. */
   method: string;
   path: string;
   status: number;
   outcome: string;
   bytesSent: number;
   bytesDue: number;
+  /** The client's address, as bootserve logged it. */
+  client?: string;
+  userAgent?: string;
+  /** TFTP only: the negotiated block and window sizes, and the ERROR that ended the transfer. */
+  blksize?: number;
+  windowsize?: number;
+  error?: string;
+}
+
+/** A DHCP record of the access log (bootserve --proxy-dhcp): one per packet answered or ignored. */
+export interface DhcpLine {
+  protocol: 'dhcp';
+  client: string;
+  mac: string;
+  port: number;
+  message: string;
+  arch: number | null;
+  answer: 'offer' | 'ack' | 'ignored';
+  kind?: string;
+  bootFile?: string;
+  reason?: string;
+}
+
+export interface BootserveOptions {
+  /** Command and arguments to run node under, e.g. ['ip', 'netns', 'exec', NAME]. */
+  wrap?: readonly string[];
+  /** --host (default 127.0.0.1). */
+  host?: string;
+  /** --port (default: a free one on 127.0.0.1). */
+  port?: number;
 }
 
 export interface Bootserve {
   port: number;
   child: ChildProcess;
-  /** Access-log records (JSON lines on stdout) in the order they were written. */
+  /** Access-log records (JSON lines on stdout) in the order they were written: HTTP and TFTP. */
   access: AccessLine[];
+  /** DHCP records, likewise. */
+  dhcp: DhcpLine[];
   stdout: OutputWatch;
   stderr: OutputWatch;
   waitFor(test: (lines: readonly AccessLine[]) => boolean, timeoutMs: number): Promise<boolean>;
   stop(): Promise<void>;
 }
 
-export async function startBootserve(repo: string, dir: string, args: readonly string[]): Promise<Bootserve> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [join(repo, 'bin/bootserve.js'), dir, '--host', '127.0.0.1', '--port', String(port), '--log-format', 'json', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export async function startBootserve(repo: string, dir: string, args: readonly string[], options: BootserveOptions = {}): Promise<Bootserve> {
+  const port = options.port ?? (await freePort());
+  const command = [...(options.wrap ?? []), process.execPath, join(repo, 'bin/bootserve.js'), dir, '--host', options.host ?? '127.0.0.1', '--port', String(port), '--log-format', 'json', ...args];
+  const child = spawn(command[0] as string, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout = new OutputWatch();
   const stderr = new OutputWatch();
   const access: AccessLine[] = [];
+  const dhcp: DhcpLine[] = [];
   let partial = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
     partial += chunk;
@@ -171,7 +220,8 @@ export async function startBootserve(repo: string, dir: string, args: readonly s
     for (const line of lines) {
       try {
         const record = JSON.parse(line) as Partial<AccessLine>;
-        if (typeof record.outcome === 'string' && typeof record.path === 'string') access.push(record as AccessLine);
+        if (record.protocol === 'dhcp') dhcp.push(record as unknown as DhcpLine);
+        else if (typeof record.outcome === 'string' && typeof record.path === 'string') access.push(record as AccessLine);
       } catch {
         // not JSON: ignore
       }
@@ -190,6 +240,7 @@ export async function startBootserve(repo: string, dir: string, args: readonly s
     port,
     child,
     access,
+    dhcp,
     stdout,
     stderr,
     waitFor: (test, timeoutMs) => stdout.until(() => test(access), timeoutMs),
@@ -237,13 +288,23 @@ export function startVm(qemu: string, bootUrl: string, mac: string, uefi?: { cod
     '-netdev', `user,id=n0,bootfile=${bootUrl}`,
     '-device', `virtio-net-pci,netdev=n0,mac=${mac}`,
   ];
-  const child = spawn(qemu, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  return spawnVm([qemu, ...args], () => {
+    if (varsDir) rmSync(varsDir, { recursive: true, force: true });
+  });
+}
+
+/**
+ * Run a VM command line (qemu and its arguments, possibly behind a wrapper such as
+ * `ip netns exec NAME`) with its serial console on stdout, as a Vm. `cleanup` runs once it exits.
+ */
+export function spawnVm(command: readonly string[], cleanup: () => void = () => {}): Vm {
+  const child = spawn(command[0] as string, command.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
   const serial = new OutputWatch();
   child.stdout?.setEncoding('latin1').on('data', (chunk: string) => serial.append(chunk));
   child.stderr?.setEncoding('latin1').on('data', (chunk: string) => serial.append(chunk));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   void exited.then(() => {
-    if (varsDir) rmSync(varsDir, { recursive: true, force: true });
+    cleanup();
     serial.check();
   });
   return {
