@@ -160,6 +160,8 @@ async function main(): Promise<void> {
     if (err.code === 'EMFILE' || err.code === 'ENFILE') void ctx.files?.shed();
   });
   if (config.stallTimeoutMs === 0) logger.error('warning: --stall-timeout 0 disables the stall guard: a client that stops reading holds its connection forever');
+  // Allowed (a TFTP server of one's own on this host), but usually a mistake: say so.
+  if (config.proxyDhcp && !config.tftp) logger.error('warning: --proxy-dhcp without --tftp: BIOS and UEFI PXE firmware is sent to this host for its boot program over TFTP; use --pxe unless another TFTP server runs here');
   const address = await listenOrExit(server.http, config.port, config.host, activationFd((m) => logger.info(m)));
 
   let adminServer: Server | undefined;

@@ -92,7 +92,7 @@ test('shutdown lets an in-flight transfer finish within the grace, then stops', 
   const socket = await open(s.port);
   socket.pause();
   socket.write('GET /a.img HTTP/1.1\r\nHost: x\r\n\r\n');
-  await sleep(100);
+  await transferStarted(s);
   const done = s.server.shutdown(5000);
   // New connections are refused once shutdown begins.
   await assert.rejects(open(s.port));
@@ -114,7 +114,7 @@ test('shutdown destroys what is still running when the grace runs out', async ()
   socket.pause();
   socket.on('error', () => {});
   socket.write('GET /a.img HTTP/1.1\r\nHost: x\r\n\r\n');
-  await sleep(100);
+  await transferStarted(s);
   const started = Date.now();
   await s.server.shutdown(300);
   const ms = Date.now() - started;
@@ -123,3 +123,9 @@ test('shutdown destroys what is still running when the grace runs out', async ()
   assert.equal(s.logs.find((l) => l.path === '/a.img')?.outcome, 'shutdown');
   socket.destroy();
 });
+
+/** Wait (bounded) until the server is sending a response: a fixed sleep is too short under load. */
+async function transferStarted(s: { metrics: { active: Map<number, unknown> } }): Promise<void> {
+  for (let i = 0; i < 500 && s.metrics.active.size === 0; i++) await sleep(10);
+  assert.ok(s.metrics.active.size > 0, 'the transfer started');
+}
