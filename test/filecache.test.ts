@@ -11,15 +11,16 @@ import { describe, test, type TestContext } from 'node:test';
 import { DEFAULTS, parseArgs } from '../lib/cli.js';
 import { descriptorLimit, FileCache, fileCacheFor, OpenFile, sameVersion, SMALL_FILE } from '../lib/http/filecache.js';
 import { fetch, startServer, tempRoot, type TestServer } from './helpers/server.js';
-import { BIN } from './helpers/tools.js';
+import { BIN, cannotRunAsNobody } from './helpers/tools.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const openFds = () => readdirSync('/proc/self/fd').length;
-const isOpen = (fd: number) => {
+/** Whether the file's descriptor is still open on that file (a closed number may be reused at once). */
+const isOpen = (file: OpenFile) => {
   try {
-    fstatSync(fd);
-    return true;
+    const s = fstatSync(file.fd);
+    return s.ino === file.stats.ino && s.dev === file.stats.dev;
   } catch {
     return false;
   }
@@ -46,10 +47,10 @@ describe('the cache module', () => {
     file.retain();
     assert.equal(file.holders, 2);
     file.release();
-    assert.ok(isOpen(file.fd));
+    assert.ok(isOpen(file));
     file.release();
     await file.closed;
-    assert.ok(!isOpen(file.fd));
+    assert.ok(!isOpen(file));
     file.release(); // a stray release must not close a descriptor number that was reused
     assert.equal(file.holders, 0);
     assert.equal(file.contentType, 'application/octet-stream');
@@ -103,14 +104,14 @@ describe('the cache module', () => {
     c.f.release();
     assert.equal(cache.size, 2);
     await b.f.closed;
-    assert.ok(!isOpen(b.f.fd), 'b, least recently used, is closed');
+    assert.ok(!isOpen(b.f), 'b, least recently used, is closed');
     cache.shed();
     assert.equal(cache.size, 0);
-    assert.ok(isOpen(a.f.fd), 'a is still held by its two transfers');
+    assert.ok(isOpen(a.f), 'a is still held by its two transfers');
     a.f.release();
     a.f.release();
     await a.f.closed;
-    assert.ok(!isOpen(a.f.fd));
+    assert.ok(!isOpen(a.f));
   });
 
   test('admitting the same path again replaces the entry', () => {
@@ -204,7 +205,7 @@ describe('the cache module', () => {
     cache.sweep();
     assert.equal(cache.size, 0);
     await b.closed;
-    assert.ok(!isOpen(b.fd));
+    assert.ok(!isOpen(b));
     // The real timer (idle time / 2) does the same on its own.
     const real = new FileCache({ files: 10, bytes: 0, idleMs: 20 });
     const c = opened(join(root, 'a'));
@@ -479,7 +480,8 @@ describe('a server with the cache, between two requests that hit it', () => {
   });
 
   test('made unreadable, for a server that is not root: 403 after the chmod', { timeout: 20_000 }, async (t: TestContext) => {
-    if (process.getuid?.() !== 0) return t.skip('runs as root only (it starts bootserve as nobody)');
+    const why = cannotRunAsNobody();
+    if (why) return t.skip(why);
     const root = tempRoot({ 'boot.ipxe': '#!ipxe\n' });
     chmodSync(root, 0o755);
     const child = spawn(process.execPath, [BIN, root, '--host', '127.0.0.1', '--port', '0'], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] });

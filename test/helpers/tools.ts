@@ -156,3 +156,14 @@ export async function until(check: () => boolean | Promise<boolean>, ms: number,
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * Why the built command cannot be started as nobody (uid 65534) here, or undefined when it can:
+ * the node binary or the checkout may sit where nobody cannot read (a Node under /root/.cache).
+ */
+export function cannotRunAsNobody(): string | undefined {
+  if (process.getuid?.() !== 0) return 'runs as root only (it starts bootserve as nobody)';
+  const r = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(BIN)})`], { uid: 65534, gid: 65534, stdio: 'ignore', timeout: 10_000 });
+  if (r.status !== 0) return `nobody cannot run ${process.execPath} ${BIN} here`;
+  return undefined;
+}
