@@ -151,8 +151,8 @@ export function sendBody(sink: Sink, file: FileLease | undefined, parts: readonl
       // kernel finding memory for a silent client's socket as other connections close.
       if (!probe) live.lastProgressAt = now();
       waitingOnClient = false;
-      // (A write of a chunk above the socket's write mark (16 KiB on Node 20, 64 KiB from 22) always returns false: growing
-      // happens here.)
+      // (A write of a chunk above the socket's write mark, 16 KiB on Node 20 and 64 KiB from 22,
+      // always returns false: growing happens here.)
       if (!stream) writeParts();
       else if (!mayWriteMore()) holdBack(stream);
       else if (shouldGrow()) grow(stream);
