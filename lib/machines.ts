@@ -23,8 +23,9 @@ export interface MachineView {
   /** aa:bb:cc:dd:ee:ff, or null when only the address is known. */
   mac: string | null;
   address: string | null;
+  /** The machine's own firmware: the first kind seen that is not the iPXE it chains to. */
   firmware: FirmwareKind | null;
-  /** Option 93, the client architecture. */
+  /** Option 93 of that firmware. */
   arch: number | null;
   firstSeen: string;
   lastSeen: string;
@@ -34,6 +35,9 @@ export interface MachineView {
 
 const MAX_MACHINES = 1000;
 const MAX_STEPS = 20;
+/** Names and messages are the client's: keep the list's size bounded whatever it sends. */
+const MAX_TEXT = 256;
+const clip = (text: string) => (text.length > MAX_TEXT ? `${text.slice(0, MAX_TEXT)}…` : text);
 /** Requests of a per-machine script name the MAC: machines/52-54-00-12-34-56.ipxe. */
 const MACHINE_SCRIPT = /(?:^|\/)machines\/([0-9a-f]{2}(?:-[0-9a-f]{2}){5})\.ipxe$/i;
 
@@ -78,9 +82,14 @@ export class Machines {
   private dhcp(r: DhcpRecord): void {
     if (r.answer === 'ignored' || r.mac === '-') return; // not a netboot client, or unreadable
     const m = this.machine(r.mac, r.time);
-    if (r.client !== '0.0.0.0') this.learn(r.client, r.mac);
-    if (r.kind) m.firmware = r.kind as FirmwareKind;
-    if (r.arch !== null) m.arch = r.arch;
+    // Only a request on 4011 comes from the machine's own address (a DISCOVER on 67 may come
+    // through a relay, whose address is not the machine's).
+    if (r.answer === 'ack' && r.client !== '0.0.0.0') this.learn(r.client, r.mac);
+    // Every boot ends with iPXE asking too: keep the firmware that started it.
+    if (r.kind && (m.firmware === null || m.firmware === 'ipxe')) {
+      m.firmware = r.kind as FirmwareKind;
+      m.arch = r.arch;
+    }
     this.push(m, { time: r.time, protocol: 'dhcp', step: r.answer === 'offer' ? 'proxy offer sent' : 'boot file sent on 4011', ...(r.bootFile ? { file: r.bootFile } : {}), outcome: 'answered' }, false);
   }
 
@@ -107,6 +116,8 @@ export class Machines {
   }
 
   private push(m: MachineView, step: BootStep, failed: boolean): void {
+    if (step.file !== undefined) step.file = clip(step.file);
+    step.outcome = clip(step.outcome);
     m.steps.push(step);
     if (m.steps.length > MAX_STEPS) m.steps.shift();
     if (failed) m.lastError = step;

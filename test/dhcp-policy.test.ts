@@ -190,3 +190,8 @@ test('rate limits: a burst per MAC, refilled over time; a total cap; a bounded m
   const defaults = new RateLimiter();
   assert.equal(defaults.take('x'), 'ok');
 });
+
+test('a forged giaddr that is not a unicast address is not relayed to', () => {
+  for (const giaddr of ['255.255.255.255', '224.0.0.1', '0.1.2.3']) assert.equal(ignored({ giaddr }), 'malformed', giaddr);
+  assert.deepEqual(reply({ giaddr: '10.0.0.1' }).d.to, { kind: 'relay', address: '10.0.0.1' });
+});

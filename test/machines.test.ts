@@ -79,3 +79,16 @@ test('/-/machines answers the list as JSON; the /-/ page has the table', () => {
   assert.match(page, /<h2>Machines<\/h2>/);
   assert.match(page, /52:54:00:12:34:56/);
 });
+
+test('the firmware that started the boot stays when iPXE asks next; a relay is not the machine; long names are cut', () => {
+  const m = new Machines();
+  m.observe(dhcp({ client: '10.0.0.1' })); // a DISCOVER through a relay
+  m.observe(dhcp({ mac: '52:54:00:00:00:02', client: '10.0.0.1' }));
+  assert.ok(m.list().every((x) => x.address === null), "the relay's address is nobody's");
+  m.observe(dhcp({ kind: 'ipxe', arch: 7, bootFile: 'http://198.18.0.2:8080/boot.ipxe' }));
+  const first = m.list().find((x) => x.mac === '52:54:00:12:34:56');
+  assert.deepEqual([first?.firmware, first?.arch], ['uefi-pxe', 7]);
+  m.observe(http({ client: '198.18.0.77', path: `/${'x'.repeat(15_000)}`, status: 404 }));
+  const long = m.list()[0]?.steps[0]?.file ?? '';
+  assert.ok(long.length <= 257, `${long.length} characters kept`);
+});

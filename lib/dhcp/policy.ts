@@ -202,7 +202,15 @@ export function decide(p: DhcpPacket, port: Port, config: PolicyConfig): Decisio
   if (encoded.kind === 'too-large') return ignore('reply-too-large', encoded.reason);
 
   const to: Destination = port === 'proxy' ? { kind: 'source' } : p.giaddr !== '0.0.0.0' ? { kind: 'relay', address: p.giaddr } : { kind: 'broadcast' };
+  // A relay is a unicast host: a forged giaddr must not aim replies at a broadcast or multicast
+  // address (or 0/8). Loopback is harmless: our own port 67 drops a BOOTREPLY.
+  if (to.kind === 'relay' && !unicast(to.address)) return ignore('malformed', `giaddr ${to.address} is not a unicast address`);
   return { kind: 'reply', client, arch: archCode, bootFile, bytes: encoded.bytes, to };
+}
+
+function unicast(address: string): boolean {
+  const first = Number(address.split('.')[0]);
+  return first !== 0 && first < 224;
 }
 
 function ipv4Bytes(address: string): Buffer {

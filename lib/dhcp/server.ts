@@ -165,6 +165,8 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<DhcpS
     const facts = factsOf(decoded.packet);
     const decision = decide(decoded.packet, port, options.policy);
     if (decision.kind === 'ignore') return ignored(facts, decision);
+    // 0.0.0.0 as a destination is this host itself (its own DHCP client on 68), never the sender.
+    if (decision.to.kind === 'source' && rinfo.address === '0.0.0.0') return ignored(facts, { kind: 'ignore', reason: 'malformed', detail: 'a 4011 request from 0.0.0.0 has nowhere to be answered' });
     const limit = limiter.take(facts.mac);
     if (limit !== 'ok') return ignored(facts, { kind: 'ignore', reason: limit, detail: `too many replies to ${limit === 'rate-limited-client' ? facts.mac : 'all clients'}` });
 
