@@ -67,6 +67,42 @@ export interface DhcpRecord {
  * machine's DHCP, TFTP and HTTP records line up. */
 export const displayAddress = (address: string) => (address.startsWith('::ffff:') ? address.slice(7) : address);
 
+/**
+ * At most `perSecond` log lines a second for what anyone can trigger without a handshake (UDP
+ * datagrams, forged or not); the rest are counted and summed up in one line after the second.
+ */
+export class LogBudget {
+  private used = 0;
+  private over = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly perSecond: number,
+    private readonly summary: (dropped: number) => void,
+  ) {}
+
+  /** Whether one more line may be written now. */
+  take(): boolean {
+    if (!this.timer) {
+      this.timer = setTimeout(() => this.next(), 1000);
+      this.timer.unref();
+    }
+    if (this.used < this.perSecond) {
+      this.used++;
+      return true;
+    }
+    this.over++;
+    return false;
+  }
+
+  private next(): void {
+    if (this.over > 0) this.summary(this.over);
+    this.used = 0;
+    this.over = 0;
+    this.timer = undefined;
+  }
+}
+
 export interface Logger {
   access(record: AccessRecord): void;
   /** Operational messages (warnings, errors) go to stderr in every format. */

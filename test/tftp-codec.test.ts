@@ -6,6 +6,8 @@ import { decode, encodeAck, encodeData, encodeError, encodeOack, encodeRequest }
 import { toNetascii } from '../lib/tftp/source.js';
 
 const opts = (o: Record<string, string>) => new Map(Object.entries(o));
+/** The defaults: --tftp-max-blksize 1468, --tftp-timeout 30s (a client timeout up to 7.5 s). */
+const LIMITS = { maxBlksize: 1468, maxTimeoutMs: 7500 };
 
 test('requests decode with lower-cased mode and option names, values as sent, first repeat wins', () => {
   const p = decode(Buffer.from('\0\x01pxelinux.0\0OCTET\0BLKSIZE\x001468\0tsize\x000\0blksize\x00512\0', 'latin1'));
@@ -58,21 +60,21 @@ test('malformed datagrams are named, never thrown', () => {
 });
 
 test('no options asked: no OACK, 512-byte blocks, window 1', () => {
-  assert.deepEqual(negotiate(opts({}), 100, { maxBlksize: 1468 }), { blksize: DEFAULT_BLKSIZE, windowsize: 1, timeoutMs: undefined, oack: [] });
-  assert.deepEqual(negotiate(opts({ multicast: '', rollover: '0' }), 100, { maxBlksize: 1468 }).oack, [], 'unknown options are not echoed');
+  assert.deepEqual(negotiate(opts({}), 100, LIMITS), { blksize: DEFAULT_BLKSIZE, windowsize: 1, timeoutMs: undefined, oack: [] });
+  assert.deepEqual(negotiate(opts({ multicast: '', rollover: '0' }), 100, LIMITS).oack, [], 'unknown options are not echoed');
 });
 
 test('edk2 size probe and download: exactly what was asked, in its order, never more', () => {
-  const probe = negotiate(opts({ tsize: '0', blksize: '1468', windowsize: '4' }), 74213, { maxBlksize: 1468 });
+  const probe = negotiate(opts({ tsize: '0', blksize: '1468', windowsize: '4' }), 74213, LIMITS);
   assert.deepEqual(probe.oack, [['tsize', '74213'], ['blksize', '1468'], ['windowsize', '4']]);
   assert.equal(probe.blksize, 1468);
   assert.equal(probe.windowsize, 4);
-  const get = negotiate(opts({ blksize: '1468', windowsize: '4' }), 74213, { maxBlksize: 1468 });
+  const get = negotiate(opts({ blksize: '1468', windowsize: '4' }), 74213, LIMITS);
   assert.deepEqual(get.oack, [['blksize', '1468'], ['windowsize', '4']], 'no tsize unless asked');
 });
 
 test('blksize: 8 to 65464, clamped to --tftp-max-blksize, nonsense left out', () => {
-  const b = (asked: string, max = 1468) => negotiate(opts({ blksize: asked }), 0, { maxBlksize: max });
+  const b = (asked: string, max = 1468) => negotiate(opts({ blksize: asked }), 0, { ...LIMITS, maxBlksize: max });
   assert.deepEqual(b('1432').oack, [['blksize', '1432']]);
   assert.deepEqual(b('9000').oack, [['blksize', '1468']]);
   assert.deepEqual(b('65535', 65464).oack, [['blksize', '65464']]);
@@ -82,15 +84,18 @@ test('blksize: 8 to 65464, clamped to --tftp-max-blksize, nonsense left out', ()
 });
 
 test('timeout echoed exactly when 1-255, else left out; it sets the resend interval', () => {
-  const t = (asked: string) => negotiate(opts({ timeout: asked }), 0, { maxBlksize: 1468 });
+  const t = (asked: string) => negotiate(opts({ timeout: asked }), 0, LIMITS);
   assert.deepEqual(t('4').oack, [['timeout', '4']]);
   assert.equal(t('4').timeoutMs, 4000);
   assert.deepEqual(t('05').oack, [['timeout', '05']], 'as sent');
   for (const bad of ['0', '256', 'x', '1.5']) assert.deepEqual(t(bad).oack, [], bad);
+  // 10 s against a 30 s give-up would leave no second resend: left out, we resend at our pace.
+  assert.deepEqual(t('10').oack, []);
+  assert.equal(t('10').timeoutMs, undefined);
 });
 
 test('windowsize: at most what was asked, at most MAX_WINDOWSIZE and 1 MiB of blocks', () => {
-  const w = (asked: string, blksize = '1468') => negotiate(opts({ blksize, windowsize: asked }), 0, { maxBlksize: 65464 });
+  const w = (asked: string, blksize = '1468') => negotiate(opts({ blksize, windowsize: asked }), 0, { ...LIMITS, maxBlksize: 65464 });
   assert.equal(w('16').windowsize, 16);
   assert.equal(w('1000').windowsize, MAX_WINDOWSIZE);
   assert.equal(w('64', '65464').windowsize, 16, '16 × 64 KiB = 1 MiB');
@@ -99,8 +104,8 @@ test('windowsize: at most what was asked, at most MAX_WINDOWSIZE and 1 MiB of bl
 });
 
 test('tsize is not offered when the size on the wire is unknown (netascii)', () => {
-  assert.deepEqual(negotiate(opts({ tsize: '0' }), undefined, { maxBlksize: 1468 }).oack, []);
-  assert.deepEqual(negotiate(opts({ tsize: 'x' }), 5, { maxBlksize: 1468 }).oack, []);
+  assert.deepEqual(negotiate(opts({ tsize: '0' }), undefined, LIMITS).oack, []);
+  assert.deepEqual(negotiate(opts({ tsize: 'x' }), 5, LIMITS).oack, []);
 });
 
 test('netascii: LF becomes CR LF, a bare CR becomes CR NUL', () => {

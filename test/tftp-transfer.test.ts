@@ -122,13 +122,25 @@ test('a client that stops acknowledging is given up at giveUpMs, with a bounded 
   const h = harness(t, Buffer.alloc(5000), { giveUpMs: 30_000 });
   await flush();
   h.take();
+  await h.ack(1);
+  h.take();
   for (let ms = 0; ms < 29_000; ms += 1000) await h.tick(1000);
   assert.equal(h.ended(), undefined);
   await h.tick(1000);
-  assert.deepEqual(h.ended(), { outcome: 'stalled', bytesSent: 0, retransmits: 4 });
+  assert.deepEqual(h.ended(), { outcome: 'stalled', bytesSent: 512, retransmits: 4 });
   assert.equal(h.take().length, 4, 'resent at 1, 3, 7, 15 s');
   await h.tick(60_000);
   assert.deepEqual(h.take(), [], 'nothing after the end');
+});
+
+test('a client that never acknowledged anything is given up after 7 s: 3 packets in all', async (t) => {
+  const h = harness(t, Buffer.alloc(5000), { giveUpMs: 30_000 });
+  await flush();
+  for (let ms = 0; ms < 6_000; ms += 1000) await h.tick(1000);
+  assert.equal(h.ended(), undefined);
+  await h.tick(1000);
+  assert.equal(h.ended()?.outcome, 'stalled');
+  assert.deepEqual(h.blocks(h.take()), [1, 1, 1], 'DATA 1 at 0, 1 and 3 s');
 });
 
 test("an ERROR from the client ends the transfer silently (edk2's ERROR 8 after its tsize probe)", async (t) => {

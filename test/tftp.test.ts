@@ -351,3 +351,22 @@ test('/-/metrics carries the bootserve_tftp_* families after the HTTP ones', asy
   assert.match(text, /^# TYPE bootserve_requests_total counter$/m);
   assert.match(text, /^bootserve_tftp_transfers_total\{outcome="complete"\} 0$/m);
 });
+
+test('shutdown while a request is still being opened: nothing starts after it, and it ends at once', async () => {
+  const s = await startTftp({ files: { a: randomBytes(100_000), b: randomBytes(100_000) }, tftpTimeoutMs: 8000 });
+  const running = await new RawClient().open();
+  const late = await new RawClient().open();
+  try {
+    await running.request(s.port, 'a');
+    await running.next();
+    await late.request(s.port, 'b');
+    const started = Date.now();
+    await s.server.shutdown(0);
+    assert.ok(Date.now() - started < 2000, `shutdown took ${Date.now() - started} ms`);
+    const packets = await late.drain(300);
+    assert.ok(packets.length === 0 || packets.at(-1)?.packet.op === 'error', 'at most an ERROR at the end');
+  } finally {
+    running.close();
+    late.close();
+  }
+});

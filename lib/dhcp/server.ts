@@ -5,7 +5,7 @@
 // port-67 socket bound to the advertised address; 4011 is bound to each address we advertise
 // (clients send their request there; the reply must come from that address, port 4011).
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import type { DhcpRecord } from '../log.js';
+import { LogBudget, type DhcpRecord } from '../log.js';
 import { decodePacket } from './packet.js';
 import { decide, factsOf, RateLimiter, type Decision, type PolicyConfig, type Port, type RequestFacts } from './policy.js';
 import type { DhcpStats } from './stats.js';
@@ -92,16 +92,8 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<DhcpS
   const broadcast = options.broadcast ?? { address: '255.255.255.255', port: 68 };
   const relayPort = options.relayPort ?? 67;
   const now = options.now ?? (() => new Date());
-  const logBudget = options.ignoredLogPerSecond ?? 20;
-
   // Ignored packets may come by the thousand (a busy LAN, a flood): their log lines are bounded.
-  let logged = 0;
-  let suppressed = 0;
-  const endLogSecond = () => {
-    if (suppressed > 0) options.error(`DHCP: ${suppressed} more ignored packets in the last second were counted but not logged`);
-    logged = 0;
-    suppressed = 0;
-  };
+  const budget = new LogBudget(options.ignoredLogPerSecond ?? 20, (n) => options.error(`DHCP: ${n} more ignored packets in the last second were counted but not logged`));
 
   const sockets: Socket[] = [];
   try {
@@ -124,13 +116,10 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<DhcpS
     offers.on('message', (msg, rinfo) => receive(offers, 'dhcp', msg, rinfo));
     for (const s of proxySockets) s.on('message', (msg, rinfo) => receive(s, 'proxy', msg, rinfo));
     for (const s of sockets) s.on('error', (err) => options.error(`DHCP socket: ${err.message}`));
-    const budgetTimer = setInterval(endLogSecond, 1000);
-    budgetTimer.unref();
     return {
       dhcpPort: listen.address().port,
       proxyPort: proxySockets[0]?.address().port ?? proxyPort,
       close: async () => {
-        clearInterval(budgetTimer);
         await Promise.all(sockets.map(closeSocket));
       },
     };
@@ -152,11 +141,7 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<DhcpS
     });
     const ignored = (facts: RequestFacts | undefined, decision: Extract<Decision, { kind: 'ignore' }>) => {
       options.stats.ignoredFor(decision.reason);
-      if (logged >= logBudget) {
-        suppressed += 1;
-        return;
-      }
-      logged += 1;
+      if (!budget.take()) return;
       options.log({ ...base(facts), answer: 'ignored', reason: decision.reason, detail: decision.detail });
     };
 

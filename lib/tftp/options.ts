@@ -9,6 +9,8 @@
 export interface Limits {
   /** --tftp-max-blksize: 1468 by default, so a block fits a 1500-byte Ethernet frame. */
   maxBlksize: number;
+  /** The longest client timeout we can honour and still resend a few times before giving up. */
+  maxTimeoutMs: number;
 }
 
 export interface Negotiated {
@@ -56,8 +58,9 @@ export function negotiate(requested: ReadonlyMap<string, string>, size: number |
   }
   const t = requested.get('timeout');
   const seconds = t === undefined ? undefined : integer(t);
-  // RFC 2349: 1-255 seconds, echoed exactly as sent.
-  if (t !== undefined && seconds !== undefined && seconds >= 1 && seconds <= 255) {
+  // RFC 2349: 1-255 seconds, echoed exactly as sent; one so long that we would give up before a
+  // second resend is left out instead (it is our resend interval once echoed).
+  if (t !== undefined && seconds !== undefined && seconds >= 1 && seconds <= 255 && seconds * 1000 <= limits.maxTimeoutMs) {
     timeoutMs = seconds * 1000;
     accepted.set('timeout', t);
   }

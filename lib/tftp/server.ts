@@ -7,7 +7,7 @@ import { networkInterfaces } from 'node:os';
 import { isIPv6 } from 'node:net';
 import { promisify } from 'node:util';
 import type { Config } from '../cli.js';
-import { displayAddress, type Logger } from '../log.js';
+import { displayAddress, LogBudget, type Logger } from '../log.js';
 import type { ActiveTransfer, Metrics } from '../metrics.js';
 import { parseFileName, resolveInRoot } from '../paths.js';
 import { negotiate } from './options.js';
@@ -39,12 +39,21 @@ const RETRANSMIT_MS = 1000;
 
 const openFd = promisify(open);
 const fstatFd = promisify(fstat);
-const closeFd = promisify(close);
+/** Close, whatever happens: a failed close (EIO on a network file system) must not end the process. */
+const closeQuietly = (fd: number) => new Promise<void>((resolve) => close(fd, () => resolve()));
 
 /** Bind the request sockets; rejects with a one-line message naming the port and the cure. */
 export async function startTftpServer(context: TftpContext): Promise<TftpServer> {
-  const ctx: Service = { ...context, running: new Set(), busy: new Set(), perAddress: new Map() };
-  const { config, running } = ctx;
+  const ctx: Service = {
+    ...context,
+    closing: false,
+    requests: new Set(),
+    running: new Set(),
+    busy: new Set(),
+    perAddress: new Map(),
+    refusalLog: new LogBudget(20, (n) => context.logger.error(`tftp: ${n} more refused requests in the last second were counted but not logged`)),
+  };
+  const { config, running, requests } = ctx;
   const sockets: Socket[] = [];
   const addresses: { address: string; port: number }[] = [];
   for (const address of listenAddresses(config.host)) {
@@ -64,28 +73,43 @@ export async function startTftpServer(context: TftpContext): Promise<TftpServer>
     }
     sockets.push(socket);
     addresses.push({ address, port: socket.address().port });
-    socket.on('message', (msg, rinfo) => void onRequest(ctx, socket, address, msg, rinfo));
+    socket.on('message', (msg, rinfo) => {
+      const handled = onRequest(ctx, socket, address, msg, rinfo)
+        .catch((err: unknown) => ctx.logger.error(`tftp: request from ${rinfo.address}: ${err instanceof Error ? err.message : String(err)}`))
+        .finally(() => requests.delete(handled));
+      requests.add(handled);
+    });
     socket.on('error', (err) => ctx.logger.error(`tftp: ${address}: ${err.message}`));
   }
   const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
   let closing: Promise<void> | undefined;
   return {
     addresses,
-    // Resolves once every transfer is recorded (a transfer leaves `running` after its log line).
+    // Resolves once every request has ended and been recorded; a request still being opened when
+    // the grace ends is stopped as soon as its transfer starts.
     shutdown: (graceMs) =>
       (closing ??= (async () => {
+        ctx.closing = true;
         for (const s of sockets) s.close();
         const deadline = Date.now() + graceMs;
-        while (running.size > 0 && Date.now() < deadline) await pause(50);
-        for (const t of running) t.abort('shutdown', 'server shutting down');
-        while (running.size > 0) await pause(10);
+        while (requests.size > 0 && Date.now() < deadline) await pause(50);
+        while (requests.size > 0) {
+          for (const t of running) t.abort('shutdown', 'server shutting down');
+          await pause(10);
+        }
       })()),
   };
 }
 
 /** The context and what is in flight, across the request sockets. */
 interface Service extends TftpContext {
+  /** Shutting down: a transfer that has not started yet is not started. */
+  closing: boolean;
+  /** Every request being handled, from its datagram to its record. */
+  requests: Set<Promise<void>>;
   running: Set<TftpTransfer>;
+  /** Refusals are logged, within a budget: anyone can send RRQs from forged addresses. */
+  refusalLog: LogBudget;
   /** Clients ("address|port") with a transfer starting or running: a repeated RRQ starts nothing. */
   busy: Set<string>;
   /** Transfers starting or running per client address. */
@@ -136,18 +160,19 @@ async function onRequest(ctx: Service, socket: Socket, localAddress: string, msg
   const refuse = (reason: RefusalReason, code: number, message: string) => {
     stats.refuse(reason);
     reply(socket, encodeError(code, message), rinfo);
-    if (packet.op === 'rrq' || packet.op === 'wrq') logRefusal(ctx, client, packet, `ERROR ${code}: ${message}`);
+    if ((packet.op === 'rrq' || packet.op === 'wrq') && ctx.refusalLog.take()) logRefusal(ctx, client, packet, `ERROR ${code}: ${message}`);
   };
   if (packet.op === 'malformed') {
     // A request we cannot read gets ERROR 4; anything else on this port gets nothing, so two
     // servers cannot be set to answer each other's errors forever.
     const opcode = msg.length >= 2 ? msg.readUInt16BE(0) : 0;
-    if (opcode === 1 || opcode === 2) return refuse('malformed', ErrorCode.illegalOperation, packet.reason);
+    // Fixed, short messages: an answer never echoes what the client sent.
+    if (opcode === 1 || opcode === 2) return refuse('malformed', ErrorCode.illegalOperation, 'malformed request');
     return stats.ignore('malformed');
   }
   if (packet.op === 'wrq') return refuse('write-request', ErrorCode.accessViolation, 'read-only server');
   if (packet.op !== 'rrq') return stats.ignore('not-a-request');
-  if (packet.mode !== 'octet' && packet.mode !== 'netascii') return refuse('unsupported-mode', ErrorCode.illegalOperation, `unsupported mode '${packet.mode}'`);
+  if (packet.mode !== 'octet' && packet.mode !== 'netascii') return refuse('unsupported-mode', ErrorCode.illegalOperation, 'unsupported mode: octet or netascii only');
 
   const key = `${client}|${rinfo.port}`;
   // The client resent its request before our first packet reached it: the transfer is under way.
@@ -209,7 +234,9 @@ async function openRequested(ctx: TftpContext, request: Request): Promise<Opened
 async function transfer(ctx: Service, request: Request, file: { fd: number; size: number }, localAddress: string, rinfo: RemoteInfo, client: string, release: () => void): Promise<void> {
   const { config, metrics, stats } = ctx;
   const netascii = request.mode === 'netascii';
-  const params = negotiate(request.options, netascii ? undefined : file.size, { maxBlksize: config.tftpMaxBlksize });
+  // --tftp-max-blksize counts a 20-byte IPv4 header; an IPv6 one is 20 bytes longer.
+  const maxBlksize = config.tftpMaxBlksize - (rinfo.family === 'IPv6' ? 20 : 0);
+  const params = negotiate(request.options, netascii ? undefined : file.size, { maxBlksize, maxTimeoutMs: config.tftpTimeoutMs / 4 });
   const socket = createSocket({ type: rinfo.family === 'IPv6' ? 'udp6' : 'udp4' });
   socket.on('error', () => {}); // until the transfer listens; see below
   try {
@@ -217,17 +244,24 @@ async function transfer(ctx: Service, request: Request, file: { fd: number; size
     await connect(socket, rinfo);
   } catch (err) {
     socket.close();
-    await closeFd(file.fd);
+    await closeQuietly(file.fd);
     ctx.logger.error(`tftp: no socket for ${client}: ${(err as Error).message}`);
     stats.refuse('open-failed');
     return;
   }
+  if (ctx.closing) {
+    // Opened while the server began to stop: no transfer starts now.
+    socket.send(encodeError(ErrorCode.undefined, 'server shutting down'), () => socket.close());
+    logRefusal(ctx, client, request, 'ERROR 0: server shutting down');
+    return closeQuietly(file.fd);
+  }
 
   const live = metrics.begin({ protocol: 'tftp', client, path: request.file, range: undefined, bytesDue: file.size });
+  const source = new BlockSource((netascii ? netasciiReader : octetReader)(file.fd, file.size), params.blksize, params.blksize * params.windowsize);
   const t = new TftpTransfer(
     { blksize: params.blksize, windowsize: params.windowsize, oack: params.oack, retransmitMs: params.timeoutMs ?? RETRANSMIT_MS, giveUpMs: config.tftpTimeoutMs },
     {
-      source: new BlockSource((netascii ? netasciiReader : octetReader)(file.fd, file.size), params.blksize, params.blksize * params.windowsize),
+      source,
       send: (packet) => {
         try {
           socket.send(packet);
@@ -249,12 +283,18 @@ async function transfer(ctx: Service, request: Request, file: { fd: number; size
   socket.on('error', () => t.receive({ op: 'error', code: 0, message: 'port unreachable (ICMP)' }));
 
   ctx.running.add(t);
-  const end = await t.start();
-  release();
-  socket.close();
-  await closeFd(file.fd);
-  recordEnd(ctx, live, request, params.blksize, params.windowsize, end);
-  ctx.running.delete(t);
+  try {
+    const end = await t.start();
+    release();
+    socket.close();
+    // A read ahead may still be in the thread pool: the descriptor's number must not be reused
+    // under it.
+    await source.settle();
+    await closeQuietly(file.fd);
+    recordEnd(ctx, live, request, params.blksize, params.windowsize, end);
+  } finally {
+    ctx.running.delete(t);
+  }
 }
 
 function recordEnd(ctx: TftpContext, live: ActiveTransfer, request: Request, blksize: number, windowsize: number, end: TransferEnd): void {

@@ -113,6 +113,11 @@ export class BlockSource {
     }
   }
 
+  /** Resolves once no read is in flight: the descriptor may then be closed (its number reused). */
+  async settle(): Promise<void> {
+    await this.reading;
+  }
+
   /** Keep one chunk read ahead of what is sent. */
   private prefetch(): void {
     if (this.reading || this.ended || this.failure || this.queued >= this.chunkBytes) return;

@@ -49,6 +49,12 @@ export interface TransferIo {
 }
 
 const RETRANSMIT_MAX_MS = 16_000;
+/**
+ * A client that has acknowledged nothing yet is given up sooner: 3 packets in 7 s. A forged
+ * request must not hold a transfer slot for 30 s, and firmware whose first packet was lost asks
+ * again on its own (edk2 every 4 s, iPXE backing off from 0.25 s).
+ */
+export const FIRST_ACK_GIVE_UP_MS = 7000;
 
 export class TftpTransfer {
   state: TransferState;
@@ -61,6 +67,8 @@ export class TftpTransfer {
   private last: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private interval: number;
+  /** Whether the client has acknowledged anything (ACK 0 after an OACK counts). */
+  private acknowledged = false;
   private readonly progress: TransferProgress;
   private readonly now: () => number;
   private readonly ended: Promise<TransferEnd>;
@@ -84,12 +92,7 @@ export class TftpTransfer {
     if (this.state === 'awaiting-oack-ack') {
       this.transmit(encodeOack(this.params.oack));
       this.arm();
-    } else {
-      // Before the client has acknowledged anything it gets one packet (and its resends): a
-      // spoofed request must not turn 50 bytes into a window of megabytes. Without options the
-      // window is 1 anyway.
-      this.fillAndSend();
-    }
+    } else this.fillAndSend(); // DATA 1: without options the window is one block
     return this.ended;
   }
 
@@ -113,7 +116,9 @@ export class TftpTransfer {
     this.moved();
     if (this.base === this.last) return this.finish('complete');
     // The rest of the window (if the client lost some of it) goes again, with new blocks behind
-    // it. While the file is being read, the read's end sends the window.
+    // it (RFC 7440). While the file is being read, the read's end sends the window. A client that
+    // acknowledged every block of a window would have the rest resent each time: edk2 and
+    // atftp acknowledge the window's last block only.
     if (this.state === 'awaiting-ack') this.fillAndSend();
   }
 
@@ -125,6 +130,7 @@ export class TftpTransfer {
   }
 
   private moved(): void {
+    this.acknowledged = true;
     this.progress.lastProgressAt = this.now();
     this.interval = this.params.retransmitMs;
   }
@@ -132,10 +138,10 @@ export class TftpTransfer {
   /** Build the window's missing packets, waiting for the file if it must, then send them all. */
   private fillAndSend(): void {
     clearTimeout(this.timer);
-    // Before the client has acknowledged anything (ACK 0 after an OACK counts) it gets one packet
-    // and its resends: a spoofed request must not turn 50 bytes into a window of megabytes.
-    const window = this.base === 0 && this.params.oack.length === 0 ? 1 : this.params.windowsize;
-    while (this.last === undefined && this.held.length < window) {
+    // Before the client has acknowledged anything it gets one packet and its resends (a window
+    // exists only after an OACK, and data only after its ACK 0): a spoofed request must not turn
+    // 50 bytes into a window of megabytes.
+    while (this.last === undefined && this.held.length < this.params.windowsize) {
       const packet = this.io.source.next();
       if (packet === null) {
         this.state = 'reading';
@@ -176,7 +182,8 @@ export class TftpTransfer {
   /** Resend on our own timer, backing off, until the client has been silent for giveUpMs. */
   private arm(): void {
     clearTimeout(this.timer);
-    const left = this.params.giveUpMs - (this.now() - this.progress.lastProgressAt);
+    const giveUpMs = this.acknowledged ? this.params.giveUpMs : Math.min(this.params.giveUpMs, FIRST_ACK_GIVE_UP_MS);
+    const left = giveUpMs - (this.now() - this.progress.lastProgressAt);
     // Progress re-arms the timer, so a timer set for the deadline that fires is the give-up
     // (timers may fire a fraction of a millisecond early by our clock: no last resend then).
     const last = left <= this.interval;
