@@ -174,7 +174,15 @@ async function main(): Promise<void> {
 
   let tftp: TftpServer | undefined;
   if (config.tftp) {
-    tftp = await startTftpServer({ config, root, logger, metrics, stats: tftpStats, fallback: (segments) => ipxe?.ipxeFile(segments.join('/')) }).catch((e: Error) => fail(e.message, 1));
+    tftp = await startTftpServer({
+      config,
+      root,
+      logger,
+      metrics,
+      stats: tftpStats,
+      fallback: (segments) => ipxe?.ipxeFile(segments.join('/')),
+      shed: () => void ctx.files?.shed(),
+    }).catch((e: Error) => fail(e.message, 1));
   }
 
   let dhcp: DhcpServer | undefined;

@@ -25,6 +25,8 @@ export interface TftpContext {
   stats: TftpStats;
   /** A file from outside the root for a name the root does not have (the system's iPXE binaries). */
   fallback?: ((segments: string[]) => string | undefined) | undefined;
+  /** Out of descriptors: whoever keeps some idle (the HTTP file cache) gives them back. */
+  shed?: (() => void) | undefined;
 }
 
 export interface TftpServer {
@@ -225,6 +227,10 @@ async function openRequested(ctx: TftpContext, request: Request): Promise<Opened
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM') return { refusal: 'access-denied', code: ErrorCode.accessViolation, message: 'access violation' };
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'ENAMETOOLONG') return notFound;
+    if (code === 'EMFILE' || code === 'ENFILE') {
+      ctx.shed?.();
+      return { refusal: 'server-busy', code: ErrorCode.undefined, message: 'server busy, try again later' };
+    }
     ctx.logger.error(`tftp: cannot open ${JSON.stringify(request.file)}: ${(err as Error).message}`);
     return { refusal: 'open-failed', code: ErrorCode.undefined, message: 'cannot read file' };
   }
