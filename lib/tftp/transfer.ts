@@ -90,7 +90,7 @@ export class TftpTransfer {
   /** Begin: the OACK, or (no options) DATA 1. Resolves with the outcome; never rejects. */
   start(): Promise<TransferEnd> {
     if (this.state === 'awaiting-oack-ack') {
-      this.transmit(encodeOack(this.params.oack));
+      this.io.send(encodeOack(this.params.oack));
       this.arm();
     } else this.fillAndSend(); // DATA 1: without options the window is one block
     return this.ended;
@@ -125,7 +125,7 @@ export class TftpTransfer {
   /** Stop now (server shutdown): the client is told, the outcome recorded. */
   abort(outcome: TransferOutcome, message: string): void {
     if (this.state === 'done') return;
-    this.transmit(encodeError(ErrorCode.undefined, message));
+    this.io.send(encodeError(ErrorCode.undefined, message));
     this.finish(outcome);
   }
 
@@ -151,7 +151,7 @@ export class TftpTransfer {
           },
           (err: unknown) => {
             if (this.isDone()) return;
-            this.transmit(encodeError(ErrorCode.undefined, err instanceof Error ? err.message : 'read error'));
+            this.io.send(encodeError(ErrorCode.undefined, err instanceof Error ? err.message : 'read error'));
             this.finish('read-error');
           },
         );
@@ -172,11 +172,7 @@ export class TftpTransfer {
   }
 
   private sendHeld(): void {
-    for (const packet of this.held) this.transmit(packet);
-  }
-
-  private transmit(packet: Buffer): void {
-    this.io.send(packet);
+    for (const packet of this.held) this.io.send(packet);
   }
 
   /** Resend on our own timer, backing off, until the client has been silent for giveUpMs. */
@@ -194,7 +190,7 @@ export class TftpTransfer {
     if (this.state !== 'awaiting-ack' && this.state !== 'awaiting-oack-ack') return;
     if (deadline) return this.finish('stalled');
     this.retransmits++;
-    if (this.state === 'awaiting-oack-ack') this.transmit(encodeOack(this.params.oack));
+    if (this.state === 'awaiting-oack-ack') this.io.send(encodeOack(this.params.oack));
     else this.sendHeld();
     this.interval = Math.min(this.interval * 2, RETRANSMIT_MAX_MS);
     this.arm();
