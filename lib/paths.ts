@@ -1,7 +1,10 @@
-// Request names to file paths, for every protocol: decode once, refuse anything that could leave
-// the root, and resolve symlinks only to what stays inside it.
+// Request names to open files, for every protocol: decode once, refuse anything that could leave
+// the root, resolve symlinks only to what stays inside it, open without blocking, and say what a
+// file-system error means to a client.
+import { close, constants, fstat, open, type Stats } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { join, sep } from 'node:path';
+import { promisify } from 'node:util';
 
 export type PathResult =
   | { kind: 'ok'; segments: string[]; trailingSlash: boolean }
@@ -74,8 +77,7 @@ export async function resolveInRoot(root: string, segments: string[], dotfiles: 
   try {
     real = await realpath(join(root, ...segments));
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'ENAMETOOLONG') return null;
+    if (fileError(err) === 'not-found') return null;
     throw err;
   }
   if (real === root) return real;
@@ -83,4 +85,47 @@ export async function resolveInRoot(root: string, segments: string[], dotfiles: 
   if (!real.startsWith(prefix)) return null;
   if (!dotfiles && real.slice(prefix.length).split(sep).some((name) => name.startsWith('.'))) return null;
   return real;
+}
+
+/** What a file-system error means to a client, whatever the protocol answers with. */
+export type FileError = 'not-found' | 'forbidden' | 'out-of-descriptors' | 'unexpected';
+
+export function fileError(err: unknown): FileError {
+  switch ((err as NodeJS.ErrnoException).code) {
+    case 'ENOENT':
+    case 'ENOTDIR':
+    case 'ELOOP':
+    case 'ENAMETOOLONG':
+      return 'not-found';
+    case 'EACCES':
+    case 'EPERM':
+      return 'forbidden';
+    case 'EMFILE':
+    case 'ENFILE':
+      return 'out-of-descriptors';
+    default:
+      return 'unexpected';
+  }
+}
+
+// Plain descriptors, not FileHandles: transfers read them through read streams and fs.read.
+const openFd = promisify(open);
+const fstatFd = promisify(fstat);
+const closeFd = promisify(close);
+// O_NONBLOCK: opening a FIFO that somebody left in the directory must not hang us.
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
+
+/** Open a resolved path read-only and fstat it: a regular file stays open, anything else is closed and named. */
+export async function openRegular(real: string): Promise<{ fd: number; stats: Stats } | 'directory' | 'other'> {
+  const fd = await openFd(real, OPEN_FLAGS);
+  let stats: Stats;
+  try {
+    stats = await fstatFd(fd);
+  } catch (err) {
+    await closeFd(fd);
+    throw err;
+  }
+  if (stats.isFile()) return { fd, stats };
+  await closeFd(fd);
+  return stats.isDirectory() ? 'directory' : 'other';
 }

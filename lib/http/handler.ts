@@ -1,6 +1,6 @@
 // The request path, top to bottom: the open-file cache, or resolve → open and stat → decide
 // status and headers → send the body through the stall-guarded loop → record the outcome.
-import { close, constants, fstat, open, read, type Stats } from 'node:fs';
+import { read } from 'node:fs';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { promisify } from 'node:util';
@@ -12,7 +12,7 @@ import { readListing, renderListingHtml, wantsJson } from './listing.js';
 import { displayAddress, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { multipartBody } from './multipart.js';
-import { parseRequestPath, resolveInRoot } from '../paths.js';
+import { fileError, openRegular, parseRequestPath, resolveInRoot } from '../paths.js';
 import { socketProbe } from './progress.js';
 import { parseRange } from './range.js';
 import { recycle, recyclingRead } from './readbuffers.js';
@@ -53,10 +53,6 @@ export interface Context {
   files?: FileCache | undefined;
 }
 
-// Plain descriptors, not FileHandles: sendBody hands them to createReadStream.
-const openFd = promisify(open);
-const fstatFd = promisify(fstat);
-const closeFd = promisify(close);
 const readFd = promisify(read);
 /** Without a cache: one that keeps nothing, so that both ways share one path. */
 const NO_CACHE = new FileCache({ files: 0, bytes: 0 });
@@ -162,30 +158,17 @@ async function decideFromDisk(req: IncomingMessage, ctx: Context, segments: stri
   }
 }
 
-// O_NONBLOCK: opening a FIFO that somebody left in the directory must not hang us.
-const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
-
-/** Open and fstat `real`: a regular file stays open, anything else is closed and named. */
+/** Open `real` (paths.ts): a regular file stays open, held by the returned OpenFile. */
 async function openFile(real: string, files: FileCache): Promise<OpenFile | 'directory' | 'other'> {
-  let fd: number;
+  let opened;
   try {
-    fd = await openFd(real, OPEN_FLAGS);
+    opened = await openRegular(real);
   } catch (err) {
     // Out of descriptors: the cache gives back its own, and the open is tried once more.
-    const code = (err as NodeJS.ErrnoException).code;
-    if ((code !== 'EMFILE' && code !== 'ENFILE') || (await files.shed()) === 0) throw err;
-    fd = await openFd(real, OPEN_FLAGS);
+    if (fileError(err) !== 'out-of-descriptors' || (await files.shed()) === 0) throw err;
+    opened = await openRegular(real);
   }
-  let stats: Stats;
-  try {
-    stats = await fstatFd(fd);
-  } catch (err) {
-    await closeFd(fd);
-    throw err;
-  }
-  if (stats.isFile()) return new OpenFile(fd, stats, real);
-  await closeFd(fd);
-  return stats.isDirectory() ? 'directory' : 'other';
+  return typeof opened === 'string' ? opened : new OpenFile(opened.fd, opened.stats, real);
 }
 
 /** A header that may arrive as a list: only its first value counts. */
@@ -317,21 +300,15 @@ export function textReply(status: number, message: string, extra: OutgoingHttpHe
 
 /** Map a file-system error to an answer; only the unexpected ones are worth a log line. */
 export function errorReply(err: unknown, logger: Logger, url: string): Reply {
-  const code = (err as NodeJS.ErrnoException).code;
-  switch (code) {
-    case 'ENOENT':
-    case 'ENOTDIR':
-    case 'ELOOP':
-    case 'ENAMETOOLONG':
+  switch (fileError(err)) {
+    case 'not-found':
       return textReply(404, 'Not Found');
-    case 'EACCES':
-    case 'EPERM':
+    case 'forbidden':
       return textReply(403, 'Forbidden');
-    case 'EMFILE':
-    case 'ENFILE':
-      logger.error(`out of file descriptors (${code}) serving ${url}`);
+    case 'out-of-descriptors':
+      logger.error(`out of file descriptors (${(err as NodeJS.ErrnoException).code}) serving ${url}`);
       return textReply(503, 'Service Unavailable', { 'Retry-After': '5' });
-    default:
+    case 'unexpected':
       logger.error(`error serving ${url}: ${(err as Error).message ?? String(err)}`);
       return textReply(500, 'Internal Server Error');
   }

@@ -2,14 +2,13 @@
 // its own (its TID) bound to the address the request came to. Everything between a request and
 // its outcome is a straight line: decode → admit → resolve and open → negotiate → transfer → record.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { close, constants, fstat, open } from 'node:fs';
+import { close } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { isIPv6 } from 'node:net';
-import { promisify } from 'node:util';
 import type { Config } from '../cli.js';
 import { displayAddress, LogBudget, type Logger } from '../log.js';
 import type { ActiveTransfer, Metrics } from '../metrics.js';
-import { parseFileName, resolveInRoot } from '../paths.js';
+import { fileError, openRegular, parseFileName, resolveInRoot } from '../paths.js';
 import { negotiate } from './options.js';
 import { decode, encodeError, ErrorCode, type Request } from './packet.js';
 import { BlockSource, netasciiReader, octetReader } from './source.js';
@@ -39,8 +38,6 @@ export interface TftpServer {
 /** Retransmission starts at 1 s unless the client negotiated its own timeout. */
 const RETRANSMIT_MS = 1000;
 
-const openFd = promisify(open);
-const fstatFd = promisify(fstat);
 /** Close, whatever happens: a failed close (EIO on a network file system) must not end the process. */
 const closeQuietly = (fd: number) => new Promise<void>((resolve) => close(fd, () => resolve()));
 
@@ -210,29 +207,24 @@ async function openRequested(ctx: TftpContext, request: Request): Promise<Opened
   const notFound: Opened = { refusal: 'not-found', code: ErrorCode.notFound, message: 'file not found' };
   const target = parseFileName(request.file, ctx.config.dotfiles);
   if (target.kind !== 'ok' || target.segments.length === 0) return notFound;
-  let fd: number | undefined;
   try {
     const path = (await resolveInRoot(ctx.root, target.segments, ctx.config.dotfiles)) ?? ctx.fallback?.(target.segments);
     if (path === undefined || path === null) return notFound;
-    // O_NONBLOCK: a FIFO left in the directory must not hang the open.
-    fd = await openFd(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    const stats = await fstatFd(fd);
-    if (!stats.isFile()) {
-      close(fd, () => {});
-      return notFound;
-    }
-    return { fd, size: stats.size };
+    const opened = await openRegular(path);
+    return typeof opened === 'string' ? notFound : { fd: opened.fd, size: opened.stats.size };
   } catch (err) {
-    if (fd !== undefined) close(fd, () => {});
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM') return { refusal: 'access-denied', code: ErrorCode.accessViolation, message: 'access violation' };
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'ENAMETOOLONG') return notFound;
-    if (code === 'EMFILE' || code === 'ENFILE') {
-      ctx.shed?.();
-      return { refusal: 'server-busy', code: ErrorCode.undefined, message: 'server busy, try again later' };
+    switch (fileError(err)) {
+      case 'not-found':
+        return notFound;
+      case 'forbidden':
+        return { refusal: 'access-denied', code: ErrorCode.accessViolation, message: 'access violation' };
+      case 'out-of-descriptors':
+        ctx.shed?.();
+        return { refusal: 'server-busy', code: ErrorCode.undefined, message: 'server busy, try again later' };
+      case 'unexpected':
+        ctx.logger.error(`tftp: cannot open ${JSON.stringify(request.file)}: ${(err as Error).message}`);
+        return { refusal: 'open-failed', code: ErrorCode.undefined, message: 'cannot read file' };
     }
-    ctx.logger.error(`tftp: cannot open ${JSON.stringify(request.file)}: ${(err as Error).message}`);
-    return { refusal: 'open-failed', code: ErrorCode.undefined, message: 'cannot read file' };
   }
 }
 
