@@ -36,6 +36,12 @@ export interface Config {
   fileCache: boolean;
   fileCacheFiles: number;
   fileCacheBytes: number;
+  /** Give the signed shim → GRUB chain to every UEFI client whose architecture has one. */
+  secureBoot: boolean;
+  /** A tree laid out like / where the chain is looked up before the system's own paths. */
+  secureBootDir: string | undefined;
+  /** Only these machines get the signed chain: MACs, comma-separated (implies the signed path). */
+  secureBootFor: string | undefined;
 }
 
 export type Invocation =
@@ -89,6 +95,9 @@ const OPTIONS: Record<string, Option> = {
   'file-cache-files': { key: 'fileCacheFiles', kind: 'count', help: 'files kept open between requests, one descriptor each (default 1024)' },
   'file-cache-bytes': { key: 'fileCacheBytes', kind: 'size', help: 'memory for files up to 64 KiB kept whole (default 16M; 0: none)' },
   'print-menu': { key: 'printMenu', kind: 'flag', help: 'print the generated boot.ipxe for DIR and exit' },
+  'secure-boot': { key: 'secureBoot', kind: 'flag', help: 'UEFI x64/ARM64 clients get the signed shim → GRUB chain instead of iPXE' },
+  'secure-boot-dir': { key: 'secureBootDir', kind: 'string', help: 'look for shim and GRUB in DIR (laid out like /, as dpkg -x leaves it) first' },
+  'secure-boot-for': { key: 'secureBootFor', kind: 'string', help: 'the signed chain only for these MACs (comma-separated); others get iPXE' },
   help: { key: 'help', kind: 'flag', short: 'h', help: 'show this help' },
   version: { key: 'version', kind: 'flag', short: 'V', help: 'show the version' },
 };
@@ -122,6 +131,9 @@ export const DEFAULTS: Omit<Config, 'root'> = {
   fileCache: true,
   fileCacheFiles: 1024,
   fileCacheBytes: 16 * 1024 * 1024,
+  secureBoot: false,
+  secureBootDir: undefined,
+  secureBootFor: undefined,
 };
 
 /** Split "ADDR:PORT" or "[v6]:PORT" (for --admin-listen). */
@@ -240,8 +252,20 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): Invocati
   if (config.adminListen !== undefined) parseHostPort(config.adminListen);
   // RFC 2348's range.
   if (config.tftpMaxBlksize < 8 || config.tftpMaxBlksize > 65464) throw new UsageError(`--tftp-max-blksize: expected 8 to 65464, got ${config.tftpMaxBlksize}`);
+  if (config.secureBootFor !== undefined) secureBootMacs(config.secureBootFor);
   if (config.tftpTimeoutMs < 1000) throw new UsageError(`--tftp-timeout: at least 1s, got ${config.tftpTimeoutMs}ms`);
   return { kind: printMenu ? 'print-menu' : 'serve', config };
+}
+
+/** --secure-boot-for's MACs, normalized to lower case with colons ("52-54-00-AB-CD-EF" → "52:54:00:ab:cd:ef"). */
+export function secureBootMacs(text: string): Set<string> {
+  const macs = new Set<string>();
+  for (const item of text.split(',')) {
+    const hex = item.trim().toLowerCase().replace(/[:-]/g, '');
+    if (!/^[0-9a-f]{12}$/.test(hex)) throw new UsageError(`--secure-boot-for: '${item.trim()}' is not a MAC address (e.g. 52:54:00:12:34:56)`);
+    macs.add((hex.match(/../g) as string[]).join(':'));
+  }
+  return macs;
 }
 
 export function usage(): string {

@@ -16,7 +16,7 @@ import { createBootServer } from './http/server.js';
 import { advertisedAddress, bindErrorMessage } from './dhcp/address.js';
 import { DhcpBindError, startDhcpServer, type DhcpServer } from './dhcp/server.js';
 import { dhcpMetricsLines, DhcpStats } from './dhcp/stats.js';
-import { findIpxeBinaries, type IpxeCatalog } from './netboot/ipxe.js';
+import { bootFilesFor, type BootCatalog } from './netboot/catalog.js';
 import { startTftpServer, type TftpServer } from './tftp/server.js';
 import { TftpStats } from './tftp/stats.js';
 
@@ -125,7 +125,10 @@ async function main(): Promise<void> {
       dotfiles: config.dotfiles,
       warn: (m) => logger.error(m), // the menu's messages start with "boot menu:"
     });
-  if (invocation.kind === 'print-menu') return void process.stdout.write(await bootMenu());
+  if (invocation.kind === 'print-menu') {
+    const grub = await bootFilesFor({ ...config, secureBoot: true }, root, () => config.port, (m) => logger.error(m)).grubMenu();
+    return void process.stdout.write(`${await bootMenu()}\n# ---- grub/grub.cfg (the Secure Boot path) ----\n${grub}`);
+  }
 
   const metrics = new Metrics();
   // DHCP answers and ignored packets, for /-/metrics.
@@ -134,7 +137,11 @@ async function main(): Promise<void> {
   const advertised = config.proxyDhcp ? advertisedAddress(config.host, networkInterfaces()) : undefined;
   if (advertised?.kind === 'refused') fail(advertised.message, 1);
   // iPXE binaries (served dir's ipxe/, else --ipxe-dir or the system's package) for TFTP and HTTP.
-  const ipxe: IpxeCatalog | undefined = config.proxyDhcp || config.tftp ? findIpxeBinaries({ root, ipxeDir: config.ipxeDir }) : undefined;
+  // With --secure-boot also the signed shim → GRUB chain and the generated grub/grub.cfg.
+  const ipxe: BootCatalog | undefined = config.proxyDhcp || config.tftp ? bootFilesFor(config, root, () => httpPort, (m) => logger.error(m)) : undefined;
+  for (const refusal of ipxe?.refusals ?? []) fail(refusal, 1);
+  process.on('exit', () => ipxe?.close());
+  let httpPort = config.port;
   let shuttingDown = false;
   const tftpStats = new TftpStats();
   const admin: AdminState = { version: VERSION, config, metrics, machines, ready: () => !shuttingDown, moreMetrics: () => [
@@ -150,7 +157,7 @@ async function main(): Promise<void> {
     bootMenu: config.bootMenu ? bootMenu : undefined,
     admin: config.admin && config.adminListen === undefined ? (req) => adminReply(req, admin) : undefined,
     shuttingDown: () => shuttingDown,
-    ipxeFile: ipxe?.ipxeFile,
+    ipxeFile: ipxe?.file,
     // Connections and transfers (HTTP and TFTP) need descriptors before the cache does.
     files: fileCacheFor(config, () => metrics.connections + metrics.active.size),
   };
@@ -163,6 +170,7 @@ async function main(): Promise<void> {
   // Allowed (a TFTP server of one's own on this host), but usually a mistake: say so.
   if (config.proxyDhcp && !config.tftp) logger.error('warning: --proxy-dhcp without --tftp: BIOS and UEFI PXE firmware is sent to this host for its boot program over TFTP; use --pxe unless another TFTP server runs here');
   const address = await listenOrExit(server.http, config.port, config.host, activationFd((m) => logger.info(m)));
+  httpPort = address.port;
 
   let adminServer: Server | undefined;
   if (config.admin && config.adminListen !== undefined) {
@@ -180,7 +188,7 @@ async function main(): Promise<void> {
       logger,
       metrics,
       stats: tftpStats,
-      fallback: (segments) => ipxe?.ipxeFile(segments.join('/')),
+      fallback: (segments) => ipxe?.file(segments.join('/')),
       shed: () => void ctx.files?.shed(),
     }).catch((e: Error) => fail(e.message, 1));
   }
@@ -189,7 +197,7 @@ async function main(): Promise<void> {
   if (advertised?.kind === 'address' && ipxe) {
     try {
       dhcp = await startDhcpServer({
-        policy: { serverAddress: advertised.address, httpPort: address.port, binaryFor: ipxe.binaryFor },
+        policy: { serverAddress: advertised.address, httpPort: address.port, binaryFor: ipxe.binaryFor, signedFor: ipxe.signedFor },
         stats: dhcpStats,
         log: (record) => logger.dhcp(record),
         error: (message) => logger.error(message),

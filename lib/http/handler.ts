@@ -46,7 +46,7 @@ export interface Context {
   admin?: ((req: IncomingMessage) => Reply | Promise<Reply>) | undefined;
   shuttingDown: () => boolean;
   /** iPXE binaries from outside the root (e.g. /usr/lib/ipxe), by request name; see netboot/ipxe.ts. */
-  ipxeFile?: ((name: string) => string | undefined) | undefined;
+  ipxeFile?: ((name: string) => string | undefined | Promise<string | undefined>) | undefined;
   /** Whether shutdown destroyed this socket when its grace ended (set by the server). */
   cutByShutdown?: ((socket: Socket) => boolean) | undefined;
   /** The open-file cache (undefined: every request opens its file, and closes it after). */
@@ -139,7 +139,7 @@ async function decideFromDisk(req: IncomingMessage, ctx: Context, segments: stri
   try {
     const inRoot = await resolveInRoot(root, segments, config.dotfiles);
     // A name the root lacks may be an iPXE binary from the system's package (ipxe/undionly.kpxe).
-    const real = inRoot ?? ctx.ipxeFile?.(segments.join('/')) ?? null;
+    const real = inRoot ?? (await ctx.ipxeFile?.(segments.join('/'))) ?? null;
     if (real === null) {
       const isMenu = segments.length === 1 && segments[0] === 'boot.ipxe';
       return isMenu && ctx.bootMenu ? textReply(200, await ctx.bootMenu(), {}, 'generated') : textReply(404, 'Not Found');

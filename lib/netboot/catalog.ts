@@ -1,0 +1,116 @@
+// Every boot file bootserve offers from outside the served folder, and which one each client
+// gets: the iPXE binaries (ipxe.ts) and, with --secure-boot or --secure-boot-for, the signed
+// shim → GRUB chain (signed.ts) with its generated grub/grub.cfg (grubmenu.ts).
+//
+// It rides the two hooks the iPXE catalog always had:
+//   - file(name): a name the served root lacks → the path to serve, for HTTP and TFTP alike
+//     (`ipxe/snponly.efi`, `shimx64.efi`, `grubx64.efi`, `grub/grub.cfg`);
+//   - binaryFor / signedFor: firmware (and MAC) → the boot file, for the proxyDHCP policy.
+// grub/grub.cfg is generated on each request into a private folder (mode 0700, removed at exit)
+// and served from there, so TFTP and HTTP serve it as any file.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { secureBootMacs, type Config } from '../cli.js';
+import { generateGrubMenu, GRUB_CPU } from './grubmenu.js';
+import { findIpxeBinaries, type Firmware, type IpxeCatalog } from './ipxe.js';
+import { findSignedChains, SIGNED_FIRMWARE, type SignedCatalog, type SignedFirmware } from './signed.js';
+
+/** Which UEFI clients get the signed chain: none, all, or those MACs (lower case, colons). */
+export type SecureBootChoice = { kind: 'off' } | { kind: 'all' } | { kind: 'macs'; macs: ReadonlySet<string> };
+
+export interface BootCatalogOptions {
+  root: string;
+  ipxeDir?: string | undefined;
+  secureBoot: SecureBootChoice;
+  secureBootDir?: string | undefined;
+  /** For the generated grub.cfg. */
+  menu: { timeoutMs: number; defaultEntry?: string | undefined; dotfiles: boolean; httpPort: () => number; warn?: (message: string) => void };
+  /** Tests: the system's trees. */
+  systemRoot?: string;
+  systemIpxeDirs?: string[];
+}
+
+export interface BootCatalog {
+  binaryFor: IpxeCatalog['binaryFor'];
+  /** The signed chain's boot file (shim) for this client, when the signed path is chosen for it. */
+  signedFor(firmware: Firmware, mac: string): { name: string } | undefined;
+  /** The file to serve for a name the served root does not have, or undefined. */
+  file(name: string): string | undefined | Promise<string | undefined>;
+  /** The generated grub/grub.cfg, for --print-menu. */
+  grubMenu(): Promise<string>;
+  banner(): string[];
+  /** Unsigned files in signed roles: bootserve refuses to start, printing these. */
+  refusals: string[];
+  /** Remove the generated files. */
+  close(): void;
+}
+
+export const GRUB_CONFIG = 'grub/grub.cfg';
+
+export function findBootFiles(options: BootCatalogOptions): BootCatalog {
+  const ipxe = findIpxeBinaries({ root: options.root, ipxeDir: options.ipxeDir, ...(options.systemIpxeDirs ? { systemDirs: options.systemIpxeDirs } : {}) });
+  const signed: SignedCatalog | undefined =
+    options.secureBoot.kind === 'off' ? undefined : findSignedChains({ root: options.root, secureBootDir: options.secureBootDir, ...(options.systemRoot ? { systemRoot: options.systemRoot } : {}) });
+  const choice = options.secureBoot;
+  let dir: string | undefined;
+  let generation = 0;
+
+  const grubMenu = () =>
+    generateGrubMenu(options.root, {
+      timeoutMs: options.menu.timeoutMs,
+      defaultEntry: options.menu.defaultEntry,
+      dotfiles: options.menu.dotfiles,
+      httpPort: options.menu.httpPort(),
+      httpFor: Object.fromEntries(SIGNED_FIRMWARE.map((f: SignedFirmware) => [GRUB_CPU[f], signed?.chainFor(f)?.abilities.http ?? false])),
+      warn: options.menu.warn,
+    });
+
+  /** Write the menu to a new name and rename it over the served one: a transfer under way keeps its copy. */
+  async function grubConfigFile(): Promise<string> {
+    dir ??= mkdtempSync(join(tmpdir(), 'bootserve-grub-'));
+    const path = join(dir, 'grub.cfg');
+    const next = `${path}.${++generation}`;
+    await writeFile(next, await grubMenu());
+    await rename(next, path);
+    return path;
+  }
+
+  return {
+    binaryFor: ipxe.binaryFor,
+    signedFor: (firmware, mac) => {
+      if (signed === undefined || (choice.kind === 'macs' && !choice.macs.has(mac.toLowerCase()))) return undefined;
+      const chain = signed.chainFor(firmware);
+      return chain && { name: chain.shim.name };
+    },
+    file: (name) => {
+      const plain = name.replace(/^\/+/, '');
+      if (signed !== undefined && plain === GRUB_CONFIG) return grubConfigFile();
+      return ipxe.ipxeFile(plain) ?? signed?.signedFile(plain);
+    },
+    grubMenu,
+    banner: () => [
+      ...ipxe.banner(),
+      ...(signed?.banner() ?? []),
+      ...(choice.kind === 'macs' ? [`Secure Boot path for ${choice.macs.size} machine(s) (--secure-boot-for); other UEFI clients get iPXE`] : []),
+    ],
+    refusals: signed?.refusals ?? [],
+    close: () => {
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The catalog from the command line's options: what main.ts (or app.ts) calls. */
+export function bootFilesFor(config: Config, root: string, httpPort: () => number, warn: (message: string) => void): BootCatalog {
+  const secureBoot: SecureBootChoice =
+    config.secureBootFor !== undefined ? { kind: 'macs', macs: secureBootMacs(config.secureBootFor) } : config.secureBoot ? { kind: 'all' } : { kind: 'off' };
+  return findBootFiles({
+    root,
+    ipxeDir: config.ipxeDir,
+    secureBoot,
+    secureBootDir: config.secureBootDir,
+    menu: { timeoutMs: config.menuTimeoutMs, defaultEntry: config.menuDefault, dotfiles: config.dotfiles, httpPort, warn },
+  });
+}

@@ -1,0 +1,157 @@
+// The generated grub/grub.cfg: the GRUB twin of the generated boot.ipxe, for the Secure Boot
+// path (shim → signed GRUB → signed kernel). Same discovery as the iPXE menu (bootmenu.ts:
+// Linux folders with their kernel, initrds in load order with microcode first, `cmdline`); what
+// GRUB under Secure Boot cannot boot from the network (ISO images, unsigned EFI programs, iPXE
+// scripts) is left to boot.ipxe.
+//
+// GRUB's prefix is fixed at (tftp,SERVER)/grub or (http,SERVER:PORT)/grub, so this file is asked
+// for as grub/grub.cfg (after grub/<platform>/grub.cfg, which bootserve does not have). It:
+//   1. finds the server from the device GRUB was loaded from ($root), else $net_default_server;
+//   2. loads kernels and initrds over HTTP when this GRUB has http (measured faster than its
+//      lockstep TFTP), else over TFTP: ${bootserve_net};
+//   3. runs machines/<mac>.grub.cfg first when it exists (it may set bootserve_entry, or
+//      bootserve_net);
+//   4. shows the menu; every download is tried RETRY_ATTEMPTS times, RETRY_PAUSE_SECONDS apart,
+//      so a transfer bootserve cut (stalled) or the network broke is fetched again.
+// Nothing is insmod'ed: under Secure Boot GRUB refuses modules from the server; everything used
+// (regexp, test, sleep, linux, http, tftp) is built into the distributions' signed network images.
+import { discoverEntries, RETRY_ATTEMPTS, RETRY_PAUSE_SECONDS, type BootEntry, type LinuxEntry } from './bootmenu.js';
+
+export interface GrubMenuOptions {
+  timeoutMs: number;
+  defaultEntry?: string | undefined;
+  /** The HTTP port bootserve listens on. */
+  httpPort: number;
+  /**
+   * Per GRUB CPU ($grub_cpu: x86_64, arm64): whether that GRUB has http. A CPU not listed, or
+   * false, loads over TFTP.
+   */
+  httpFor: Readonly<Record<string, boolean>>;
+  /** 'tftp' forces TFTP even where GRUB has http (for measuring both). */
+  transport?: 'http' | 'tftp';
+  warn?: ((message: string) => void) | undefined;
+}
+
+/** The GRUB CPU name of each signed firmware. */
+export const GRUB_CPU = { 'efi-x64': 'x86_64', 'efi-arm64': 'arm64' } as const;
+
+const LOCAL = 'local';
+
+/** Paths GRUB gets through its device syntax and TFTP/HTTP as they are: no quoting, no encoding. */
+const PLAIN_PATH = /^[A-Za-z0-9._/+-]+$/;
+
+/** One word GRUB passes through untouched: single quotes, a literal ' as '\''. */
+export function grubQuote(word: string): string {
+  return `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+/** Menu text: printable ASCII, quoted. */
+function title(text: string): string {
+  return grubQuote(text.replace(/[^\x20-\x7e]/g, '?'));
+}
+
+function describe(entry: LinuxEntry): string {
+  const name = (p: string) => p.slice(p.lastIndexOf('/') + 1);
+  const initrds = entry.initrds.length === 0 ? 'no initrd' : entry.initrds.map(name).join(' + ');
+  return `Linux: ${entry.dir || '/'} (${name(entry.kernel)} + ${initrds})`;
+}
+
+/** `command` tried RETRY_ATTEMPTS times; sets bootserve_ok=1 on success. */
+function retried(what: string, command: string): string[] {
+  const attempts = Array.from({ length: RETRY_ATTEMPTS }, (_, i) => i + 1).join(' ');
+  return [
+    `  set bootserve_ok=0`,
+    `  for try in ${attempts}; do`,
+    `    if ${command}; then set bootserve_ok=1; break; fi`,
+    `    if [ "$try" = ${RETRY_ATTEMPTS} ]; then break; fi`,
+    `    echo "bootserve: ${what}: try $try of ${RETRY_ATTEMPTS} failed, trying again in ${RETRY_PAUSE_SECONDS} s"`,
+    `    sleep ${RETRY_PAUSE_SECONDS}`,
+    `  done`,
+  ];
+}
+
+function renderLinux(entry: LinuxEntry): string[] {
+  const file = (path: string) => `"\${bootserve_net}"/${path}`;
+  const args = (entry.cmdline ?? '').split(' ').filter(Boolean).map(grubQuote);
+  const lines = [
+    `menuentry ${title(describe(entry))} --id ${grubQuote(entry.label)} {`,
+    `  echo ${grubQuote(`bootserve: ${describe(entry)}`)} "from \${bootserve_net}"`,
+    ...retried('kernel', ['linux', file(entry.kernel), ...args].join(' ')),
+  ];
+  if (entry.initrds.length > 0) {
+    // GRUB pads each initrd to 4 bytes itself: no alignment trouble here.
+    lines.push(`  if [ "$bootserve_ok" = 1 ]; then`, ...retried('initrd', ['initrd', ...entry.initrds.map(file)].join(' ')).map((l) => `  ${l}`), `  fi`);
+  }
+  lines.push(
+    `  if [ "$bootserve_ok" = 1 ]; then boot; fi`,
+    `  echo 'bootserve: boot failed; back to the menu in 10 s'`,
+    `  sleep 10`,
+    `}`,
+  );
+  return lines;
+}
+
+/** Which entry is the default: a label, a folder, a kernel path, or "local". */
+function resolveDefault(entries: readonly LinuxEntry[], wanted: string | undefined, warn: (m: string) => void): string {
+  const first = entries[0]?.label ?? LOCAL;
+  if (wanted === undefined || wanted === '') return first;
+  const norm = (p: string) => p.replace(/^\/+|\/+$/g, '');
+  const w = norm(wanted);
+  const hit = entries.find((e) => e.label === wanted || norm(e.dir) === w || e.kernel === w);
+  if (hit) return hit.label;
+  if (w === LOCAL) return LOCAL;
+  warn(`grub menu: menu default ${JSON.stringify(wanted)} matches no Linux entry; using ${JSON.stringify(first)}`);
+  return first;
+}
+
+/** The whole grub.cfg. Pure. */
+export function renderGrubMenu(all: readonly BootEntry[], options: GrubMenuOptions): string {
+  const warn = options.warn ?? (() => {});
+  const entries: LinuxEntry[] = [];
+  for (const entry of all) {
+    if (entry.kind !== 'linux') continue;
+    const odd = [entry.kernel, ...entry.initrds].find((p) => !PLAIN_PATH.test(p));
+    if (odd !== undefined) warn(`grub menu: skipping ${JSON.stringify(entry.dir || '/')}: ${JSON.stringify(odd)} has characters GRUB cannot fetch as they are (use A-Z a-z 0-9 . _ / + -)`);
+    else entries.push(entry);
+  }
+  const def = resolveDefault(entries, options.defaultEntry, warn);
+  const seconds = options.timeoutMs > 0 ? Math.max(1, Math.ceil(options.timeoutMs / 1000)) : -1;
+  const transport = options.transport ?? 'http';
+  const http = Object.entries(options.httpFor).filter(([, has]) => has && transport === 'http').map(([cpu]) => cpu);
+
+  const lines = [
+    '# Generated by bootserve from the files in the served folder, anew on every request.',
+    '# Put a grub/grub.cfg of your own in the folder to serve that instead.',
+    '#',
+    '# 1. machines/<mac>.grub.cfg (e.g. machines/52-54-00-12-34-56.grub.cfg) runs first if it exists;',
+    '#    it may `set bootserve_entry=<id>` to boot an entry below, or set bootserve_net.',
+    `# 2. Otherwise the menu; its default is taken after ${seconds > 0 ? `${seconds} s` : 'a choice (no timeout)'}.`,
+    `# Kernels and initrds come over HTTP where this GRUB has it, else TFTP. Every download is tried`,
+    `# up to ${RETRY_ATTEMPTS} times, ${RETRY_PAUSE_SECONDS} s apart. ISO images, EFI programs and iPXE scripts are in boot.ipxe only.`,
+    '',
+    '# The server: the address of the device this file came from, e.g. (tftp,198.18.0.2).',
+    `regexp --set=1:bootserve_server '^[a-z]+,([^:,]+)' "$root"`,
+    'if [ -z "$bootserve_server" ]; then set bootserve_server="$net_default_server"; fi',
+    'set bootserve_net="(tftp,${bootserve_server})"',
+    ...http.map((cpu) => `if [ "$grub_cpu" = ${grubQuote(cpu)} ]; then set bootserve_net="(http,\${bootserve_server}:${options.httpPort})"; fi`),
+    '',
+    "regexp --set=1:m1 --set=2:m2 --set=3:m3 --set=4:m4 --set=5:m5 --set=6:m6 '^(..):(..):(..):(..):(..):(..)$' \"$net_default_mac\"",
+    'set bootserve_machine="machines/${m1}-${m2}-${m3}-${m4}-${m5}-${m6}.grub.cfg"',
+    'if [ -n "$m6" -a -f "${bootserve_net}/${bootserve_machine}" ]; then source "${bootserve_net}/${bootserve_machine}"; fi',
+    // Menu entries see exported variables only.
+    'export bootserve_net',
+    '',
+    `set default=${grubQuote(def)}`,
+    `set timeout=${seconds}`,
+    'if [ -n "$bootserve_entry" ]; then set default="$bootserve_entry"; set timeout=0; fi',
+    `echo "bootserve: GRUB $grub_cpu, files from \${bootserve_net}"`,
+  ];
+  for (const entry of entries) lines.push('', ...renderLinux(entry));
+  lines.push('', `menuentry 'Boot from local disk' --id ${LOCAL} {`, `  echo 'bootserve: booting from local disk'`, '  exit', '}', '');
+  return lines.join('\n');
+}
+
+export async function generateGrubMenu(root: string, options: GrubMenuOptions & { dotfiles: boolean }): Promise<string> {
+  const entries = await discoverEntries(root, { dotfiles: options.dotfiles, warn: options.warn }, 'grub');
+  return renderGrubMenu(entries, options);
+}
