@@ -183,11 +183,11 @@ function checkGuest(env: Env, result: BootResult, mac: string): void {
   assert.match(serial, /bootserve_e2e=secureboot/, `the kernel command line is not the one from cmdline${context()}`);
 }
 
-/** Seconds between the first and the last record of a file: GRUB's download time, near enough. */
-function transferSeconds(result: BootResult, path: RegExp, at: (stage: RegExp) => number | undefined): string {
-  void at;
-  const records = result.view().transfers.filter((r) => path.test(r.path) && r.outcome === 'complete');
-  return records.map((r) => `${r.protocol ?? 'http'} ${(r.bytesSent / 1e6).toFixed(1)} MB${'durationMs' in r ? ` in ${((r as { durationMs: number }).durationMs / 1000).toFixed(1)} s` : ''}`).join(', ');
+/** Each complete download of a file (HEAD requests left out): protocol, size, and how long it took. */
+function transfers(result: BootResult, path: RegExp): string {
+  const records = result.view().transfers.filter((r) => path.test(r.path) && r.outcome === 'complete' && r.method !== 'HEAD');
+  const ms = (r: AccessLine) => (r as AccessLine & { durationMs?: number }).durationMs;
+  return records.map((r) => `${r.protocol ?? 'http'} ${(r.bytesSent / 1e6).toFixed(1)} MB in ${((ms(r) ?? 0) / 1000).toFixed(1)} s`).join(', ');
 }
 
 function report(t: TestContext, what: string, result: BootResult): void {
@@ -197,7 +197,7 @@ function report(t: TestContext, what: string, result: BootResult): void {
     `${what}: marker after ${s(result.totalMs)} (GRUB fetched at ${s(at(/did not fetch grub[xa]/))}, grub.cfg at ${s(at(/grub\.cfg/))}, ` +
       `kernel done at ${s(at(/kernel not downloaded/))}, Secure Boot line at ${s(at(/Secure Boot not enabled/))})`,
   );
-  t.diagnostic(`${what}: kernel ${transferSeconds(result, /vmlinuz$/, at)}; initrds ${transferSeconds(result, /(initrd\.img|payload\.cpio)$/, at)}`);
+  t.diagnostic(`${what}: kernel ${transfers(result, /vmlinuz$/)}; initrds ${transfers(result, /(initrd\.img|payload\.cpio)$/)}`);
 }
 
 test('e2e-secureboot: bootserve --pxe --secure-boot boots OVMF/AAVMF with Secure Boot enforced through shim → GRUB → a signed kernel', { timeout: 1_200_000 }, async (t) => {
