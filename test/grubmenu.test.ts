@@ -78,3 +78,25 @@ test('generateGrubMenu: reads the folder as the iPXE menu does (cmdline file, ma
   assert.match(cfg, /linux "\$\{bootserve_net\}"\/linux\/vmlinuz 'console=ttyS0' 'panic=-1' '#' 'kept:' 'GRUB' 'quotes' 'it'/);
   assert.doesNotMatch(cfg, /machines\/vmlinuz/);
 });
+
+test('generateGrubMenu: each kernel only for the GRUB of its CPU (from its PE header), with a default per CPU', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'bootserve-grubmenu-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const stub = (machine: number) => {
+    const b = Buffer.alloc(512);
+    b.write('MZ', 0, 'latin1');
+    b.writeUInt32LE(0x80, 0x3c);
+    b.write('PE\0\0', 0x80, 'latin1');
+    b.writeUInt16LE(machine, 0x84);
+    return b;
+  };
+  for (const [dir, kernel] of [['amd64', stub(0x8664)], ['arm64', stub(0xaa64)], ['plain', Buffer.from('bzImage without a stub')]] as const) {
+    mkdirSync(join(root, dir));
+    writeFileSync(join(root, dir, 'vmlinuz'), kernel);
+  }
+  const cfg = await generateGrubMenu(root, { ...BASE, dotfiles: false, defaultEntry: 'amd64' });
+  assert.match(cfg, /if \[ "\$grub_cpu" = 'x86_64' \]; then\n  menuentry 'Linux: amd64\//);
+  assert.match(cfg, /if \[ "\$grub_cpu" = 'arm64' \]; then\n  menuentry 'Linux: arm64\//);
+  assert.match(cfg, /\n\nmenuentry 'Linux: plain\//, 'a kernel of unknown CPU is shown to every GRUB');
+  assert.match(cfg, /set default='amd64'\nif \[ "\$grub_cpu" = 'arm64' \]; then set default='arm64'; fi\n/);
+});

@@ -51,3 +51,11 @@ export function peSignature(image: Buffer): PeSignature {
   }
   return { kind: 'signed', certificateBytes: length - WIN_CERTIFICATE_HEADER };
 }
+
+/** The COFF machine field of a PE image (0x8664 x64, 0xaa64 arm64, ...), or undefined if it is none. */
+export function peMachine(image: Buffer): number | undefined {
+  if (image.length < 0x40 || image.toString('latin1', 0, 2) !== 'MZ') return undefined;
+  const pe = image.readUInt32LE(0x3c);
+  if (pe + 6 > image.length || image.toString('latin1', pe, pe + 4) !== 'PE\0\0') return undefined;
+  return image.readUInt16LE(pe + 4);
+}

@@ -11,10 +11,14 @@
 //      lockstep TFTP), else over TFTP: ${bootserve_net};
 //   3. runs machines/<mac>.grub.cfg first when it exists (it may set bootserve_entry, or
 //      bootserve_net);
-//   4. shows the menu; every download is tried RETRY_ATTEMPTS times, RETRY_PAUSE_SECONDS apart,
+//   4. shows the menu, each kernel only to the GRUB of its CPU (read from the EFI stub's PE
+//      header), so linux-x64/ and linux-arm64/ side by side just work; every download is tried RETRY_ATTEMPTS times, RETRY_PAUSE_SECONDS apart,
 //      so a transfer bootserve cut (stalled) or the network broke is fetched again.
 // Nothing is insmod'ed: under Secure Boot GRUB refuses modules from the server; everything used
 // (regexp, test, sleep, linux, http, tftp) is built into the distributions' signed network images.
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { peMachine } from './authenticode.js';
 import { discoverEntries, RETRY_ATTEMPTS, RETRY_PAUSE_SECONDS, type BootEntry, type LinuxEntry } from './bootmenu.js';
 
 export interface GrubMenuOptions {
@@ -30,7 +34,22 @@ export interface GrubMenuOptions {
   /** 'tftp' forces TFTP even where GRUB has http (for measuring both). */
   transport?: 'http' | 'tftp';
   warn?: ((message: string) => void) | undefined;
+  /**
+   * The GRUB CPU ($grub_cpu) each kernel is built for, by kernel path, when known (an EFI-stub
+   * kernel is a PE image): its entry is shown only to that GRUB, so one folder per architecture
+   * just works. Unknown kernels are shown to every GRUB.
+   */
+  kernelCpu?: ReadonlyMap<string, string>;
 }
+
+/** PE machine types of EFI-stub kernels → GRUB's $grub_cpu. */
+const CPU_OF_MACHINE: ReadonlyMap<number, string> = new Map([
+  [0x8664, 'x86_64'],
+  [0xaa64, 'arm64'],
+  [0x14c, 'i386'],
+  [0x1c2, 'arm'],
+  [0x5064, 'riscv64'],
+]);
 
 /** The GRUB CPU name of each signed firmware. */
 export const GRUB_CPU = { 'efi-x64': 'x86_64', 'efi-arm64': 'arm64' } as const;
@@ -70,7 +89,12 @@ function retried(what: string, command: string): string[] {
   ];
 }
 
-function renderLinux(entry: LinuxEntry): string[] {
+function renderLinux(entry: LinuxEntry, cpu: string | undefined): string[] {
+  const lines = renderLinuxEntry(entry);
+  return cpu === undefined ? lines : [`if [ "$grub_cpu" = ${grubQuote(cpu)} ]; then`, ...lines.map((l) => `  ${l}`), 'fi'];
+}
+
+function renderLinuxEntry(entry: LinuxEntry): string[] {
   const file = (path: string) => `"\${bootserve_net}"/${path}`;
   const args = (entry.cmdline ?? '').split(' ').filter(Boolean).map(grubQuote);
   const lines = [
@@ -115,6 +139,12 @@ export function renderGrubMenu(all: readonly BootEntry[], options: GrubMenuOptio
     else entries.push(entry);
   }
   const def = resolveDefault(entries, options.defaultEntry, warn);
+  const cpuOf = (e: LinuxEntry | undefined) => (e === undefined ? undefined : options.kernelCpu?.get(e.kernel));
+  // A default built for another CPU is not shown there: that GRUB defaults to its own first entry.
+  const defCpu = cpuOf(entries.find((e) => e.label === def));
+  const otherDefaults = [...new Set(entries.map(cpuOf))]
+    .filter((cpu): cpu is string => cpu !== undefined && defCpu !== undefined && cpu !== defCpu)
+    .map((cpu) => [cpu, entries.find((e) => cpuOf(e) === cpu)?.label] as const);
   const seconds = options.timeoutMs > 0 ? Math.max(1, Math.ceil(options.timeoutMs / 1000)) : -1;
   const transport = options.transport ?? 'http';
   const http = Object.entries(options.httpFor).filter(([, has]) => has && transport === 'http').map(([cpu]) => cpu);
@@ -142,16 +172,39 @@ export function renderGrubMenu(all: readonly BootEntry[], options: GrubMenuOptio
     'export bootserve_net',
     '',
     `set default=${grubQuote(def)}`,
+    ...otherDefaults.map(([cpu, label]) => `if [ "$grub_cpu" = ${grubQuote(cpu)} ]; then set default=${grubQuote(label ?? LOCAL)}; fi`),
     `set timeout=${seconds}`,
     'if [ -n "$bootserve_entry" ]; then set default="$bootserve_entry"; set timeout=0; fi',
     `echo "bootserve: GRUB $grub_cpu, files from \${bootserve_net}"`,
   ];
-  for (const entry of entries) lines.push('', ...renderLinux(entry));
+  for (const entry of entries) lines.push('', ...renderLinux(entry, cpuOf(entry)));
   lines.push('', `menuentry 'Boot from local disk' --id ${LOCAL} {`, `  echo 'bootserve: booting from local disk'`, '  exit', '}', '');
   return lines.join('\n');
 }
 
+/** The CPU of each kernel, from its PE header (EFI-stub kernels); unreadable or not PE: left out. */
+async function kernelCpus(root: string, entries: readonly BootEntry[]): Promise<Map<string, string>> {
+  const cpus = new Map<string, string>();
+  for (const entry of entries) {
+    if (entry.kind !== 'linux') continue;
+    try {
+      const file = await open(join(root, ...entry.kernel.split('/')), 'r');
+      try {
+        const { buffer, bytesRead } = await file.read(Buffer.alloc(4096), 0, 4096, 0);
+        const machine = peMachine(buffer.subarray(0, bytesRead));
+        const cpu = machine === undefined ? undefined : CPU_OF_MACHINE.get(machine);
+        if (cpu !== undefined) cpus.set(entry.kernel, cpu);
+      } finally {
+        await file.close();
+      }
+    } catch {
+      // Gone since the scan: its download will fail and say so.
+    }
+  }
+  return cpus;
+}
+
 export async function generateGrubMenu(root: string, options: GrubMenuOptions & { dotfiles: boolean }): Promise<string> {
   const entries = await discoverEntries(root, { dotfiles: options.dotfiles, warn: options.warn }, 'grub');
-  return renderGrubMenu(entries, options);
+  return renderGrubMenu(entries, { ...options, kernelCpu: await kernelCpus(root, entries) });
 }
