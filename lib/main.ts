@@ -208,7 +208,7 @@ async function main(): Promise<void> {
     }
     logger.info(`proxyDHCP: answering PXE and HTTP Boot clients on UDP 67 and ${advertised.address}:4011, advertising ${advertised.address}`);
   }
-  for (const line of ipxe?.banner() ?? []) (line.includes(': missing ') ? logger.error : logger.info)(line);
+  for (const line of ipxe?.banner() ?? []) (/: (missing|warning:) /.test(line) ? logger.error : logger.info)(line);
 
   const urls = urlsFor(address);
   logger.info(`serving ${root}`);

@@ -2,6 +2,7 @@
 // --secure-boot-dir, the system's packages), what a GRUB image can do, the catalog's names and
 // choice per machine, and the DHCP policy's boot file for the signed path.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -13,6 +14,7 @@ import { findBootFiles } from '../lib/netboot/catalog.js';
 import { findSignedChains, grubAbilities } from '../lib/netboot/signed.js';
 import { MAC, requestPacket } from './helpers/dhcp.js';
 import { secureBootAssetsDir } from './helpers/lab.js';
+import { BIN } from './helpers/tools.js';
 
 // ---------------------------------------------------------------------------------------------
 // A PE image as small as the check needs: MZ, PE\0\0, a PE32+ optional header with 16 data
@@ -252,4 +254,15 @@ test("the real chain from scripts/secureboot-assets.sh: signed, and Debian 13's 
   }
   assert.equal(peSignature(readFileSync(join(secureBootAssetsDir(), 'vmlinuz-amd64'))).kind, 'signed', 'the cloud kernel is signed');
   assert.equal(peSignature(readFileSync(join(secureBootAssetsDir(), 'busybox-amd64'))).kind, 'not-pe');
+});
+
+test('bootserve --tftp --secure-boot with an unsigned GRUB in --secure-boot-dir: exits 1 with one line naming the fix', (t) => {
+  const root = tree({});
+  const dir = tree({ 'usr/lib/shim/shimx64.efi.signed': SIGNED, 'usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed': fakePe({ text: GRUB_212 }) });
+  t.after(() => [root, dir].forEach((d) => rmSync(d, { recursive: true, force: true })));
+  const r = spawnSync(process.execPath, [BIN, root, '--tftp', '--tftp-port', '0', '--port', '0', '--host', '127.0.0.1', '--secure-boot', '--secure-boot-dir', dir], { encoding: 'utf8', timeout: 15_000 });
+  assert.equal(r.status, 1, r.stderr);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0] as string, /^bootserve: refusing .*grubnetx64\.efi\.signed as grubx64\.efi .*apt install shim-signed grub-efi-amd64-signed/);
 });
