@@ -114,3 +114,8 @@ export function bootFilesFor(config: Config, root: string, httpPort: () => numbe
     menu: { timeoutMs: config.menuTimeoutMs, defaultEntry: config.menuDefault, dotfiles: config.dotfiles, httpPort, warn },
   });
 }
+
+/** The generated grub/grub.cfg for --print-menu: as the chain found for --secure-boot would have it. */
+export function grubMenuFor(root: string, config: Config, warn: (message: string) => void): Promise<string> {
+  return bootFilesFor({ ...config, secureBoot: true }, root, () => config.port, warn).grubMenu();
+}

@@ -165,9 +165,13 @@ export function renderGrubMenu(all: readonly BootEntry[], options: GrubMenuOptio
     'set bootserve_net="(tftp,${bootserve_server})"',
     ...http.map((cpu) => `if [ "$grub_cpu" = ${grubQuote(cpu)} ]; then set bootserve_net="(http,\${bootserve_server}:${options.httpPort})"; fi`),
     '',
-    "regexp --set=1:m1 --set=2:m2 --set=3:m3 --set=4:m4 --set=5:m5 --set=6:m6 '^(..):(..):(..):(..):(..):(..)$' \"$net_default_mac\"",
+    '# 52:54:00:12:34:56 → 52-54-00-12-34-56, one octet per regexp (one --set each).',
+    ...[1, 2, 3, 4, 5, 6].map((n) => `regexp --set=m${n} '^.{${(n - 1) * 3}}([0-9a-fA-F]{2})' "$net_default_mac"`),
     'set bootserve_machine="machines/${m1}-${m2}-${m3}-${m4}-${m5}-${m6}.grub.cfg"',
-    'if [ -n "$m6" -a -f "${bootserve_net}/${bootserve_machine}" ]; then source "${bootserve_net}/${bootserve_machine}"; fi',
+    'echo "bootserve: GRUB $grub_cpu, MAC $net_default_mac, files from ${bootserve_net}"',
+    'if [ -n "$m6" ]; then',
+    '  if [ -f "${bootserve_net}/${bootserve_machine}" ]; then echo "bootserve: running ${bootserve_machine}"; source "${bootserve_net}/${bootserve_machine}"; fi',
+    'fi',
     // Menu entries see exported variables only.
     'export bootserve_net',
     '',
@@ -175,7 +179,6 @@ export function renderGrubMenu(all: readonly BootEntry[], options: GrubMenuOptio
     ...otherDefaults.map(([cpu, label]) => `if [ "$grub_cpu" = ${grubQuote(cpu)} ]; then set default=${grubQuote(label ?? LOCAL)}; fi`),
     `set timeout=${seconds}`,
     'if [ -n "$bootserve_entry" ]; then set default="$bootserve_entry"; set timeout=0; fi',
-    `echo "bootserve: GRUB $grub_cpu, files from \${bootserve_net}"`,
   ];
   for (const entry of entries) lines.push('', ...renderLinux(entry, cpuOf(entry)));
   lines.push('', `menuentry 'Boot from local disk' --id ${LOCAL} {`, `  echo 'bootserve: booting from local disk'`, '  exit', '}', '');
