@@ -14,7 +14,8 @@ import { findBootFiles } from '../lib/netboot/catalog.js';
 import { findSignedChains, grubAbilities } from '../lib/netboot/signed.js';
 import { MAC, requestPacket } from './helpers/dhcp.js';
 import { secureBootAssetsDir } from './helpers/lab.js';
-import { BIN } from './helpers/tools.js';
+import { download, startTftp } from './helpers/tftp.js';
+import { BIN, get } from './helpers/tools.js';
 
 // ---------------------------------------------------------------------------------------------
 // A PE image as small as the check needs: MZ, PE\0\0, a PE32+ optional header with 16 data
@@ -265,4 +266,35 @@ test('bootserve --tftp --secure-boot with an unsigned GRUB in --secure-boot-dir:
   const lines = r.stderr.trim().split('\n');
   assert.equal(lines.length, 1, r.stderr);
   assert.match(lines[0] as string, /^bootserve: refusing .*grubnetx64\.efi\.signed as grubx64\.efi .*apt install shim-signed grub-efi-amd64-signed/);
+});
+
+test('app: --tftp --secure-boot serves shimx64.efi, grubx64.efi and a fresh grub/grub.cfg over TFTP and HTTP; shim\'s optional files get ERROR 1', async (t) => {
+  const dir = tree({ ...DEBIAN_X64 });
+  const app = await startTftp({ files: { 'linux/vmlinuz': 'k', 'linux/initrd.img': 'i' }, secureBoot: true, secureBootDir: dir });
+  t.after(async () => {
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const httpPort = app.app.http.address().port;
+  assert.deepEqual((await download(app.port, '/shimx64.efi')).data, SIGNED);
+  assert.deepEqual((await download(app.port, 'grubx64.efi', { blksize: 1024 })).data, SIGNED);
+  const cfg = (await download(app.port, '/grub/grub.cfg', { blksize: 1024 })).data.toString();
+  assert.match(cfg, new RegExp(`\\(http,\\$\\{bootserve_server\\}:${httpPort}\\)`), 'the bound HTTP port');
+  assert.match(cfg, /--id 'linux'/);
+  // Anew on every request: a folder added since shows up.
+  mkdirSync(join(app.root, 'other'));
+  writeFileSync(join(app.root, 'other/vmlinuz'), 'k2');
+  assert.match((await download(app.port, 'grub/grub.cfg')).data.toString(), /--id 'other'/);
+  for (const optional of ['revocations_sku.efi', 'revocations_sbat.efi', 'shim_certificate_0.efi']) {
+    const started = performance.now();
+    await assert.rejects(download(app.port, optional), /ERROR 1|not found/i, optional);
+    assert.ok(performance.now() - started < 1000, `${optional}: answered at once`);
+  }
+  // shim over HTTP Boot asks //grubx64.efi; GRUB sends Host without the port.
+  const grub = await get(`http://127.0.0.1:${httpPort}//grubx64.efi`, { Host: '127.0.0.1' });
+  assert.equal(grub.status, 200);
+  assert.deepEqual(grub.body, SIGNED);
+  const head = await get(`http://127.0.0.1:${httpPort}/grub/grub.cfg`, {}, { method: 'HEAD' });
+  assert.equal(head.status, 200);
+  assert.match((await get(`http://127.0.0.1:${httpPort}/grub/grub.cfg`)).body.toString(), /--id 'other'/);
 });
