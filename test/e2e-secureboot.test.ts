@@ -125,6 +125,7 @@ function describeFailure(env: Env, vm: Vm, since: number, mac: string): string {
   const transfers = env.server.access.slice(since).map((r) => `${r.protocol ?? 'http'} ${r.method ?? ''} ${r.path} ${r.status ?? ''} ${r.outcome} ${r.bytesSent}/${r.bytesDue} ${r.userAgent ?? ''}`);
   const dhcp = env.server.dhcp.filter((r) => r.mac.toLowerCase() === mac).map((r: DhcpLine) => `port ${r.port} ${r.message} arch=${r.arch ?? '-'} ${r.answer} ${r.kind ?? r.reason ?? ''} ${r.bootFile ?? ''}`);
   return [
+    `--- grub.cfg's lines and GRUB's errors ---\n${(vm.serial.text.match(/(bootserve: [^\r\n]*|error: [^\r\n]*)/g) ?? []).slice(0, 30).join('\n')}`,
     `--- serial console (tail) ---\n${vm.serial.tail(4000)}`,
     `--- bootserve DHCP records for ${mac} ---\n${dhcp.join('\n')}`,
     `--- bootserve HTTP and TFTP records of this boot ---\n${transfers.join('\n')}`,

@@ -3,7 +3,7 @@
 // choice per machine, and the DHCP policy's boot file for the signed path.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -285,6 +285,12 @@ test('app: --tftp --secure-boot serves shimx64.efi, grubx64.efi and a fresh grub
   mkdirSync(join(app.root, 'other'));
   writeFileSync(join(app.root, 'other/vmlinuz'), 'k2');
   assert.match((await download(app.port, 'grub/grub.cfg')).data.toString(), /--id 'other'/);
+  // GRUB's spelling of the per-machine file maps to the iPXE-style name on disk; a symlink out of the root does not.
+  mkdirSync(join(app.root, 'machines'));
+  writeFileSync(join(app.root, 'machines/52-54-00-ab-cd-ef.grub.cfg'), 'set bootserve_entry=other\n');
+  assert.equal((await download(app.port, '/machines/52:54:00:AB:cd:ef.grub.cfg')).data.toString(), 'set bootserve_entry=other\n');
+  symlinkSync(join(dir, 'usr/lib/shim/shimx64.efi.signed'), join(app.root, 'machines/52-54-00-00-00-01.grub.cfg'));
+  await assert.rejects(download(app.port, 'machines/52:54:00:00:00:01.grub.cfg'), /ERROR 1|not found/i);
   for (const optional of ['revocations_sku.efi', 'revocations_sbat.efi', 'shim_certificate_0.efi']) {
     const started = performance.now();
     await assert.rejects(download(app.port, optional), /ERROR 1|not found/i, optional);

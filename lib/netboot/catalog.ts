@@ -4,14 +4,15 @@
 //
 // It rides the two hooks the iPXE catalog always had:
 //   - file(name): a name the served root lacks → the path to serve, for HTTP and TFTP alike
-//     (`ipxe/snponly.efi`, `shimx64.efi`, `grubx64.efi`, `grub/grub.cfg`);
+//     (`ipxe/snponly.efi`, `shimx64.efi`, `grubx64.efi`, `grub/grub.cfg`, and GRUB's spelling of a
+//     per-machine file, machines/52:54:00:12:34:56.grub.cfg → machines/52-54-00-12-34-56.grub.cfg);
 //   - binaryFor / signedFor: firmware (and MAC) → the boot file, for the proxyDHCP policy.
 // grub/grub.cfg is generated on each request into a private folder (mode 0700, removed at exit)
 // and served from there, so TFTP and HTTP serve it as any file.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { secureBootMacs, type Config } from '../cli.js';
 import { generateGrubMenu, GRUB_CPU } from './grubmenu.js';
 import { findIpxeBinaries, type Firmware, type IpxeCatalog } from './ipxe.js';
@@ -48,6 +49,16 @@ export interface BootCatalog {
 }
 
 export const GRUB_CONFIG = 'grub/grub.cfg';
+/** GRUB asks machines/52:54:00:12:34:56.grub.cfg (it cannot write hyphens); the file is named as for iPXE. */
+const MACHINE_GRUB_CONFIG = /^machines\/((?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2})\.grub\.cfg$/;
+
+function regularFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
 
 export function findBootFiles(options: BootCatalogOptions): BootCatalog {
   const ipxe = findIpxeBinaries({ root: options.root, ipxeDir: options.ipxeDir, ...(options.systemIpxeDirs ? { systemDirs: options.systemIpxeDirs } : {}) });
@@ -77,6 +88,19 @@ export function findBootFiles(options: BootCatalogOptions): BootCatalog {
     return path;
   }
 
+  /** machines/52-54-00-12-34-56.grub.cfg under the root for "52:54:00:12:34:56", if it is a regular file. */
+  function machineFile(mac: string): string | undefined {
+    const path = join(options.root, 'machines', `${mac.toLowerCase().replaceAll(':', '-')}.grub.cfg`);
+    // A symlink must stay inside the root, as for any served file.
+    let real: string;
+    try {
+      real = realpathSync(path);
+    } catch {
+      return undefined;
+    }
+    return real.startsWith(options.root + sep) && regularFile(real) ? real : undefined;
+  }
+
   return {
     binaryFor: ipxe.binaryFor,
     signedFor: (firmware, mac) => {
@@ -87,6 +111,8 @@ export function findBootFiles(options: BootCatalogOptions): BootCatalog {
     file: (name) => {
       const plain = name.replace(/^\/+/, '');
       if (signed !== undefined && plain === GRUB_CONFIG) return grubConfigFile();
+      const machine = MACHINE_GRUB_CONFIG.exec(plain)?.[1];
+      if (signed !== undefined && machine !== undefined) return machineFile(machine);
       return ipxe.ipxeFile(plain) ?? signed?.signedFile(plain);
     },
     grubMenu,

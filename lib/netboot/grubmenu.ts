@@ -165,11 +165,11 @@ export function renderGrubMenu(all: readonly BootEntry[], options: GrubMenuOptio
     'set bootserve_net="(tftp,${bootserve_server})"',
     ...http.map((cpu) => `if [ "$grub_cpu" = ${grubQuote(cpu)} ]; then set bootserve_net="(http,\${bootserve_server}:${options.httpPort})"; fi`),
     '',
-    '# 52:54:00:12:34:56 → 52-54-00-12-34-56, one octet per regexp (one --set each).',
-    ...[1, 2, 3, 4, 5, 6].map((n) => `regexp --set=m${n} '^.{${(n - 1) * 3}}([0-9a-fA-F]{2})' "$net_default_mac"`),
-    'set bootserve_machine="machines/${m1}-${m2}-${m3}-${m4}-${m5}-${m6}.grub.cfg"',
+    // GRUB's script has no way to write the MAC with hyphens (its regexp did not capture here):
+    // it asks machines/52:54:00:12:34:56.grub.cfg and bootserve serves machines/52-54-00-12-34-56.grub.cfg.
+    'set bootserve_machine="machines/${net_default_mac}.grub.cfg"',
     'echo "bootserve: GRUB $grub_cpu, MAC $net_default_mac, files from ${bootserve_net}"',
-    'if [ -n "$m6" ]; then',
+    'if [ -n "$net_default_mac" ]; then',
     '  if [ -f "${bootserve_net}/${bootserve_machine}" ]; then echo "bootserve: running ${bootserve_machine}"; source "${bootserve_net}/${bootserve_machine}"; fi',
     'fi',
     // Menu entries see exported variables only.
