@@ -4,13 +4,14 @@
 // being what scripts/secureboot-assets.sh unpacked from Debian 13 (shim-signed, the signed GRUB
 // network images, signed cloud kernels):
 //   1. x64 PXE: edk2 PXE → proxyDHCP → 4011 → TFTP shimx64.efi → grubx64.efi → grub/grub.cfg →
-//      signed kernel + initrds over HTTP → Linux with "Secure boot enabled" and the payload;
+//      signed kernel + initrds over TFTP → Linux with "Secure boot enabled" and the payload;
 //   2. x64 HTTP Boot: the same chain with shim's URL in the HTTPClient offer;
 //   3. the negative control: a MAC not in --secure-boot-for gets iPXE, which the same firmware
 //      refuses ("Access Denied"), so this test can fail;
-//   4. x64 PXE with the guest frozen mid-kernel: bootserve cuts the stalled transfer, grub.cfg's
-//      retry fetches it again, Linux boots;
-//   5. ARM64 (AAVMF): shimaa64.efi → grubaa64.efi → an arm64 kernel, chosen by a per-machine
+//   4. x64 PXE with the guest frozen mid-kernel (over GRUB's http, by a per-machine file):
+//      bootserve cuts the stalled transfer, grub.cfg's retry fetches it again, Linux boots;
+//   5. x64 PXE with the kernel over GRUB's http (per-machine file): test 1's TFTP figures' twin;
+//   6. ARM64 (AAVMF): shimaa64.efi → grubaa64.efi → an arm64 kernel, chosen by a per-machine
 //      machines/<mac>.grub.cfg.
 // Needs root, iproute2, dnsmasq, python3, qemu-system-x86, ovmf, ipxe and the assets; ARM64 also
 // qemu-system-arm and qemu-efi-aarch64. Without them it skips with the reason, unless
@@ -35,12 +36,12 @@ const MACS = {
   denied: '52:54:00:5b:00:03',
   stall: '52:54:00:5b:00:04',
   arm64: '52:54:00:5b:00:05',
-  tftp: '52:54:00:5b:00:06',
+  viaHttp: '52:54:00:5b:00:06',
 } as const;
 // BOOTSERVE_E2E_SB_ONLY=1,3 runs only those subtests (the others are skipped, visibly).
 const ONLY = process.env.BOOTSERVE_E2E_SB_ONLY?.split(',').map((n) => n.trim());
 const picked = (n: string) => (ONLY === undefined || ONLY.includes(n) ? {} : { skip: 'not in BOOTSERVE_E2E_SB_ONLY' });
-const SIGNED_MACS = [MACS.pxe, MACS.http, MACS.stall, MACS.arm64, MACS.tftp];
+const SIGNED_MACS = [MACS.pxe, MACS.http, MACS.stall, MACS.arm64, MACS.viaHttp];
 
 interface Folder {
   dir: string;
@@ -63,9 +64,11 @@ function bootFolder(tools: SecureBootTools): Folder {
     writeFileSync(join(dir, folder, 'cmdline'), `${console} panic=-1 bootserve_e2e=secureboot\n`);
   }
   mkdirSync(join(dir, 'machines'));
-  // The ARM64 machine picks its entry; the TFTP one loads its files over TFTP (for the measurement).
+  // Per-machine files: the ARM64 machine names its entry (its GRUB would pick it anyway: the
+  // kernel's CPU); two x64 machines load over GRUB's own http instead of TFTP (the stall test,
+  // and the TFTP vs HTTP measurement).
   writeFileSync(join(dir, 'machines', `${MACS.arm64.replaceAll(':', '-')}.grub.cfg`), 'set bootserve_entry=linux-arm64\n');
-  writeFileSync(join(dir, 'machines', `${MACS.tftp.replaceAll(':', '-')}.grub.cfg`), 'set bootserve_net="(tftp,${bootserve_server})"\n');
+  for (const mac of [MACS.stall, MACS.viaHttp]) writeFileSync(join(dir, 'machines', `${mac.replaceAll(':', '-')}.grub.cfg`), 'set bootserve_net="$bootserve_http"\n');
   return { dir, marker, payloadSha256: sha256(payload) };
 }
 
@@ -159,7 +162,7 @@ async function boot(
   const view = (): View => ({ serial: vm.serial.text, transfers: env.server.access.slice(since) });
   const side = during?.(vm, tap, view);
   const times: BootResult['times'] = [];
-  for (const stage of options.stages ?? stages(options.method, options.arch, env.folder, options.kernelOver ?? 'http')) {
+  for (const stage of options.stages ?? stages(options.method, options.arch, env.folder, options.kernelOver ?? (options.method === 'pxe' ? 'tftp' : 'http'))) {
     const deadline = Date.now() + stage.ms;
     for (;;) {
       if (stage.done(view())) break;
@@ -229,7 +232,7 @@ test('e2e-secureboot: bootserve --pxe --secure-boot boots OVMF/AAVMF with Secure
   t.diagnostic(`lab ${lab.id}: bootserve ${args.join(' ')}`);
   assert.match(banner, /Secure Boot for UEFI x64: shimx64\.efi \(from \S+shimx64\.efi\.signed\) → grubx64\.efi \(from \S+grubnetx64\.efi\.signed\)/, `the banner names the chain:\n${banner}`);
 
-  await t.test('1. x64 PXE: shimx64.efi → grubx64.efi → grub.cfg → signed kernel over HTTP → Linux with Secure Boot', { timeout: 240_000, ...picked('1') }, async (st) => {
+  await t.test('1. x64 PXE: shimx64.efi → grubx64.efi → grub.cfg → signed kernel over TFTP → Linux with Secure Boot', { timeout: 240_000, ...picked('1') }, async (st) => {
     const result = await boot(st, env, { arch: 'x64', method: 'pxe', mac: MACS.pxe });
     report(st, 'x64 PXE', result);
     checkGuest(env, result, MACS.pxe);
@@ -277,7 +280,7 @@ test('e2e-secureboot: bootserve --pxe --secure-boot boots OVMF/AAVMF with Secure
         vm.child.kill('SIGCONT');
       }
     };
-    const result = await boot(st, env, { arch: 'x64', method: 'pxe', mac: MACS.stall }, freeze);
+    const result = await boot(st, env, { arch: 'x64', method: 'pxe', mac: MACS.stall, kernelOver: 'http' }, freeze);
     report(st, 'x64 PXE with a stall', result);
     checkGuest(env, result, MACS.stall);
     assert.ok(froze, 'the kernel download finished before the guest could be frozen');
@@ -287,10 +290,11 @@ test('e2e-secureboot: bootserve --pxe --secure-boot boots OVMF/AAVMF with Secure
     assert.match(result.view().serial, /bootserve: kernel: try 1 of 5 failed, trying again/, 'grub.cfg did not report the retry');
   });
 
-  await t.test("5. x64 PXE with kernel and initrds over GRUB's TFTP (a per-machine grub.cfg), for the TFTP vs HTTP figures", { timeout: 300_000, ...picked('5') }, async (st) => {
-    const result = await boot(st, env, { arch: 'x64', method: 'pxe', mac: MACS.tftp, kernelOver: 'tftp' });
-    report(st, 'x64 PXE, GRUB over TFTP', result);
-    checkGuest(env, result, MACS.tftp);
+  await t.test("5. x64 PXE with kernel and initrds over GRUB's http (a per-machine grub.cfg), beside test 1's TFTP figures", { timeout: 300_000, ...picked('5') }, async (st) => {
+    const result = await boot(st, env, { arch: 'x64', method: 'pxe', mac: MACS.viaHttp, kernelOver: 'http' });
+    report(st, "x64 PXE, GRUB's http", result);
+    checkGuest(env, result, MACS.viaHttp);
+    assert.match(result.view().serial, /bootserve: ran machines\/52:54:00:5b:00:06\.grub\.cfg/, 'the per-machine file ran');
   });
 
   await t.test('6. ARM64 PXE (AAVMF): shimaa64.efi → grubaa64.efi → machines/<mac>.grub.cfg picks the arm64 kernel → Linux with Secure Boot', { timeout: 600_000, ...picked('6') }, async (st) => {

@@ -33,13 +33,14 @@ test('renderGrubMenu: a Linux entry loads the kernel with its cmdline, microcode
   assert.doesNotMatch(cfg, /insmod/, 'no module from the server: Secure Boot refuses them');
 });
 
-test('renderGrubMenu: HTTP for the GRUBs that have it, TFTP otherwise or when asked', () => {
+test('renderGrubMenu: files the way GRUB came ($root) by default; HTTP offered where this GRUB has it', () => {
   const entries = classifyEntries(files('vmlinuz'));
   const cfg = renderGrubMenu(entries, BASE);
-  assert.match(cfg, /set bootserve_net="\(tftp,\$\{bootserve_server\}\)"/);
-  assert.match(cfg, /if \[ "\$grub_cpu" = 'x86_64' \]; then set bootserve_net="\(http,\$\{bootserve_server\}:8080\)"; fi/);
-  assert.doesNotMatch(cfg, /'arm64'/);
-  assert.doesNotMatch(renderGrubMenu(entries, { ...BASE, transport: 'tftp' }), /\(http,/);
+  assert.match(cfg, /set bootserve_net="\(\$root\)"\nif \[ -z "\$root" \]; then set bootserve_net="\$bootserve_tftp"; fi/);
+  assert.match(cfg, /set bootserve_tftp="\(tftp,\$\{bootserve_server\}\)"/);
+  assert.match(cfg, /if \[ "\$grub_cpu" = 'x86_64' \]; then set bootserve_http="\(http,\$\{bootserve_server\}:8080\)"; fi/);
+  assert.doesNotMatch(cfg, /'arm64'/, 'that GRUB has no http');
+  assert.match(renderGrubMenu(entries, { ...BASE, transport: 'http' }), /if \[ -n "\$bootserve_http" \]; then set bootserve_net="\$bootserve_http"; fi/);
   // The server from the device GRUB came from, else the DHCP one.
   assert.match(cfg, /regexp --set=1:bootserve_server '\^\[a-z\]\+,\(\[\^:,\]\+\)' "\$root"/);
   assert.match(cfg, /set bootserve_server="\$net_default_server"/);

@@ -185,7 +185,7 @@ test('findBootFiles: iPXE and signed names behind one hook; grub/grub.cfg genera
   assert.ok(typeof cfg === 'string');
   const text = readFileSync(cfg, 'utf8');
   assert.match(text, /linux "\$\{bootserve_net\}"\/linux\/vmlinuz/);
-  assert.match(text, /if \[ "\$grub_cpu" = 'x86_64' \]; then set bootserve_net="\(http,\$\{bootserve_server\}:8080\)"; fi/);
+  assert.match(text, /if \[ "\$grub_cpu" = 'x86_64' \]; then set bootserve_http="\(http,\$\{bootserve_server\}:8080\)"; fi/);
   assert.doesNotMatch(text, /'arm64'/, 'no arm64 GRUB: no http line for it');
   assert.match(catalog.banner().join('\n'), /Secure Boot path for 1 machine\(s\)/);
 
@@ -279,7 +279,7 @@ test('app: --tftp --secure-boot serves shimx64.efi, grubx64.efi and a fresh grub
   assert.deepEqual((await download(app.port, '/shimx64.efi')).data, SIGNED);
   assert.deepEqual((await download(app.port, 'grubx64.efi', { blksize: 1024 })).data, SIGNED);
   const cfg = (await download(app.port, '/grub/grub.cfg', { blksize: 1024 })).data.toString();
-  assert.match(cfg, new RegExp(`\\(http,\\$\\{bootserve_server\\}:${httpPort}\\)`), 'the bound HTTP port');
+  assert.match(cfg, new RegExp(`bootserve_http="\\(http,\\$\\{bootserve_server\\}:${httpPort}\\)"`), 'the bound HTTP port');
   assert.match(cfg, /--id 'linux'/);
   // Anew on every request: a folder added since shows up.
   mkdirSync(join(app.root, 'other'));
