@@ -101,8 +101,8 @@ for arch in amd64 arm64; do
   install -m 0755 "$(find "$work/busybox/$arch" -path '*bin/busybox' | head -1)" "$work/busybox-$arch"
 done
 vmlinuz() { find "$work/root/boot" -name "vmlinuz-*-$1" | head -1; }
-cp "$(vmlinuz amd64)" "$work/vmlinuz-amd64"
-cp "$(vmlinuz arm64)" "$work/vmlinuz-arm64"
+# Hard links: the same bytes as root/boot/vmlinuz-*, under a name that does not change.
+for arch in amd64 arm64; do ln "$(vmlinuz "$arch")" "$work/vmlinuz-$arch" 2>/dev/null || cp "$(vmlinuz "$arch")" "$work/vmlinuz-$arch"; done
 for deb in "$work"/*.deb; do dpkg-deb -W --showformat='${Package} ${Version} ${Architecture}\n' "$deb"; done >"$work/VERSIONS"
 
 rm -rf "$dir/root" "$dir/VERSIONS"
@@ -110,4 +110,6 @@ mv "$work/root" "$dir/root"
 for f in vmlinuz-amd64 vmlinuz-arm64 busybox-amd64 busybox-arm64; do mv "$work/$f" "$dir/$f"; done
 mv "$work/VERSIONS" "$dir/VERSIONS"
 complete || { echo "secureboot-assets: a file is missing after unpacking (see $dir)" >&2; exit 1; }
+# The package lists (40 MB) are only needed to fetch again, which starts with an update anyway.
+rm -rf "$apt_dir/lists" "$apt_dir/cache"
 echo "secureboot-assets: $(paste -sd',' "$dir/VERSIONS") -> $dir"
