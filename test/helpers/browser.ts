@@ -1,0 +1,63 @@
+// A real browser for the operator page: Debian's chromium, headless, with a fresh profile in a
+// directory of the caller's (removed by the caller), nothing fetched but the page's own URLs.
+// Two runs, each bounded: the DOM once the page's script has re-rendered (--dump-dom with a
+// virtual time budget: timers run, fetches are waited for), and a screenshot.
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const CHROMIUM = 'chromium';
+
+const FLAGS = [
+  '--headless',
+  '--no-sandbox', // the tests run as root
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-extensions',
+  '--disable-default-apps',
+  '--hide-scrollbars',
+];
+
+export interface Browsed {
+  /** The DOM after the page's script ran, serialised. */
+  dom: string;
+  /** The screenshot's path (PNG). */
+  screenshot: string;
+}
+
+/** Run chromium once with `args`; resolves with its stdout, rejects past `ms` (and kills it). */
+function chromium(args: string[], profile: string, ms: number, cwd: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(CHROMIUM, [...FLAGS, `--user-data-dir=${profile}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`chromium ${args.join(' ')}: no result within ${ms} ms; stderr: ${err.slice(-1500)}`));
+    }, ms);
+    child.on('error', (e) => (clearTimeout(timer), reject(e)));
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`chromium ${args.join(' ')} exited ${code}; stderr: ${err.slice(-1500)}`));
+    });
+  });
+}
+
+/**
+ * Load `url` in headless chromium: its DOM after `budgetMs` of (virtual) time, then a screenshot
+ * at `screenshot` (1280 wide, `height` tall). The profile goes under `dir`.
+ */
+export async function browse(url: string, dir: string, screenshot: string, { budgetMs = 3000, height = 900, ms = 60_000 } = {}): Promise<Browsed> {
+  const profile = join(dir, 'chromium-profile');
+  mkdirSync(profile, { recursive: true });
+  const dom = await chromium([`--virtual-time-budget=${budgetMs}`, '--dump-dom', url], profile, ms, dir);
+  await chromium([`--virtual-time-budget=${budgetMs}`, `--screenshot=${screenshot}`, `--window-size=1280,${height}`, url], profile, ms, dir);
+  return { dom, screenshot };
+}
