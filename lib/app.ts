@@ -116,6 +116,7 @@ export function buildApp(options: AppOptions): App {
     files,
     bootMenu: config.bootMenu ? bootMenuFor(root, config, (m) => logger.error(m)) : undefined,
     ipxeFile: ipxe?.ipxeFile,
+    ipxeBinaries: ipxe?.external,
     admin: config.adminListen === undefined ? admin : undefined,
     shuttingDown,
   });

@@ -2,7 +2,7 @@
 // the page in a real browser (headless chromium) over a bootserve built by the production builder.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -128,28 +128,34 @@ test('the page is bounded: the latest machines, and a count of the rest', () => 
   assert.match(renderFleet(d), /and 117 more machines/);
 });
 
-test("the page's script is the renderer itself: it runs alone and draws the same picture", async () => {
-  const d = data();
-  const page = fleetPage(d);
-  assert.match(page, /<noscript><meta http-equiv="refresh"/);
-  assert.match(page, /<link rel="icon" href="data:,">/, 'no /favicon.ico request from this page');
-  const script = /<script>([\s\S]*)<\/script>/.exec(page)?.[1] ?? '';
-  const main = { innerHTML: '', attributes: {} as Record<string, string>, setAttribute(k: string, v: string) { this.attributes[k] = v; } };
-  const urls: string[] = [];
-  const sandbox = {
-    document: { getElementById: () => main, body: { classList: { add() {}, remove() {} } } },
-    fetch: async (url: string) => (urls.push(url), { ok: true, json: async () => JSON.parse(JSON.stringify(url.startsWith('/-/status') ? d.status : d.machines)) }),
-    setInterval: () => 0,
-    Promise,
-    Intl,
-    Date,
-  };
-  runInNewContext(script, sandbox, { timeout: 2000 });
-  for (let i = 0; i < 20 && main.attributes['data-rendered'] !== 'browser'; i++) await sleep(10);
-  assert.deepEqual(urls, ['/-/status', '/-/machines?limit=50']);
-  assert.equal(main.attributes['data-rendered'], 'browser');
-  assert.equal(main.innerHTML, renderFleet(d), 'the browser draws what the server drew');
-});
+// The build (tsc, dist/) is what runs in production; the tests run the source through tsx.
+for (const build of ['source', 'dist'] as const) {
+  test(`the page's script is the renderer itself: it runs alone and draws the same picture (${build})`, async (t) => {
+    const dist = new URL('../dist/admin/fleet.js', import.meta.url);
+    if (build === 'dist' && !existsSync(dist)) return t.skip('not built (npm run build)');
+    const fleet = (build === 'dist' ? await import(dist.href) : { fleetPage, renderFleet }) as { fleetPage: typeof fleetPage; renderFleet: typeof renderFleet };
+    const d = data();
+    const page = fleet.fleetPage(d);
+    assert.match(page, /<noscript><meta http-equiv="refresh"/);
+    assert.match(page, /<link rel="icon" href="data:,">/, 'no /favicon.ico request from this page');
+    const script = /<script>([\s\S]*)<\/script>/.exec(page)?.[1] ?? '';
+    const main = { innerHTML: '', attributes: {} as Record<string, string>, setAttribute(k: string, v: string) { this.attributes[k] = v; } };
+    const urls: string[] = [];
+    const sandbox = {
+      document: { getElementById: () => main, body: { classList: { add() {}, remove() {} } } },
+      fetch: async (url: string) => (urls.push(url), { ok: true, json: async () => JSON.parse(JSON.stringify(url.startsWith('/-/status') ? d.status : d.machines)) }),
+      setInterval: () => 0,
+      Promise,
+      Intl,
+      Date,
+    };
+    runInNewContext(script, sandbox, { timeout: 2000 });
+    for (let i = 0; i < 20 && main.attributes['data-rendered'] !== 'browser'; i++) await sleep(10);
+    assert.deepEqual(urls, ['/-/status', '/-/machines?limit=50']);
+    assert.equal(main.attributes['data-rendered'], 'browser');
+    assert.equal(main.innerHTML, fleet.renderFleet(d), 'the browser draws what the server drew');
+  });
+}
 
 test('in a real browser: /-/ draws the fleet from a running bootserve and keeps it current', { timeout: 120_000 }, async (t) => {
   if (!need(t, CHROMIUM, 'chromium')) return;

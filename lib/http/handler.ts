@@ -1,6 +1,7 @@
 // The request path, top to bottom: the open-file cache, or resolve → open and stat → decide
 // status and headers → send the body through the stall-guarded loop → record the outcome.
 import { read } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import type { Transfers } from '../observe/transfers.js';
 import { fileError, openRegular, parseRequestPath, resolveInRoot } from '../paths.js';
 import { evaluatePreconditions, ifRangeAllows } from './conditional.js';
 import { FileCache, OpenFile, SMALL_FILE } from './filecache.js';
-import { readListing, renderListingHtml, wantsJson } from './listing.js';
+import { readListing, renderListingHtml, wantsJson, type ListingEntry } from './listing.js';
 import { multipartBody } from './multipart.js';
 import type { AckWatcher } from './progress.js';
 import { parseRange } from './range.js';
@@ -43,6 +44,8 @@ export interface Context {
   shuttingDown: () => boolean;
   /** iPXE binaries from outside the root (e.g. /usr/lib/ipxe), by request name; see netboot/ipxe.ts. */
   ipxeFile?: ((name: string) => string | undefined) | undefined;
+  /** Those binaries by name (ipxe/snponly.efi), for a listing of ipxe/. */
+  ipxeBinaries?: (() => { name: string; path: string }[]) | undefined;
   /** Whether shutdown destroyed this socket when its grace ended (set by the server). */
   cutByShutdown?: ((socket: Socket) => boolean) | undefined;
   /** The open-file cache (undefined: every request opens its file, and closes it after). */
@@ -136,7 +139,12 @@ async function decideFromDisk(req: IncomingMessage, ctx: Context, root: string, 
     const real = inRoot ?? ctx.ipxeFile?.(segments.join('/')) ?? null;
     if (real === null) {
       const isMenu = segments.length === 1 && segments[0] === 'boot.ipxe';
-      return isMenu && ctx.bootMenu ? textReply(200, await ctx.bootMenu(), {}, 'generated') : textReply(404, 'Not Found');
+      if (isMenu && ctx.bootMenu) return textReply(200, await ctx.bootMenu(), {}, 'generated');
+      // A browser asks for its icon on every page: "nothing", rather than a 404 in the log.
+      if (segments.length === 1 && segments[0] === 'favicon.ico') return { status: 204, headers: { 'Cache-Control': 'max-age=86400' }, parts: [] };
+      // The root has no ipxe/, yet ipxe/snponly.efi is served (from the system's package): list those.
+      if (isIpxeDir(segments) && (ctx.ipxeBinaries?.().length ?? 0) > 0) return directoryReply(req, ctx, root, null, trailingSlash);
+      return textReply(404, 'Not Found');
     }
     const opened = await openFile(real, files);
     if (opened instanceof OpenFile) {
@@ -146,7 +154,7 @@ async function decideFromDisk(req: IncomingMessage, ctx: Context, root: string, 
       return await fileReply(req, opened, files, path, ctx.engine);
     }
     if (opened !== 'directory') return textReply(404, 'Not Found');
-    return directoryReply(req, ctx, root, real, trailingSlash || segments.length === 0);
+    return directoryReply(req, ctx, root, real, trailingSlash || segments.length === 0, isIpxeDir(segments));
   } catch (err) {
     return errorReply(err, ctx.logger, url);
   }
@@ -259,7 +267,10 @@ async function smallBody(parts: BodyPart[], file: OpenFile, files: FileCache, pa
   return undefined;
 }
 
-async function directoryReply(req: IncomingMessage, ctx: Context, root: string, dir: string, trailingSlash: boolean): Promise<Reply> {
+const isIpxeDir = (segments: string[]) => segments.length === 1 && segments[0] === 'ipxe';
+
+/** A listing of `dir` (null: a directory the root lacks); ipxe/ also lists the binaries served from elsewhere. */
+async function directoryReply(req: IncomingMessage, ctx: Context, root: string, dir: string | null, trailingSlash: boolean, ipxe = dir === null): Promise<Reply> {
   const url = req.url ?? '/';
   if (!trailingSlash) {
     // Relative links in a listing only work below "/dir/"; keep the query string.
@@ -268,10 +279,27 @@ async function directoryReply(req: IncomingMessage, ctx: Context, root: string, 
     return textReply(301, 'Moved Permanently', { Location: location });
   }
   if (!ctx.options.listing) return textReply(404, 'Not Found');
-  const entries = await readListing(root, dir, ctx.options.dotfiles);
+  const entries = dir === null ? [] : await readListing(root, dir, ctx.options.dotfiles);
+  if (ipxe) {
+    entries.push(...(await ipxeEntries(ctx, entries)));
+    entries.sort((a, b) => (a.type === b.type ? a.name.localeCompare(b.name) : a.type === 'directory' ? -1 : 1));
+  }
   if (wantsJson(req.headers.accept)) return bodyReply(200, JSON.stringify(entries) + '\n', 'application/json', { Vary: 'Accept' });
   const pathOnly = decodeURIComponent((url.split('?')[0] as string));
   return bodyReply(200, renderListingHtml(pathOnly, entries), 'text/html; charset=utf-8', { Vary: 'Accept' });
+}
+
+/** The iPXE binaries served from outside the root that `entries` (the root's ipxe/) lacks, as listing entries. */
+async function ipxeEntries(ctx: Context, entries: ListingEntry[]): Promise<ListingEntry[]> {
+  const have = new Set(entries.map((e) => e.name));
+  const extra: ListingEntry[] = [];
+  for (const { name, path } of ctx.ipxeBinaries?.() ?? []) {
+    const base = name.slice('ipxe/'.length);
+    if (have.has(base)) continue;
+    const s = await stat(path).catch(() => null);
+    if (s?.isFile()) extra.push({ name: base, type: 'file', size: s.size, mtime: s.mtime.toISOString() });
+  }
+  return extra;
 }
 
 /** Map a file-system error to an answer; only the unexpected ones are worth a log line. */

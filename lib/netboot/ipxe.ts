@@ -76,6 +76,8 @@ export interface IpxeCatalog {
    * `/` is ignored.
    */
   ipxeFile(name: string): string | undefined;
+  /** The binaries `ipxeFile` serves from outside the root, by name: a listing of ipxe/ shows them. */
+  external(): { name: string; path: string }[];
   /** One line per firmware: which file it gets from where, or exactly what is missing. */
   banner(): string[];
 }
@@ -130,6 +132,7 @@ export function findIpxeBinaries(options: CatalogOptions): IpxeCatalog {
   return {
     binaryFor: (firmware) => found.get(firmware),
     ipxeFile: (name) => byName.get(name.replace(/^\/+/, '')),
+    external: () => [...byName].map(([name, path]) => ({ name, path })),
     banner: () =>
       (Object.keys(CANDIDATES) as Firmware[]).map((firmware) => {
         const b = found.get(firmware);
