@@ -13,12 +13,9 @@ import { fleetPage, humanBytes, humanDuration, plural, renderFleet, type FleetDa
 import type { DhcpRecord, HttpRecord, TftpRecord } from '../lib/observe/log.js';
 import { Machines } from '../lib/observe/machines.js';
 import { stageOf } from '../lib/observe/stages.js';
-import { browse, CHROMIUM } from './helpers/browser.js';
+import { ARTIFACTS, browse, CHROMIUM } from './helpers/browser.js';
 import { fetch, startServer } from './helpers/server.js';
 import { need } from './helpers/tools.js';
-
-/** Where screenshots are kept for CI (the only thing the tests leave in the temp directory). */
-export const ARTIFACTS = join(tmpdir(), 'bootserve-e2e-artifacts');
 
 const at = (secondsAgo: number, now = Date.now()) => new Date(now - secondsAgo * 1000).toISOString();
 const dhcp = (r: Partial<DhcpRecord>): DhcpRecord => ({ protocol: 'dhcp', time: at(0), client: '0.0.0.0', mac: '52:54:00:00:00:0a', port: 67, message: 'DISCOVER', xid: '0x1', arch: 7, answer: 'offer', kind: 'uefi-pxe', ...r });

@@ -152,3 +152,15 @@ test('where a boot stands: booting, waiting when quiet, done once kernel and ini
   assert.deepEqual(Object.keys(again?.timeline ?? {}), ['dhcp']);
   assert.equal(again?.steps.length, 7, 'the history stays');
 });
+
+test("a NIC whose own firmware is iPXE (QEMU's ROM): its DHCP starts the boot and fills the DHCP column", () => {
+  const m = new Machines();
+  m.observe(dhcp({ kind: 'ipxe', arch: 0, bootFile: 'http://198.18.0.2:8080/boot.ipxe' }));
+  m.observe(dhcp({ client: '198.18.0.10', kind: 'ipxe', arch: 0, port: 4011, message: 'REQUEST', answer: 'ack', bootFile: 'http://198.18.0.2:8080/boot.ipxe' }));
+  m.observe(http({}));
+  const [machine] = m.list();
+  assert.equal(machine?.firmware, 'ipxe');
+  assert.equal(machine?.timeline.dhcp?.step, 'iPXE: boot file sent on 4011');
+  m.observe(dhcp({ kind: 'ipxe', arch: 0 }));
+  assert.deepEqual(Object.keys(m.list()[0]?.timeline ?? {}), ['dhcp'], 'its next DISCOVER is a new boot');
+});

@@ -146,8 +146,9 @@ export class Machines {
       m.arch = r.arch;
     }
     m.arch ??= r.arch;
-    // iPXE's own request is part of the boot it continues, not the start of a new one.
-    const stage: Stage = r.kind === 'ipxe' ? 'other' : 'dhcp';
+    // iPXE's request is part of the boot it continues, not the start of a new one; unless iPXE
+    // is the machine's own firmware (a NIC's iPXE ROM, as in QEMU).
+    const stage: Stage = r.kind === 'ipxe' && m.firmware !== 'ipxe' ? 'other' : 'dhcp';
     const file = r.bootFile ? { file: r.bootFile } : {};
     const step =
       r.answer === 'ignored'

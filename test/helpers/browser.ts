@@ -4,9 +4,17 @@
 // virtual time budget: timers run, fetches are waited for), and a screenshot.
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const CHROMIUM = 'chromium';
+
+/**
+ * Where the tests keep their screenshots for CI: ${TMPDIR:-/tmp}/bootserve-e2e-artifacts/ (the one
+ * thing they leave in the temp directory, on purpose). operator-page.png: the e2e PXE boot's;
+ * operator-page-fed.png: test/admin-page.test.ts's.
+ */
+export const ARTIFACTS = join(tmpdir(), 'bootserve-e2e-artifacts');
 
 const FLAGS = [
   '--headless',
@@ -30,9 +38,10 @@ export interface Browsed {
 }
 
 /** Run chromium once with `args`; resolves with its stdout, rejects past `ms` (and kills it). */
-function chromium(args: string[], profile: string, ms: number, cwd: string): Promise<string> {
+function chromium(args: string[], profile: string, ms: number, cwd: string, wrap: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(CHROMIUM, [...FLAGS, `--user-data-dir=${profile}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd });
+    const command = [...wrap, CHROMIUM, ...FLAGS, `--user-data-dir=${profile}`, ...args];
+    const child = spawn(command[0] as string, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -50,14 +59,26 @@ function chromium(args: string[], profile: string, ms: number, cwd: string): Pro
   });
 }
 
+export interface BrowseOptions {
+  /** Virtual time the page runs before the DOM is taken (its script re-renders at once, then every 2 s). */
+  budgetMs?: number;
+  /** The screenshot's height; 1280 wide. */
+  height?: number;
+  /** Bound on each chromium run. */
+  ms?: number;
+  /** A command prefix, e.g. `ip netns exec NS` to browse inside a lab's namespace. */
+  wrap?: string[];
+}
+
 /**
  * Load `url` in headless chromium: its DOM after `budgetMs` of (virtual) time, then a screenshot
- * at `screenshot` (1280 wide, `height` tall). The profile goes under `dir`.
+ * at `screenshot`. The profile goes under `dir`, which the caller removes.
  */
-export async function browse(url: string, dir: string, screenshot: string, { budgetMs = 3000, height = 900, ms = 60_000 } = {}): Promise<Browsed> {
+export async function browse(url: string, dir: string, screenshot: string, options: BrowseOptions = {}): Promise<Browsed> {
+  const { budgetMs = 3000, height = 900, ms = 60_000, wrap = [] } = options;
   const profile = join(dir, 'chromium-profile');
   mkdirSync(profile, { recursive: true });
-  const dom = await chromium([`--virtual-time-budget=${budgetMs}`, '--dump-dom', url], profile, ms, dir);
-  await chromium([`--virtual-time-budget=${budgetMs}`, `--screenshot=${screenshot}`, `--window-size=1280,${height}`, url], profile, ms, dir);
+  const dom = await chromium([`--virtual-time-budget=${budgetMs}`, '--dump-dom', url], profile, ms, dir, wrap);
+  await chromium([`--virtual-time-budget=${budgetMs}`, `--screenshot=${screenshot}`, `--window-size=1280,${height}`, url], profile, ms, dir, wrap);
   return { dom, screenshot };
 }
