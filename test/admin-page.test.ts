@@ -32,7 +32,8 @@ function feed(m: { observe: Machines['observe'] }, now = Date.now()): void {
   m.observe(http({ ...a, time: at(35, now) }));
   m.observe(http({ ...a, time: at(35, now), path: '/machines/52-54-00-00-00-0a.ipxe', status: 404, bytesSent: 9, bytesDue: 9 }));
   m.observe(http({ ...a, time: at(33, now), path: '/debian/vmlinuz', bytesSent: 31_457_280, bytesDue: 31_457_280, durationMs: 2600 }));
-  m.observe(http({ ...a, time: at(30, now), path: '/debian/initrd.gz', bytesSent: 41_943_040, bytesDue: 41_943_040, durationMs: 3100 }));
+  m.observe(http({ ...a, time: at(31, now), path: '/debian/initrd.gz', bytesSent: 41_943_040, bytesDue: 41_943_040, durationMs: 3100 }));
+  m.observe(http({ ...a, time: at(30, now), path: '/debian/firmware.cpio.gz', bytesSent: 4_194_304, bytesDue: 4_194_304, durationMs: 400 }));
 
   m.observe(dhcp({ time: at(20, now), mac: '52:54:00:00:00:0b', arch: 11, answer: 'ignored', kind: undefined, reason: 'no-boot-file', detail: 'no iPXE binary for efi-arm64' }));
   m.observe(dhcp({ time: at(19, now), mac: '52:54:00:00:00:99', arch: null, answer: 'ignored', kind: undefined, reason: 'not-pxe', detail: 'no PXEClient vendor class' }));
@@ -103,6 +104,7 @@ test('the picture: states counted, timelines in order, failures in red with the 
   assert.deepEqual([...done.matchAll(/data-stage="([a-z-]+)"/g)].map((x) => x[1]), ['dhcp', 'boot-program', 'script', 'kernel', 'initrd']);
   assert.match(done, /class="step ok" data-stage="kernel">.*?vmlinuz.*?over HTTP · complete.*?30\.0 MiB in 2\.6 s · 11\.5 MiB\/s/);
   assert.match(done, /data-stage="boot-program">.*?over TFTP · complete/, 'the size probe before it is no failure');
+  assert.match(done, /data-stage="initrd">.*?initrd\.gz \+ firmware\.cpio\.gz.*?4\.0 MiB in 400 ms/, 'two initrds: both named');
   assert.match(done, /class="step ok" data-stage="script">.*?boot\.ipxe/, 'the missing machine script does not hide the boot script');
   const ignored = card('52:54:00:00:00:0b');
   assert.match(ignored, /class="badge failed"/);
@@ -164,7 +166,7 @@ test('in a real browser: /-/ draws the fleet from a running bootserve and keeps 
     feed(s.app.machines);
     s.app.machines.observe(dhcp({ client: '127.0.0.1', mac: '52:54:00:00:00:0d', port: 4011, message: 'REQUEST', answer: 'ack', bootFile: 'ipxe/snponly.efi' }));
     assert.equal((await fetch(`${s.url}/boot.ipxe`)).status, 200);
-    assert.equal((await fetch(`${s.url}/favicon.ico`)).status, 404);
+    assert.equal((await fetch(`${s.url}/favicon.ico`)).status, 204);
     // A kernel download that reads nothing: running, then stalled at the window's end.
     socket.pause();
     socket.on('error', () => {});

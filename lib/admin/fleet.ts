@@ -152,6 +152,7 @@ export function renderFleet(data: FleetData): string {
   const machineCard = (m: MachineView) => {
     const running = s.active.filter((t) => m.address !== null && t.client === m.address);
     const state = running.length > 0 && m.state !== 'failed' ? 'booting' : m.state;
+    const boot = m.steps.filter((x) => Date.parse(x.time) >= Date.parse(m.bootStartedAt));
     const cells = columns.map(([stage, label]) => {
       const live = running.find((t) => stageOf(t.path).stage === stage);
       const step = m.timeline[stage as keyof MachineView['timeline']];
@@ -162,8 +163,19 @@ export function renderFleet(data: FleetData): string {
           `<span class="how">over ${live.protocol.toUpperCase()}</span><span class="figures">${progressOf(live)}</span></li>`
         );
       }
-      if (!step) return `<li class="step pending" data-stage="${stage}">${head('')}<span class="how">not yet</span></li>`;
-      const what = step.file !== undefined ? fileCell(step.file) : `<span class="file">${esc(step.step)}</span>`;
+      if (!step) {
+        // A NIC whose firmware is iPXE (QEMU's ROM, a flashed card) goes straight to the script.
+        const skip = stage === 'boot-program' && m.firmware === 'ipxe' && m.timeline.script !== undefined;
+        return `<li class="step pending" data-stage="${stage}">${head('')}<span class="how">${skip ? 'none needed: the firmware is iPXE' : 'not yet'}</span></li>`;
+      }
+      // Several files for one step (two initrds): every name, the last one's figures.
+      const names = [...new Set(boot.filter((x) => x.stage === stage && x.result === 'ok' && x.file !== undefined).map((x) => name(x.file as string)))];
+      const what =
+        step.file === undefined
+          ? `<span class="file">${esc(step.step)}</span>`
+          : step.result === 'ok' && names.length > 1
+            ? `<span class="file" title="${esc(names.join(', '))}">${esc(names.join(' + '))}</span>`
+            : fileCell(step.file);
       const over = step.protocol === 'dhcp' ? (step.file !== undefined ? esc(step.step) : '') : `over ${step.protocol.toUpperCase()}`;
       const outcome = step.result === 'failed' ? `<span class="reason">${esc(step.outcome)}</span>` : esc(step.outcome);
       return (
@@ -173,7 +185,7 @@ export function renderFleet(data: FleetData): string {
     });
     const error = m.state === 'failed' && m.lastError ? m.lastError : null;
     const why = error ? `<p class="why">✗ ${esc(error.step)}${error.file ? ` <code>${esc(error.file)}</code>` : ''}: ${esc(error.outcome)} (${clock(error.time, now)})</p>` : '';
-    const others = m.steps.filter((x) => x.stage === 'other' && Date.parse(x.time) >= Date.parse(m.bootStartedAt));
+    const others = boot.filter((x) => x.stage === 'other');
     const extra = others.length
       ? `<p class="others">also: ${others
           .slice(-4)
@@ -206,13 +218,15 @@ export function renderFleet(data: FleetData): string {
       : `<table><tr><th>Over</th><th>Client</th><th>What</th><th>File</th><th>Progress</th><th>Running for</th></tr>${activeRows.join('')}</table>`);
 
   const recentRows = s.recent.slice(0, recentShown).map((t) => {
-    const noise = stageOf(t.path).what === 'browser noise';
+    const what = stageOf(t.path).what;
+    // Expected misses in grey: a browser's icon, a machine without a script of its own.
+    const noise = what === 'browser noise' || (what === 'machine script' && t.status === 404);
     const failed = !noise && (t.outcome !== 'complete' || (t.status !== undefined && t.status >= 400));
     const result = t.status !== undefined && t.status >= 400 ? `${t.status}` : t.outcome;
     const step: BootStep = { time: t.finishedAt, protocol: t.protocol, stage: 'other', step: '', outcome: result, result: failed ? 'failed' : 'ok', bytes: t.bytesSent, size: t.bytesDue, durationMs: t.durationMs };
     return (
       `<tr class="${noise ? 'noise' : failed ? 'failed' : 'ok'}"><td>${clock(t.finishedAt, now)}</td><td>${t.protocol.toUpperCase()}</td><td>${esc(t.client)}</td>` +
-      `<td>${esc(stageOf(t.path).what)}</td><td>${fileCell(t.path)}</td><td class="result">${esc(result)}${t.detail ? ` <small>${esc(t.detail)}</small>` : ''}</td><td>${stepFigures(step)}</td></tr>`
+      `<td>${esc(what)}</td><td>${fileCell(t.path)}</td><td class="result">${esc(result)}${t.detail ? ` <small>${esc(t.detail)}</small>` : ''}</td><td>${stepFigures(step)}</td></tr>`
     );
   });
   const hidden = s.recent.length - recentRows.length;
@@ -257,7 +271,8 @@ h1{margin:0;font-size:1.4em}h1 small{color:#888;font-weight:normal}h2{font-size:
 .still{color:#a60;font-weight:600}progress{width:6em;vertical-align:middle}
 table{border-collapse:collapse;background:#fff}td,th{padding:2px 8px;text-align:left;border-bottom:1px solid #eee}
 tr.failed td.result{color:#b00;font-weight:600}.empty,.more{color:#777}footer{margin-top:1.5em;color:#888;font-size:.85em}
-body.stale main{opacity:.6}`;
+body.stale main{opacity:.6}#offline{display:none;position:fixed;top:0;right:0;margin:.5em;padding:.3em .8em;border-radius:5px;background:#c00;color:#fff}
+body.stale #offline{display:block}`;
 
 /** The page: the first picture rendered here, then refreshed by its script (no full reload). */
 export function fleetPage(data: FleetData): string {
@@ -288,7 +303,8 @@ export function fleetPage(data: FleetData): string {
 <title>bootserve</title><link rel="icon" href="data:,">
 <noscript><meta http-equiv="refresh" content="5"></noscript>
 <style>${STYLE}</style></head>
-<body><main id="fleet" data-rendered="server">${renderFleet(data)}</main>
+<body><p id="offline" role="status">bootserve does not answer: showing the last picture, trying again every 2 s</p>
+<main id="fleet" data-rendered="server">${renderFleet(data)}</main>
 <script>${script.replace(/<\//g, '<\\/')}</script>
 </body></html>
 `;
