@@ -117,7 +117,7 @@ test('the picture: states counted, timelines in order, failures in red with the 
   assert.match(stalled, /class="step failed" data-stage="kernel">.*?over HTTP · <span class="reason">stalled.*?5\.0 MiB of 30\.0 MiB in 10\.4 s/);
   assert.doesNotMatch(stalled, /favicon/, 'browser noise is not a step');
   assert.doesNotMatch(html, /52:54:00:00:00:99/);
-  assert.match(html, /<td>kernel<\/td>.*?<td class="result">stalled<\/td><td>5\.0 MiB of 30\.0 MiB in 10\.4 s/, 'finished transfers in the same human figures');
+  assert.match(html, /<td>kernel<\/td>.*?<span class="result">stalled<\/span><\/td><td>5\.0 MiB of 30\.0 MiB in 10\.4 s/, 'finished transfers in the same human figures');
   assert.match(html, /<time datetime="2026-12-05T20:59:59\.000Z"/, 'times carry their ISO form for the browser');
 });
 

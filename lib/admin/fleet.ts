@@ -95,7 +95,9 @@ export function ago(iso: string, now: string): string {
 /** The firmware that started the boot, and its architecture (option 93): "UEFI PXE x64". */
 export function firmwareLabel(m: Pick<MachineView, 'firmware' | 'arch'>): string {
   const kinds: Record<string, string> = { 'bios-pxe': 'BIOS PXE', 'uefi-pxe': 'UEFI PXE', 'uefi-http': 'UEFI HTTP Boot', ipxe: 'iPXE' };
-  const arches: Record<string, string> = { 0: 'x86', 6: 'IA32', 7: 'x64', 9: 'x64', 10: 'ARM32', 11: 'ARM64', 15: 'IA32', 16: 'x64', 18: 'ARM32', 19: 'ARM64' };
+  const arches: Record<string, string> = {
+    0: 'x86', 6: 'IA32', 7: 'x64', 9: 'x64', 10: 'ARM32', 11: 'ARM64', 15: 'IA32', 16: 'x64', 18: 'ARM32', 19: 'ARM64',
+  };
   const kind = m.firmware === null ? '' : (kinds[m.firmware] ?? m.firmware);
   const arch = m.arch === null ? '' : (arches[m.arch] ?? `arch ${m.arch}`);
   return [kind, arch].filter((x) => x !== '').join(' ') || 'firmware unknown';
@@ -112,11 +114,17 @@ export function stepFigures(step: BootStep): string {
 
 /** A running transfer's progress: bar, percent, "12.0 of 30.0 MiB", rate, and a warning when it stands still. */
 export function progressOf(t: ActiveView): string {
-  const still = t.secondsSinceProgress >= 2 ? ` <span class="still">no progress for ${humanDuration(t.secondsSinceProgress * 1000)}</span>` : '';
+  const stillFor = humanDuration(t.secondsSinceProgress * 1000);
+  const still = t.secondsSinceProgress >= 2 ? ` <span class="still">no progress for ${stillFor}</span>` : '';
   return (
     `<progress max="100" value="${t.percent}"></progress> ${t.percent.toFixed(1)}% · ` +
     `${humanBytes(t.bytesSent)} of ${humanBytes(t.bytesDue)} · ${humanRate(t.bytesPerSecond)}${still}`
   );
+}
+
+/** One table row of `cells` (HTML already), as <td> or <th>. */
+export function row(cells: string[], tag: 'td' | 'th', className = ''): string {
+  return `<tr${className ? ` class="${className}"` : ''}>${cells.map((c) => `<${tag}>${c}</${tag}>`).join('')}</tr>`;
 }
 
 /** The whole picture, as the HTML inside <main id="fleet">. */
@@ -166,10 +174,12 @@ export function renderFleet(data: FleetData): string {
       if (!step) {
         // A NIC whose firmware is iPXE (QEMU's ROM, a flashed card) goes straight to the script.
         const skip = stage === 'boot-program' && m.firmware === 'ipxe' && m.timeline.script !== undefined;
-        return `<li class="step pending" data-stage="${stage}">${head('')}<span class="how">${skip ? 'none needed: the firmware is iPXE' : 'not yet'}</span></li>`;
+        const how = skip ? 'none needed: the firmware is iPXE' : 'not yet';
+        return `<li class="step pending" data-stage="${stage}">${head('')}<span class="how">${how}</span></li>`;
       }
       // Several files for one step (two initrds): every name, the last one's figures.
-      const names = [...new Set(boot.filter((x) => x.stage === stage && x.result === 'ok' && x.file !== undefined).map((x) => name(x.file as string)))];
+      const fetched = boot.filter((x) => x.stage === stage && x.result === 'ok' && x.file !== undefined);
+      const names = [...new Set(fetched.map((x) => name(x.file as string)))];
       const what =
         step.file === undefined
           ? `<span class="file">${esc(step.step)}</span>`
@@ -184,7 +194,8 @@ export function renderFleet(data: FleetData): string {
       );
     });
     const error = m.state === 'failed' && m.lastError ? m.lastError : null;
-    const why = error ? `<p class="why">✗ ${esc(error.step)}${error.file ? ` <code>${esc(error.file)}</code>` : ''}: ${esc(error.outcome)} (${clock(error.time, now)})</p>` : '';
+    const where = error?.file ? ` <code>${esc(error.file)}</code>` : '';
+    const why = error ? `<p class="why">✗ ${esc(error.step)}${where}: ${esc(error.outcome)} (${clock(error.time, now)})</p>` : '';
     const others = boot.filter((x) => x.stage === 'other');
     const extra = others.length
       ? `<p class="others">also: ${others
@@ -204,18 +215,17 @@ export function renderFleet(data: FleetData): string {
   const machines =
     `<h2>Machines</h2>` +
     (data.machines.length === 0 ? `<p class="empty">No machine has asked yet.</p>` : data.machines.map(machineCard).join('')) +
-    (rest > 0 ? `<p class="more">and ${plural(rest, 'more machine')}, oldest last: all of them in <a href="/-/machines">/-/machines</a></p>` : '');
+    (rest > 0 ? `<p class="more">and ${plural(rest, 'more machine')}: all of them in <a href="/-/machines">/-/machines</a></p>` : '');
 
-  const activeRows = s.active.map(
-    (t) =>
-      `<tr><td>${t.protocol.toUpperCase()}</td><td>${esc(t.client)}</td><td>${esc(stageOf(t.path).what)}</td><td>${fileCell(t.path)}</td>` +
-      `<td>${progressOf(t)}</td><td>${humanDuration(t.seconds * 1000)}</td></tr>`,
-  );
+  const activeRows = s.active.map((t) => {
+    const cells = [t.protocol.toUpperCase(), esc(t.client), esc(stageOf(t.path).what), fileCell(t.path), progressOf(t)];
+    return row([...cells, humanDuration(t.seconds * 1000)], 'td');
+  });
   const active =
     `<h2>Running transfers</h2>` +
     (activeRows.length === 0
       ? `<p class="empty">None.</p>`
-      : `<table><tr><th>Over</th><th>Client</th><th>What</th><th>File</th><th>Progress</th><th>Running for</th></tr>${activeRows.join('')}</table>`);
+      : `<table>${row(['Over', 'Client', 'What', 'File', 'Progress', 'Running for'], 'th')}${activeRows.join('')}</table>`);
 
   const recentRows = s.recent.slice(0, recentShown).map((t) => {
     const what = stageOf(t.path).what;
@@ -223,18 +233,21 @@ export function renderFleet(data: FleetData): string {
     const noise = what === 'browser noise' || (what === 'machine script' && t.status === 404);
     const failed = !noise && (t.outcome !== 'complete' || (t.status !== undefined && t.status >= 400));
     const result = t.status !== undefined && t.status >= 400 ? `${t.status}` : t.outcome;
-    const step: BootStep = { time: t.finishedAt, protocol: t.protocol, stage: 'other', step: '', outcome: result, result: failed ? 'failed' : 'ok', bytes: t.bytesSent, size: t.bytesDue, durationMs: t.durationMs };
-    return (
-      `<tr class="${noise ? 'noise' : failed ? 'failed' : 'ok'}"><td>${clock(t.finishedAt, now)}</td><td>${t.protocol.toUpperCase()}</td><td>${esc(t.client)}</td>` +
-      `<td>${esc(what)}</td><td>${fileCell(t.path)}</td><td class="result">${esc(result)}${t.detail ? ` <small>${esc(t.detail)}</small>` : ''}</td><td>${stepFigures(step)}</td></tr>`
-    );
+    const step: BootStep = {
+      ...{ time: t.finishedAt, protocol: t.protocol, stage: 'other', step: '', outcome: result, result: failed ? 'failed' : 'ok' },
+      ...{ bytes: t.bytesSent, size: t.bytesDue, durationMs: t.durationMs },
+    };
+    const detail = t.detail ? ` <small>${esc(t.detail)}</small>` : '';
+    const outcome = `<span class="result">${esc(result)}</span>${detail}`;
+    const cells = [clock(t.finishedAt, now), t.protocol.toUpperCase(), esc(t.client), esc(what), fileCell(t.path), outcome, stepFigures(step)];
+    return row(cells, 'td', noise ? 'noise' : failed ? 'failed' : 'ok');
   });
   const hidden = s.recent.length - recentRows.length;
   const recent =
     `<h2>Finished transfers</h2>` +
     (recentRows.length === 0
       ? `<p class="empty">None yet.</p>`
-      : `<table><tr><th>Finished</th><th>Over</th><th>Client</th><th>What</th><th>File</th><th>Result</th><th>Sent</th></tr>${recentRows.join('')}</table>`) +
+      : `<table>${row(['Finished', 'Over', 'Client', 'What', 'File', 'Result', 'Sent'], 'th')}${recentRows.join('')}</table>`) +
     (hidden > 0 ? `<p class="more">and ${hidden} earlier in <a href="/-/status">/-/status</a></p>` : '');
 
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -243,7 +256,7 @@ export function renderFleet(data: FleetData): string {
 }
 
 /** The functions the browser needs, as source text, in an order where each is declared before use. */
-const SHARED = [esc, humanBytes, humanRate, humanDuration, plural, clock, ago, firmwareLabel, stepFigures, progressOf, stageOf, renderFleet];
+const SHARED = [esc, humanBytes, humanRate, humanDuration, plural, clock, ago, firmwareLabel, stepFigures, progressOf, stageOf, row];
 
 const STYLE = `
 body{font:14px/1.4 system-ui,sans-serif;margin:0;padding:1em 1.5em;color:#1d1d1f;background:#fafafa}
@@ -270,19 +283,22 @@ h1{margin:0;font-size:1.4em}h1 small{color:#888;font-weight:normal}h2{font-size:
 .why{color:#b00;margin:.3em 0 0;font-weight:600}.others{color:#666;font-size:.85em;margin:.2em 0 0}.others .failed{color:#b00}
 .still{color:#a60;font-weight:600}progress{width:6em;vertical-align:middle}
 table{border-collapse:collapse;background:#fff}td,th{padding:2px 8px;text-align:left;border-bottom:1px solid #eee}
-tr.failed td.result{color:#b00;font-weight:600}.empty,.more{color:#777}footer{margin-top:1.5em;color:#888;font-size:.85em}
-body.stale main{opacity:.6}#offline{display:none;position:fixed;top:0;right:0;margin:.5em;padding:.3em .8em;border-radius:5px;background:#c00;color:#fff}
+tr.failed .result{color:#b00;font-weight:600}.empty,.more{color:#777}footer{margin-top:1.5em;color:#888;font-size:.85em}
+body.stale main{opacity:.6}
+#offline{display:none;position:fixed;top:0;right:0;margin:.5em;padding:.3em .8em;border-radius:5px;background:#c00;color:#fff}
 body.stale #offline{display:block}`;
 
 /** The page: the first picture rendered here, then refreshed by its script (no full reload). */
 export function fleetPage(data: FleetData): string {
   const script =
     `var __name = function (f) { return f; };\n` + // esbuild's keepNames (tsx, in the tests) calls it
-    SHARED.map(String).join('\n') +
+    [...SHARED, renderFleet].map(String).join('\n') +
     `\n(function () {
   var main = document.getElementById('fleet');
   var busy = false;
-  function json(url) { return fetch(url, { cache: 'no-store' }).then(function (r) { if (!r.ok) throw new Error(url + ': ' + r.status); return r.json(); }); }
+  function json(url) {
+    return fetch(url, { cache: 'no-store' }).then(function (r) { if (!r.ok) throw new Error(url + ': ' + r.status); return r.json(); });
+  }
   function tick() {
     if (busy) return;
     busy = true;

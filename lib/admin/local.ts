@@ -25,8 +25,10 @@ export interface LocalAdminOptions {
   elsewhere: () => string;
 }
 
+type LocalState = { kind: 'idle' } | { kind: 'listening'; service: HttpService; port: number } | { kind: 'refused'; port: number; reason: string };
+
 export function createLocalAdmin(options: LocalAdminOptions): Service {
-  let state: { kind: 'idle' } | { kind: 'listening'; service: HttpService; port: number } | { kind: 'refused'; port: number; reason: string } = { kind: 'idle' };
+  let state: LocalState = { kind: 'idle' };
   return {
     name: 'admin',
     async start() {

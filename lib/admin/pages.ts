@@ -39,7 +39,7 @@ export function adminReply(req: IncomingMessage, state: AdminState): Reply {
       return bodyReply(200, metricsText(state), 'text/plain; version=0.0.4; charset=utf-8');
     case '/-':
     case '/-/':
-      return bodyReply(200, fleetPage({ status: statusOf(state), machines: machinesOf(state, String(PAGE_MACHINES)) }), 'text/html; charset=utf-8');
+      return bodyReply(200, operatorPage(state), 'text/html; charset=utf-8');
     default:
       return textReply(404, 'Not Found');
   }
@@ -66,6 +66,11 @@ export function statusOf(state: AdminState) {
     machines,
     services,
   };
+}
+
+/** The operator page (fleet.ts): its first picture, drawn here. */
+function operatorPage(state: AdminState): string {
+  return fleetPage({ status: statusOf(state), machines: machinesOf(state, String(PAGE_MACHINES)) });
 }
 
 /** The latest machines, newest first; `limit` (a query parameter) keeps the first so many. */

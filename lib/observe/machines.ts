@@ -150,10 +150,12 @@ export class Machines {
     // is the machine's own firmware (a NIC's iPXE ROM, as in QEMU).
     const stage: Stage = r.kind === 'ipxe' && m.firmware !== 'ipxe' ? 'other' : 'dhcp';
     const file = r.bootFile ? { file: r.bootFile } : {};
+    const reason = `${r.reason ?? 'ignored'}${r.detail ? `: ${r.detail}` : ''}`;
+    const answer = `${r.kind === 'ipxe' ? 'iPXE: ' : ''}${r.answer === 'offer' ? 'proxy offer sent' : 'boot file sent on 4011'}`;
     const step =
       r.answer === 'ignored'
-        ? { step: `${r.message} not answered`, outcome: `${r.reason ?? 'ignored'}${r.detail ? `: ${r.detail}` : ''}`, result: 'failed' as const }
-        : { step: `${r.kind === 'ipxe' ? 'iPXE: ' : ''}${r.answer === 'offer' ? 'proxy offer sent' : 'boot file sent on 4011'}`, ...file, outcome: 'answered', result: 'ok' as const };
+        ? { step: `${r.message} not answered`, outcome: reason, result: 'failed' as const }
+        : { step: answer, ...file, outcome: 'answered', result: 'ok' as const };
     this.push(m, { time: r.time, protocol: 'dhcp', stage, ...step });
   }
 
@@ -193,7 +195,10 @@ export class Machines {
   private machine(key: string, time: string): MachineRecord {
     let m = this.byKey.get(key);
     if (m) this.byKey.delete(key);
-    else m = { mac: key.startsWith('ip:') ? null : key, address: null, firmware: null, arch: null, firstSeen: time, lastSeen: time, steps: [], lastError: null };
+    else {
+      const mac = key.startsWith('ip:') ? null : key;
+      m = { mac, address: null, firmware: null, arch: null, firstSeen: time, lastSeen: time, steps: [], lastError: null };
+    }
     this.byKey.set(key, m);
     if (this.byKey.size > this.limit) this.byKey.delete(this.byKey.keys().next().value as string);
     return m;
