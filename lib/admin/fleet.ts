@@ -7,9 +7,10 @@
 // One renderer for the server and the browser: the server renders the first picture (and the
 // whole page without JavaScript), and the page's script re-renders it every 2 s from /-/status and
 // /-/machines with these very functions, sent as their source text (Function.prototype.toString).
-// So every function the renderer calls is a plain function declaration below (or stageOf), and
-// none may use anything else from outside its own body: no imports at run time, no module constants.
+// So every function the renderer calls is a plain function declaration below (or in human.ts,
+// stages.ts), and none may use anything else from outside its own body: no module constants.
 import type { BootState, BootStep, MachineView } from '../observe/machines.js';
+import { humanBytes, humanDuration, humanRate, plural } from '../observe/human.js';
 import { stageOf } from '../observe/stages.js';
 import type { ActiveView, FinishedTransfer } from '../observe/transfers.js';
 
@@ -40,39 +41,6 @@ export const PAGE_MACHINES = 50;
 /** Text for HTML: element content and quoted attribute values. */
 export function esc(text: unknown): string {
   return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-/** Bytes as a person reads them: "512 B", "1.5 KiB", "30.0 MiB" (powers of 1024, one decimal). */
-export function humanBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  // Round first, so 1048575 bytes reads "1.0 MiB", not "1024.0 KiB".
-  while (unit < units.length - 1 && (unit === 0 ? value : Number(value.toFixed(1))) >= 1024) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${Math.round(bytes)} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
-
-/** A rate: "4.2 MiB/s". */
-export function humanRate(bytesPerSecond: number): string {
-  return `${humanBytes(bytesPerSecond)}/s`;
-}
-
-/** A duration: "12 ms", "3.4 s", "2 min 5 s", "1 h 3 min", "2 d 4 h". */
-export function humanDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
-  const s = Math.floor(ms / 1000);
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
-}
-
-/** "1 connection", "2 connections". */
-export function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
 /**
