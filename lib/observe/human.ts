@@ -4,7 +4,7 @@
 
 /** Bytes as a person reads them: "512 B", "1.5 KiB", "30.0 MiB" (powers of 1024, one decimal). */
 export function humanBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
   let value = bytes;
   let unit = 0;
   // Round first, so 1048575 bytes reads "1.0 MiB", not "1024.0 KiB".
