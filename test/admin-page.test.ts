@@ -2,6 +2,7 @@
 // the page in a real browser (headless chromium) over a bootserve built by the production builder.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,9 +11,11 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runInNewContext } from 'node:vm';
 import { fleetPage, renderFleet, type FleetData } from '../lib/admin/fleet.js';
+import { adminReply } from '../lib/admin/pages.js';
 import { humanBytes, humanDuration, plural } from '../lib/observe/human.js';
 import type { DhcpRecord, HttpRecord, TftpRecord } from '../lib/observe/log.js';
-import { Machines } from '../lib/observe/machines.js';
+import { Machines, type MachineView } from '../lib/observe/machines.js';
+import { Transfers } from '../lib/observe/transfers.js';
 import { stageOf } from '../lib/observe/stages.js';
 import { ARTIFACTS, browse, CHROMIUM } from './helpers/browser.js';
 import { fetch, startServer } from './helpers/server.js';
@@ -195,4 +198,20 @@ test('in a real browser: /-/ draws the fleet of a running bootserve, re-rendered
     await s.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a machine with a transfer running is booting, even right after a failed step (the menu retries)', () => {
+  const machines = new Machines();
+  feed(machines);
+  const transfers = new Transfers();
+  const state = { version: 't', root: '/srv', settings: {}, transfers, machines, ready: () => true, services: () => [] };
+  const json = (url: string) => JSON.parse((adminReply({ url } as IncomingMessage, state).parts[0] as Buffer).toString());
+  const stateOf = () => (json('/-/machines') as MachineView[]).find((m) => m.mac === '52:54:00:00:00:0c')?.state;
+  assert.equal(stateOf(), 'failed');
+  assert.equal(json('/-/status').machines.failed, 2);
+  const retry = transfers.begin({ protocol: 'http', client: '198.18.0.12', path: '/debian/vmlinuz', range: undefined, bytesDue: 31_457_280 });
+  assert.equal(stateOf(), 'booting');
+  assert.deepEqual(json('/-/status').machines, { total: 3, booting: 1, waiting: 0, done: 1, failed: 1 });
+  assert.equal((json('/-/machines?limit=1') as MachineView[]).length, 1);
+  transfers.end(retry, 'complete', { status: 200 });
 });

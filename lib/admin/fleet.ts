@@ -127,7 +127,7 @@ export function renderFleet(data: FleetData): string {
 
   const machineCard = (m: MachineView) => {
     const running = s.active.filter((t) => m.address !== null && t.client === m.address);
-    const state = running.length > 0 && m.state !== 'failed' ? 'booting' : m.state;
+    const state = m.state; // booting while a transfer of its runs (pages.ts)
     const boot = m.steps.filter((x) => Date.parse(x.time) >= Date.parse(m.bootStartedAt));
     const cells = columns.map(([stage, label]) => {
       const live = running.find((t) => stageOf(t.path).stage === stage);

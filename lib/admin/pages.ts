@@ -3,7 +3,7 @@
 // services' own reports (service.ts); the HTTP service routes to them, this module to the rest.
 import type { IncomingMessage } from 'node:http';
 import { bodyReply, textReply, unavailable, type Reply } from '../http/reply.js';
-import type { BootState, Machines } from '../observe/machines.js';
+import type { BootState, Machines, MachineView } from '../observe/machines.js';
 import { gauge, renderPrometheus } from '../observe/prometheus.js';
 import type { Transfers } from '../observe/transfers.js';
 import type { Service } from '../service.js';
@@ -49,7 +49,7 @@ export function statusOf(state: AdminState) {
   const services = Object.fromEntries(state.services().map((s) => [s.name, s.status()]));
   const http = services.http as { connections?: number } | undefined;
   const machines = { total: 0, booting: 0, waiting: 0, done: 0, failed: 0 } satisfies Record<BootState | 'total', number>;
-  for (const m of state.machines?.list() ?? []) {
+  for (const m of machinesNow(state)) {
     machines.total++;
     machines[m.state]++;
   }
@@ -73,9 +73,15 @@ function operatorPage(state: AdminState): string {
   return fleetPage({ status: statusOf(state), machines: machinesOf(state, String(PAGE_MACHINES)) });
 }
 
+/** Every machine, newest first; one with a transfer running is booting, whatever its last step said. */
+function machinesNow(state: AdminState): MachineView[] {
+  const busy = new Set([...state.transfers.active.values()].map((t) => t.client));
+  return (state.machines?.list() ?? []).map((m) => (m.address !== null && busy.has(m.address) ? { ...m, state: 'booting' } : m));
+}
+
 /** The latest machines, newest first; `limit` (a query parameter) keeps the first so many. */
 function machinesOf(state: AdminState, limit: string | null) {
-  const all = state.machines?.list() ?? [];
+  const all = machinesNow(state);
   const n = limit === null ? NaN : Number.parseInt(limit, 10);
   return Number.isInteger(n) && n >= 0 ? all.slice(0, n) : all;
 }
