@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runInNewContext } from 'node:vm';
-import { fleetPage, renderFleet, type FleetData } from '../lib/admin/fleet.js';
+import { firmwareLabel, fleetPage, renderFleet, type FleetData } from '../lib/admin/fleet.js';
 import { adminReply } from '../lib/admin/pages.js';
 import { humanBytes, humanDuration, plural } from '../lib/observe/human.js';
 import type { DhcpRecord, HttpRecord, TftpRecord } from '../lib/observe/log.js';
@@ -51,10 +51,15 @@ function feed(m: { observe: Machines['observe'] }, now = Date.now()): void {
   m.observe(http({ ...c, time: at(1, now), path: '/debian/vmlinuz', outcome: 'stalled', bytesSent: 5_242_880, bytesDue: 31_457_280, durationMs: 10_400 }));
 }
 
-test('human figures: sizes, durations, plurals', () => {
+test('human figures: sizes, durations, plurals, firmware', () => {
   assert.deepEqual([0, 512, 1536, 1048575, 31_457_280, 5 * 2 ** 40].map(humanBytes), ['0 B', '512 B', '1.5 KiB', '1.0 MiB', '30.0 MiB', '5.0 TiB']);
   assert.deepEqual([4, 999, 1000, 3400, 125_000, 3_780_000, 2 * 86_400_000 + 3_600_000].map(humanDuration), ['4 ms', '999 ms', '1.0 s', '3.4 s', '2 min 5 s', '1 h 3 min', '2 d 1 h']);
   assert.deepEqual([0, 1, 2].map((n) => plural(n, 'connection')), ['0 connections', '1 connection', '2 connections']);
+  const firmware = [['bios-pxe', 0], ['ipxe', 0], ['uefi-pxe', 7], ['uefi-http', 16], [null, 11], [null, null]] as const;
+  assert.deepEqual(
+    firmware.map(([f, arch]) => firmwareLabel({ firmware: f, arch })),
+    ['BIOS PXE', 'iPXE BIOS', 'UEFI PXE x64', 'UEFI HTTP Boot x64', 'ARM64', 'firmware unknown'],
+  );
 });
 
 test('step names: a kernel over TFTP is a kernel, a listing is a listing, noise is noise', () => {
