@@ -1,19 +1,28 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { parseArgs, usage } from '../lib/cli.js';
 import { findIpxeBinaries } from '../lib/netboot/ipxe.js';
 import { fetch, startServer, tempRoot } from './helpers/server.js';
 
 const BIN = fileURLToPath(new URL('../bin/bootserve.js', import.meta.url));
 
+/** A temporary folder with `files`, removed once this file's tests are done. */
+const made: string[] = [];
+function temp(files: Record<string, string> = {}): string {
+  const dir = tempRoot(files);
+  made.push(dir);
+  return dir;
+}
+after(() => made.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+
 test('catalog: the served ipxe/ folder first, then the system dirs; a missing firmware is named with how to get it', () => {
-  const root = tempRoot({ 'ipxe/undionly.kpxe': 'mine' });
-  const system = tempRoot({ 'undionly.kpxe': 'sys', 'ipxe.efi': 'full', 'arm64-efi/snponly.efi': 'arm' });
-  const other = tempRoot({ 'ipxe-i386.efi': 'ia32' });
+  const root = temp({ 'ipxe/undionly.kpxe': 'mine' });
+  const system = temp({ 'undionly.kpxe': 'sys', 'ipxe.efi': 'full', 'arm64-efi/snponly.efi': 'arm' });
+  const other = temp({ 'ipxe-i386.efi': 'ia32' });
   const c = findIpxeBinaries({ root, systemDirs: [system, other] });
   assert.deepEqual(c.binaryFor('bios'), { firmware: 'bios', name: 'ipxe/undionly.kpxe', path: join(root, 'ipxe/undionly.kpxe'), source: 'served' });
   assert.deepEqual(c.binaryFor('efi-x64'), { firmware: 'efi-x64', name: 'ipxe/ipxe.efi', path: join(system, 'ipxe.efi'), source: 'system' });
@@ -35,8 +44,8 @@ test('catalog: the served ipxe/ folder first, then the system dirs; a missing fi
 });
 
 test('catalog: --ipxe-dir replaces the system dirs; snponly.efi is preferred over ipxe.efi', () => {
-  const root = tempRoot();
-  const dir = tempRoot({ 'snponly.efi': 'snp', 'ipxe.efi': 'full' });
+  const root = temp();
+  const dir = temp({ 'snponly.efi': 'snp', 'ipxe.efi': 'full' });
   const c = findIpxeBinaries({ root, ipxeDir: dir, systemDirs: ['/nonexistent'] });
   assert.deepEqual(c.binaryFor('efi-x64'), { firmware: 'efi-x64', name: 'ipxe/snponly.efi', path: join(dir, 'snponly.efi'), source: 'ipxe-dir' });
   assert.equal(c.binaryFor('bios'), undefined);
@@ -49,7 +58,7 @@ test('catalog: --ipxe-dir replaces the system dirs; snponly.efi is preferred ove
 });
 
 test('HTTP: a binary from the system dir is served under its ipxe/ name; the root still wins', async () => {
-  const system = tempRoot({ 'snponly.efi': 'system-snp' });
+  const system = temp({ 'snponly.efi': 'system-snp' });
   const server = await startServer({ files: { 'ipxe/undionly.kpxe': 'root-undi' }, tftp: true, tftpPort: 0, ipxeDir: system });
   try {
     const efi = await fetch(`${server.url}/ipxe/snponly.efi`);
@@ -66,7 +75,7 @@ test('HTTP: a binary from the system dir is served under its ipxe/ name; the roo
 });
 
 test('HTTP: a listing of ipxe/ shows the binaries served from the system dir, with or without ipxe/ in the root', async () => {
-  const system = tempRoot({ 'snponly.efi': 'system-snp', 'undionly.kpxe': 'system-undi' });
+  const system = temp({ 'snponly.efi': 'system-snp', 'undionly.kpxe': 'system-undi' });
   const bare = await startServer({ tftp: true, tftpPort: 0, ipxeDir: system });
   const mixed = await startServer({ files: { 'ipxe/undionly.kpxe': 'root-undi', 'ipxe/custom.ipxe': '#!ipxe' }, tftp: true, tftpPort: 0, ipxeDir: system });
   try {
@@ -127,7 +136,7 @@ test('flags: --proxy-dhcp, --pxe (tftp and proxyDHCP), --ipxe-dir, and their BOO
 });
 
 test('the binary: --proxy-dhcp refuses a --host that is not an IPv4 address, in one line, before binding anything', () => {
-  const r = spawnSync(process.execPath, [BIN, '--proxy-dhcp', '--host', '::1', '-p', '0', tempRoot()], { encoding: 'utf8', timeout: 10_000 });
+  const r = spawnSync(process.execPath, [BIN, '--proxy-dhcp', '--host', '::1', '-p', '0', temp()], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(r.status, 1);
   assert.equal(r.stderr.trim().split('\n').length, 1);
   assert.match(r.stderr, /--host must be one \(got '::1'\)/);
