@@ -64,8 +64,8 @@ test('the binary with --host on another address: /-/ answers on 127.0.0.1 at the
     assert.equal(r.status, 0, `ip ${args.join(' ')}: ${r.stderr}`);
   };
   const root = tempRoot({ 'boot.ipxe': '#!ipxe\n' });
-  ip('netns', 'add', ns);
   try {
+    ip('netns', 'add', ns);
     ip('-n', ns, 'link', 'set', 'lo', 'up');
     // A veth pair inside the namespace (no dummy module needed): lan0 carries the --host address.
     ip('-n', ns, 'link', 'add', 'lan0', 'type', 'veth', 'peer', 'name', 'lan1');
