@@ -255,7 +255,8 @@ table{border-collapse:collapse;background:#fff}td,th{padding:2px 8px;text-align:
 tr.failed .result{color:#b00;font-weight:600}.empty,.more{color:#777}footer{margin-top:1.5em;color:#888;font-size:.85em}
 body.stale main{opacity:.6}
 #offline{display:none;position:fixed;top:0;right:0;margin:.5em;padding:.3em .8em;border-radius:5px;background:#c00;color:#fff}
-body.stale #offline{display:block}`;
+body.stale #offline{display:block}
+@media (max-width:760px){.timeline{grid-template-columns:1fr}.step:not(:last-child)::after{content:none}}`;
 
 /** The page: the first picture rendered here, then refreshed by its script (no full reload). */
 export function fleetPage(data: FleetData): string {
@@ -269,7 +270,8 @@ export function fleetPage(data: FleetData): string {
     return fetch(url, { cache: 'no-store' }).then(function (r) { if (!r.ok) throw new Error(url + ': ' + r.status); return r.json(); });
   }
   function tick() {
-    if (busy) return;
+    // Text being selected (to copy a MAC or a path) stays put until the selection ends.
+    if (busy || (typeof getSelection === 'function' && String(getSelection()) !== '')) return;
     busy = true;
     Promise.all([json('/-/status'), json('/-/machines?limit=${PAGE_MACHINES}')])
       .then(function (got) {
