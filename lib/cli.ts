@@ -331,3 +331,16 @@ export function usage(): string {
   );
   return lines.join('\n');
 }
+
+/** The README's option table, made from OPTIONS (test/readme.test.ts keeps the two equal). */
+export function optionsMarkdown(): string {
+  const rows = ['| Option | Environment | Meaning |', '| --- | --- | --- |'];
+  for (const group of Object.keys(GROUP_TITLE) as Group[]) {
+    rows.push(`| **${GROUP_TITLE[group]}** | | |`);
+    for (const [name, opt] of Object.entries(OPTIONS).filter(([, o]) => o.group === group)) {
+      const variable = group === 'other' ? '' : `\`${envName(name)}\``;
+      rows.push(`| \`${optionSyntax(name, opt)}\` | ${variable} | ${opt.help.replaceAll('|', '\\|')} |`);
+    }
+  }
+  return rows.join('\n');
+}
