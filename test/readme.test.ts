@@ -76,10 +76,10 @@ function descendants(pid: number): number[] {
   return found;
 }
 
+/** Running, and not a zombie (a re-parented child's new parent may be slow to reap it). */
 const alive = (pid: number) => {
   try {
-    process.kill(pid, 0);
-    return true;
+    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return false;
   }
