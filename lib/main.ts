@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { adminReply, type AdminState } from './http/admin.js';
-import { parseArgs, parseHostPort, usage, UsageError, type Config } from './cli.js';
+import { parseArgs, parseHostPort, proxyFlag, unknownVariables, usage, UsageError, type Config } from './cli.js';
 import { fileCacheFor } from './http/filecache.js';
 import { sendReply, type Context } from './http/handler.js';
 import { createLiveView } from './live.js';
@@ -13,10 +13,13 @@ import { createLogger } from './log.js';
 import { Machines } from './machines.js';
 import { Metrics } from './metrics.js';
 import { createBootServer } from './http/server.js';
-import { advertisedAddress, bindErrorMessage } from './dhcp/address.js';
+import { advertisedAddress, bindErrorMessage, PRIVILEGED_PORT_ADVICE } from './dhcp/address.js';
 import { DhcpBindError, startDhcpServer, type DhcpServer } from './dhcp/server.js';
 import { dhcpMetricsLines, DhcpStats } from './dhcp/stats.js';
-import { findIpxeBinaries, type IpxeCatalog } from './netboot/ipxe.js';
+import { checkIpxeDir, findIpxeBinaries, noBootProgram, servedFromOutside, type IpxeCatalog } from './netboot/ipxe.js';
+import { cutTransfersLines } from './interrupted.js';
+import { watchParent } from './parentwatch.js';
+import { dropPrivileges, droppedNote, lookupAccount, planPrivileges, unreadableBy } from './privileges.js';
 import { startTftpServer, type TftpServer } from './tftp/server.js';
 import { TftpStats } from './tftp/stats.js';
 
@@ -71,11 +74,13 @@ function listen(server: Server, port: number, host: string | undefined, fd?: num
   });
 }
 
-function listenOrExit(server: Server, port: number, host: string | undefined, fd?: number): Promise<AddressInfo> {
+function listenOrExit(config: Config, server: Server, port: number, host: string | undefined, fd?: number): Promise<AddressInfo> {
   return listen(server, port, host, fd).catch((e: NodeJS.ErrnoException) => {
     const where = `${host ?? '*'}:${port}`;
-    if (e.code === 'EADDRINUSE') fail(`port ${port} is already in use (${where})`, 1);
-    if (e.code === 'EACCES') fail(`permission denied to listen on ${where}`, 1);
+    const flag = port === config.port ? '--port' : '--admin-listen';
+    if (e.code === 'EADDRINUSE') fail(`TCP port ${port} is already in use (${where}): another server has it; choose another with ${flag}`, 1);
+    if (e.code === 'EACCES') fail(`permission denied for TCP port ${port} (${where}): ${PRIVILEGED_PORT_ADVICE}; or a port above 1023 with ${flag}`, 1);
+    if (e.code === 'EADDRNOTAVAIL') fail(`${flag === '--port' ? '--host' : '--admin-listen'} ${host}: not an address of this host`, 1);
     return fail(`cannot listen on ${where}: ${e.message}`, 1);
   });
 }
@@ -108,6 +113,11 @@ async function main(): Promise<void> {
   if (invocation.kind === 'version') return void process.stdout.write(VERSION + '\n');
   const config: Config = invocation.config;
   const root = await realDirectory(config.root);
+  // Who to run as once the ports are bound: decided before binding, so a refusal leaves nothing behind.
+  const privileges = process.getuid ? planPrivileges(config.user, process.getuid(), lookupAccount) : ({ kind: 'keep', note: undefined } as const);
+  if (privileges.kind === 'refused') fail(privileges.message, 1);
+  const ipxeDirProblem = checkIpxeDir(config.ipxeDir);
+  if (ipxeDirProblem) fail(ipxeDirProblem, 1);
   const live = createLiveView(process.stdout, !config.quiet && config.logFormat === 'text');
   // Every record any service logs also feeds the operator's list of machines (/-/machines).
   const machines = new Machines();
@@ -131,10 +141,13 @@ async function main(): Promise<void> {
   // DHCP answers and ignored packets, for /-/metrics.
   const dhcpStats = new DhcpStats();
   // proxyDHCP: decide the address before binding anything, so a refusal leaves nothing behind.
-  const advertised = config.proxyDhcp ? advertisedAddress(config.host, networkInterfaces()) : undefined;
+  const advertised = config.proxyDhcp ? advertisedAddress(config.host, networkInterfaces(), proxyFlag(config)) : undefined;
   if (advertised?.kind === 'refused') fail(advertised.message, 1);
   // iPXE binaries (served dir's ipxe/, else --ipxe-dir or the system's package) for TFTP and HTTP.
   const ipxe: IpxeCatalog | undefined = config.proxyDhcp || config.tftp ? findIpxeBinaries({ root, ipxeDir: config.ipxeDir }) : undefined;
+  const noProgram = config.proxyDhcp && ipxe ? noBootProgram(ipxe, root, proxyFlag(config)) : undefined;
+  if (noProgram) fail(noProgram, 1);
+  for (const warning of unknownVariables(process.env)) logger.error(warning);
   let shuttingDown = false;
   const tftpStats = new TftpStats();
   const admin: AdminState = { version: VERSION, config, metrics, machines, ready: () => !shuttingDown, moreMetrics: () => [
@@ -162,13 +175,13 @@ async function main(): Promise<void> {
   if (config.stallTimeoutMs === 0) logger.error('warning: --stall-timeout 0 disables the stall guard: a client that stops reading holds its connection forever');
   // Allowed (a TFTP server of one's own on this host), but usually a mistake: say so.
   if (config.proxyDhcp && !config.tftp) logger.error('warning: --proxy-dhcp without --tftp: BIOS and UEFI PXE firmware is sent to this host for its boot program over TFTP; use --pxe unless another TFTP server runs here');
-  const address = await listenOrExit(server.http, config.port, config.host, activationFd((m) => logger.info(m)));
+  const address = await listenOrExit(config, server.http, config.port, config.host, activationFd((m) => logger.info(m)));
 
   let adminServer: Server | undefined;
   if (config.admin && config.adminListen !== undefined) {
     const { host, port } = parseHostPort(config.adminListen);
     adminServer = createServer((req, res) => void sendReply(req, res, { ...adminReply(req, admin), internal: true }, ctx).catch(() => res.destroy()));
-    const at = await listenOrExit(adminServer, port, host);
+    const at = await listenOrExit(config, adminServer, port, host);
     logger.info(`admin on http://${at.address.includes(':') ? `[${at.address}]` : at.address}:${at.port}/-/`);
   }
 
@@ -200,7 +213,19 @@ async function main(): Promise<void> {
     }
     logger.info(`proxyDHCP: answering PXE and HTTP Boot clients on UDP 67 and ${advertised.address}:4011, advertising ${advertised.address}`);
   }
-  for (const line of ipxe?.banner() ?? []) (line.includes(': missing ') ? logger.error : logger.info)(line);
+  // Every port is bound: become the unprivileged user for good, then check what it can read.
+  if (privileges.kind === 'drop') {
+    await import('./netboot/bootmenu.js'); // loaded while the code's folder is surely readable
+    try {
+      dropPrivileges(privileges.account, process as Parameters<typeof dropPrivileges>[1]);
+    } catch (err) {
+      fail(`--user ${privileges.account.name}: ${(err as Error).message}`, 1);
+    }
+    const unreadable = unreadableBy(privileges.account.name, root, ipxe ? servedFromOutside(ipxe) : []);
+    if (unreadable) fail(unreadable, 1);
+    logger.info(droppedNote(privileges));
+  } else if (privileges.note) logger.info(privileges.note);
+  for (const line of ipxe?.banner() ?? []) logger.info(line);
 
   const urls = urlsFor(address);
   logger.info(`serving ${root}`);
@@ -214,8 +239,10 @@ async function main(): Promise<void> {
 
   const stop = (signal: string) => {
     if (shuttingDown) {
-      logger.error(`${signal} again: exiting now`);
-      process.exit(1);
+      for (const line of cutTransfersLines(signal, metrics.active.values())) logger.error(line);
+      process.stdout.write('', () => process.exit(1));
+      setTimeout(() => process.exit(1), 500).unref();
+      return;
     }
     shuttingDown = true;
     logger.info(`${signal}: finishing transfers (up to ${config.shutdownGraceMs / 1000}s), then exiting`);
@@ -231,6 +258,8 @@ async function main(): Promise<void> {
     });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // `npx` and `npm exec` do not pass SIGTERM on (npm/cli#5776): stop when the parent goes away.
+  watchParent({ ppid: () => process.ppid, onGone: (pid) => stop(`parent process (pid ${pid}) went away`) });
   process.on('SIGINT', () => stop('SIGINT'));
 }
 

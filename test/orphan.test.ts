@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { BIN, until } from './helpers/tools.js';
+import { BIN, KEEP_ROOT, until } from './helpers/tools.js';
 import { tempRoot } from './helpers/server.js';
 
 /** Running, and not a zombie (a re-parented child's new parent may be slow to reap it). */
@@ -20,7 +20,7 @@ const alive = (pid: number) => {
 test('the shell that started bootserve is killed: bootserve logs why and exits 0 within seconds', { timeout: 30_000 }, async (t) => {
   const root = tempRoot({ 'hello.txt': 'hello\n' });
   // `; echo` keeps the shell from exec()ing node in its place, as npm's `sh -c` does not either.
-  const script = `"${process.execPath}" "${BIN}" --host 127.0.0.1 --port 0 --shutdown-grace 2s "${root}" & echo "pid $!"; wait; echo shell-done`;
+  const script = `"${process.execPath}" "${BIN}" ${KEEP_ROOT.join(' ')} --host 127.0.0.1 --port 0 --shutdown-grace 2s "${root}" & echo "pid $!"; wait; echo shell-done`;
   const sh = spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   sh.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -37,5 +37,5 @@ test('the shell that started bootserve is killed: bootserve logs why and exits 0
   assert.ok(pid > 0);
   sh.kill('SIGKILL'); // the wrapper dies without a word to its child
   await until(() => !alive(pid), 10_000, `bootserve (pid ${pid}) to stop after its parent died:\n${out}`);
-  assert.match(out, /parent process \(pid \d+\) went away: stopping/);
+  assert.match(out, /parent process \(pid \d+\) went away: finishing transfers/);
 });

@@ -175,3 +175,9 @@ export function noBootProgram(catalog: IpxeCatalog, root: string, flag: string):
   if (catalog.missing().length < Object.keys(CANDIDATES).length) return undefined;
   return `${flag}: no iPXE boot program for any firmware: put undionly.kpxe and snponly.efi in ${join(root, 'ipxe')}/, point --ipxe-dir at a folder that has them, or install them: ${HOW_TO_GET}`;
 }
+
+/** The binaries served from outside the served folder (--ipxe-dir, the system's package). */
+export function servedFromOutside(catalog: IpxeCatalog): string[] {
+  const firmware = Object.keys(CANDIDATES) as Firmware[];
+  return [...new Set(firmware.flatMap((f) => catalog.binaryFor(f) ?? []).filter((b) => b.source !== 'served').map((b) => b.path))];
+}

@@ -9,6 +9,7 @@ import type { HttpRecord, Logger } from '../../lib/log.js';
 import { Metrics } from '../../lib/metrics.js';
 import { createBootServer, type BootServer } from '../../lib/http/server.js';
 import type { Context } from '../../lib/http/handler.js';
+import { KEEP_ROOT } from './tools.js';
 
 export interface TestServer {
   port: number;
@@ -115,7 +116,7 @@ export interface Running {
 export async function spawnBinary(t: { after: (fn: () => void) => void }, args: string[]): Promise<Running> {
   const { spawn } = await import('node:child_process');
   const bin = new URL('../../bin/bootserve.js', import.meta.url).pathname;
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bin, ...KEEP_ROOT, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   t.after(() => child.kill('SIGKILL'));
   let out = '';
   let err = '';
