@@ -14,6 +14,7 @@ import { decode, encodeError, ErrorCode, type Request } from './packet.js';
 import { BlockSource, netasciiReader, octetReader } from './source.js';
 import type { RefusalReason, TftpStats } from './stats.js';
 import { TftpTransfer, type TransferEnd } from './transfer.js';
+import { PRIVILEGED_PORT_ADVICE } from '../dhcp/address.js';
 
 export interface TftpContext {
   config: Config;
@@ -129,7 +130,7 @@ export function bindFailure(code: string | undefined, address: string, port: num
   const where = `UDP port ${port} on ${address}`;
   if (code === 'EADDRINUSE') return `TFTP: ${where} is already in use (another TFTP server: tftpd-hpa, atftpd or dnsmasq?)`;
   if (code === 'EACCES' || code === 'EPERM') {
-    return `TFTP: permission denied for ${where}: ports below 1024 need root or CAP_NET_BIND_SERVICE (systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE; or --tftp-port above 1023)`;
+    return `TFTP: permission denied for ${where}: ${PRIVILEGED_PORT_ADVICE}`;
   }
   return `TFTP: cannot listen on ${where}: ${message}`;
 }
