@@ -106,7 +106,7 @@ export function unreadableBy(user: string, root: string, files: readonly string[
     readdirSync(root);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    return `${user} cannot read ${root} (${code}): make it readable (chmod -R o+rX ${root}, or a group of ${user}'s), or run as its owner with --user NAME`;
+    return `${user} cannot read ${root} (${code}): make it readable (chmod -R o+rX ${root}), run as its owner with --user NAME, or keep root with --user root`;
   }
   for (const file of files) {
     try {

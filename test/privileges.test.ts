@@ -76,7 +76,7 @@ test('unreadableBy names the folder, the error and the fixes', () => {
   const dir = mkdtempSync(join(tmpdir(), 'bootserve-priv-'));
   try {
     assert.equal(unreadableBy('nobody', dir), undefined);
-    assert.match(unreadableBy('nobody', join(dir, 'missing')) ?? '', /^nobody cannot read .*missing \(ENOENT\): make it readable \(chmod -R o\+rX .*--user NAME/);
+    assert.match(unreadableBy('nobody', join(dir, 'missing')) ?? '', /^nobody cannot read .*missing \(ENOENT\): make it readable \(chmod -R o\+rX .*--user NAME, or keep root with --user root$/);
     assert.match(unreadableBy('nobody', dir, [join(dir, 'snponly.efi')]) ?? '', /cannot read .*snponly\.efi \(ENOENT\)/);
     if (process.getuid?.() !== 0) {
       chmodSync(dir, 0o000);

@@ -10,7 +10,7 @@
 // round trips).
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -94,6 +94,10 @@ function cleanEnv(dir: string): NodeJS.ProcessEnv {
 test('README: the first code block works verbatim in a fresh clone; npx stopped by SIGTERM leaves no orphan', { timeout: 420_000 }, async (t: TestContext) => {
   if (spawnSync('git', ['--version']).status !== 0) return skipOrFail(t, 'git not found');
   const dir = mkdtempSync(join(tmpdir(), 'bootserve-readme-'));
+  // Started as root, bootserve serves as nobody: the clone must be readable by others, as a
+  // newcomer's clone is (not root: no change of user at all). A root in /root (0700) is told
+  // in one line to add --user root; README.md says so below the block.
+  if (process.getuid?.() === 0) chmodSync(dir, 0o755);
   const clone = join(dir, 'bootserve');
   const groups: Group[] = [];
   t.after(() => {
