@@ -2,14 +2,16 @@
 // address (lib/dhcp/address.ts), --ipxe-dir and the boot programs (lib/netboot/ipxe.ts), and the
 // command line's own messages (lib/cli.ts: placeholders, flags named, unknown variables).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { NetworkInterfaceInfo } from 'node:os';
-import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
+import { networkInterfaces, tmpdir, type NetworkInterfaceInfo } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { envName, OPTIONS, parseArgs, proxyFlag, unknownVariables, usage, UsageError } from '../lib/cli.js';
 import { advertisedAddress, PRIVILEGED_PORT_ADVICE } from '../lib/dhcp/address.js';
 import { checkIpxeDir, findIpxeBinaries, noBootProgram } from '../lib/netboot/ipxe.js';
+import { BIN, KEEP_ROOT } from './helpers/tools.js';
 
 const iface = (address: string, internal = false): NetworkInterfaceInfo => ({
   address,
@@ -118,4 +120,61 @@ test('unknown BOOTSERVE_* variables are warned about, with the nearest option', 
   ]);
   assert.equal(envName('no-listing'), 'BOOTSERVE_NO_LISTING');
   assert.deepEqual(unknownVariables({ BOOTSERVE_HELP: '1' }).length, 1, 'help is no variable');
+});
+
+/** The built command, exit code and stderr lines; root keeps root (not what this is about). */
+function run(args: string[], env: Record<string, string> = {}) {
+  const clean: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^(BOOTSERVE_|PORT$)/.test(k)) clean[k] = v;
+  const r = spawnSync(process.execPath, [BIN, ...KEEP_ROOT, ...args], { encoding: 'utf8', timeout: 15_000, env: { ...clean, ...env } });
+  return { status: r.status, err: r.stderr.trim().split('\n').filter(Boolean), out: r.stdout };
+}
+
+test('the binary refuses at start, one line each, exit 1: loopback --host, --ipxe-dir missing, no iPXE at all', () => {
+  const root = mkdtempSync(join(tmpdir(), 'bootserve-checks-'));
+  const empty = mkdtempSync(join(tmpdir(), 'bootserve-checks-'));
+  try {
+    const loop = run(['--pxe', '--host', '127.0.0.1', '--port', '0', root]);
+    assert.equal(loop.status, 1);
+    assert.equal(loop.err.length, 1, loop.err.join('\n'));
+    assert.match(loop.err[0] as string, /^bootserve: --pxe --host 127\.0\.0\.1: a loopback address/);
+    const dir = run(['--tftp', '--tftp-port', '0', '--host', '127.0.0.1', '--port', '0', '--ipxe-dir', '/no/such/dir', root]);
+    assert.equal(dir.status, 1);
+    assert.deepEqual(dir.err, ['bootserve: --ipxe-dir /no/such/dir: no such directory']);
+    // No iPXE anywhere: an empty --ipxe-dir and no ipxe/ in the folder. The host's only address
+    // may not exist (CI); the iPXE check comes after the address, so give one it has.
+    const address = Object.values(networkInterfaces()).flat().find((i) => i?.family === 'IPv4' && !i.internal)?.address;
+    if (address) {
+      const none = run(['--pxe', '--host', address, '--port', '0', '--ipxe-dir', empty, root]);
+      assert.equal(none.status, 1);
+      assert.equal(none.err.length, 1, none.err.join('\n'));
+      assert.match(none.err[0] as string, /^bootserve: --pxe: no iPXE boot program for any firmware: put undionly\.kpxe and snponly\.efi in .*\/ipxe\/, point --ipxe-dir at a folder that has them, or install them: apt install ipxe/);
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+    rmSync(empty, { recursive: true, force: true });
+  }
+});
+
+test('the binary: a busy port names --port; a --host this host lacks is one clear line; unknown variables warned', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'bootserve-checks-'));
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  try {
+    const port = (busy.address() as AddressInfo).port;
+    const inUse = run(['--host', '127.0.0.1', '--port', String(port), root]);
+    assert.equal(inUse.status, 1);
+    assert.deepEqual(inUse.err, [`bootserve: TCP port ${port} is already in use (127.0.0.1:${port}): another server has it; choose another with --port`]);
+    const absent = run(['--host', '192.0.2.254', '--port', '0', root]);
+    assert.equal(absent.status, 1);
+    assert.deepEqual(absent.err, ['bootserve: --host 192.0.2.254: not an address of this host']);
+    const typo = run(['--print-menu', root], { BOOTSERVE_STALL_TIMOUT: '30s' });
+    assert.equal(typo.status, 0);
+    assert.match(typo.out, /^#!ipxe/);
+    const warned = run(['--host', '127.0.0.1', '--port', String(port), root], { BOOTSERVE_STALL_TIMOUT: '30s' });
+    assert.match(warned.err.join('\n'), /warning: BOOTSERVE_STALL_TIMOUT is not a bootserve option and is ignored; did you mean BOOTSERVE_STALL_TIMEOUT\?/);
+  } finally {
+    busy.close();
+    rmSync(root, { recursive: true, force: true });
+  }
 });
