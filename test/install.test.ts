@@ -18,7 +18,7 @@ const PREFIX = '/usr/local';
 
 function npm(args: string[], cwd: string) {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/.test(k)) env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) if (!/^(npm_|NODE_V8_COVERAGE$)/.test(k)) env[k] = v;
   const r = spawnSync('npm', args, { cwd, encoding: 'utf8', timeout: 180_000, env: { ...env, npm_config_update_notifier: 'false', npm_config_audit: 'false', npm_config_fund: 'false' } });
   assert.equal(r.status, 0, `npm ${args.join(' ')}: ${r.error?.message ?? ''}\n${r.stderr}`);
   return r.stdout;
