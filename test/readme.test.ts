@@ -87,7 +87,7 @@ const alive = (pid: number) => {
 
 function cleanEnv(dir: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^(BOOTSERVE_|LISTEN_|PORT$|NODE_OPTIONS$|npm_)/.test(k)) env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) if (!/^(BOOTSERVE_|LISTEN_|PORT$|NODE_OPTIONS$|NODE_V8_COVERAGE$|npm_)/.test(k)) env[k] = v;
   return { ...env, PORT: '0', npm_config_prefer_offline: 'true', npm_config_update_notifier: 'false', TMPDIR: dir };
 }
 
