@@ -259,7 +259,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   // `npx` and `npm exec` do not pass SIGTERM on (npm/cli#5776): stop when the parent goes away.
-  watchParent({ ppid: () => process.ppid, onGone: (pid) => stop(`parent process (pid ${pid}) went away`) });
+  watchParent({ env: process.env, ppid: () => process.ppid, onGone: (pid) => stop(`parent process (pid ${pid}) went away`) });
   process.on('SIGINT', () => stop('SIGINT'));
 }
 

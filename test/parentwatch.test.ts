@@ -5,6 +5,8 @@ import { test } from 'node:test';
 import { cutTransfersLines } from '../lib/interrupted.js';
 import { watchParent } from '../lib/parentwatch.js';
 
+const NPM = { npm_command: 'exec', npm_lifecycle_event: 'npx' };
+
 function fakeTimers() {
   let tick: (() => void) | undefined;
   let cleared = 0;
@@ -20,7 +22,7 @@ test('a parent that goes away is reported once, with its pid', () => {
   let ppid = 4242;
   const gone: number[] = [];
   const timers = fakeTimers();
-  const w = watchParent({ ppid: () => ppid, onGone: (p) => gone.push(p), ...timers });
+  const w = watchParent({ env: NPM, ppid: () => ppid, onGone: (p) => gone.push(p), ...timers });
   assert.equal(w.kind, 'watching');
   timers.tick();
   assert.deepEqual(gone, []);
@@ -31,12 +33,18 @@ test('a parent that goes away is reported once, with its pid', () => {
 });
 
 test('started by PID 1 (systemd, a container init): nothing to watch', () => {
-  const w = watchParent({ ppid: () => 1, onGone: () => assert.fail('no parent to lose'), ...fakeTimers() });
+  const w = watchParent({ env: NPM, ppid: () => 1, onGone: () => assert.fail('no parent to lose'), ...fakeTimers() });
   assert.deepEqual(w, { kind: 'not-watching', reason: 'started by pid 1' });
 });
 
+test('not started by npm (nohup, a shell, a service manager): not watched, it may outlive its parent', () => {
+  const w = watchParent({ env: { PATH: '/bin' }, ppid: () => 4242, onGone: () => assert.fail('not watched'), ...fakeTimers() });
+  assert.deepEqual(w, { kind: 'not-watching', reason: 'not started by npm' });
+  assert.equal(watchParent({ env: { npm_lifecycle_event: 'start' }, ppid: () => 4242, onGone: () => undefined, ...fakeTimers() }).kind, 'watching');
+});
+
 test('the real timer is unref()ed and stops', () => {
-  const w = watchParent({ ppid: () => process.ppid, onGone: () => assert.fail('parent still here'), everyMs: 10 });
+  const w = watchParent({ env: NPM, ppid: () => process.ppid, onGone: () => assert.fail('parent still here'), everyMs: 10 });
   assert.equal(w.kind, 'watching');
   if (w.kind === 'watching') w.stop();
 });
