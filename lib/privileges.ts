@@ -117,3 +117,20 @@ export function unreadableBy(user: string, root: string, files: readonly string[
   }
   return undefined;
 }
+
+export type Became = { kind: 'became'; note: string | undefined } | { kind: 'refused'; message: string };
+
+/**
+ * After every port is bound: carry out the plan (drop for good, or keep), then check the user can
+ * read the served folder and the files served from outside it. The banner note, or a refusal.
+ */
+export function becomeUser(plan: Exclude<PrivilegePlan, { kind: 'refused' }>, root: string, files: readonly string[], ids: ProcessIds): Became {
+  if (plan.kind === 'keep') return { kind: 'became', note: plan.note };
+  try {
+    dropPrivileges(plan.account, ids);
+  } catch (err) {
+    return { kind: 'refused', message: `--user ${plan.account.name}: ${(err as Error).message}` };
+  }
+  const unreadable = unreadableBy(plan.account.name, root, files);
+  return unreadable ? { kind: 'refused', message: unreadable } : { kind: 'became', note: droppedNote(plan) };
+}

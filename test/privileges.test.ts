@@ -6,7 +6,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { dropPrivileges, droppedNote, lookupAccount, parsePasswdLine, planPrivileges, unreadableBy, type Account, type ProcessIds } from '../lib/privileges.js';
+import { becomeUser, dropPrivileges, droppedNote, lookupAccount, parsePasswdLine, planPrivileges, unreadableBy, type Account, type ProcessIds } from '../lib/privileges.js';
 
 const ACCOUNTS: Account[] = [
   { name: 'root', uid: 0, gid: 0 },
@@ -86,4 +86,15 @@ test('unreadableBy names the folder, the error and the fixes', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('becomeUser: keep says the note; drop drops, then checks what the user can read', () => {
+  assert.deepEqual(becomeUser({ kind: 'keep', note: 'n' }, '/', [], fakeProcess()), { kind: 'became', note: 'n' });
+  const p = fakeProcess();
+  const plan = { kind: 'drop', account: ACCOUNTS[2] as Account, chosen: 'flag' } as const;
+  const became = becomeUser(plan, tmpdir(), [], p);
+  assert.equal(became.kind, 'became');
+  assert.deepEqual(p.calls, ['setgroups ', 'setgid 985', 'setuid 990']);
+  assert.match(JSON.stringify(becomeUser(plan, '/no/such/folder', [], fakeProcess())), /netboot cannot read \/no\/such\/folder \(ENOENT\)/);
+  assert.match(JSON.stringify(becomeUser(plan, tmpdir(), [], fakeProcess('setuid'))), /"--user netboot: could not become netboot/);
 });

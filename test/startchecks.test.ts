@@ -9,7 +9,8 @@ import { networkInterfaces, tmpdir, type NetworkInterfaceInfo } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { envName, OPTIONS, parseArgs, proxyFlag, unknownVariables, usage, UsageError } from '../lib/cli.js';
-import { advertisedAddress, PRIVILEGED_PORT_ADVICE } from '../lib/dhcp/address.js';
+import { advertisedAddress } from '../lib/dhcp/address.js';
+import { bindMessage } from '../lib/net/bind.js';
 import { checkIpxeDir, findIpxeBinaries, noBootProgram } from '../lib/netboot/ipxe.js';
 import { BIN, KEEP_ROOT } from './helpers/tools.js';
 
@@ -40,9 +41,12 @@ test('--host under --pxe: loopback and addresses this host lacks are refused, na
 });
 
 test('least-privilege advice: no setcap on node, no TFTP port above 1023', () => {
-  assert.doesNotMatch(PRIVILEGED_PORT_ADVICE, /setcap|tftp-port/);
-  assert.match(PRIVILEGED_PORT_ADVICE, /--user NAME/);
-  assert.match(PRIVILEGED_PORT_ADVICE, /contrib\/systemd\/tftp\.conf/);
+  for (const [service, protocol, port] of [['proxyDHCP', 'UDP', 67], ['TFTP', 'UDP', 69], ['HTTP', 'TCP', 80]] as const) {
+    const advice = bindMessage({ service, protocol, address: undefined, port }, 'EACCES', '');
+    assert.doesNotMatch(advice, /setcap|tftp-port|above 1023/);
+    assert.match(advice, /runs as nobody or --user NAME/);
+    assert.match(advice, /contrib\/systemd\/tftp\.conf/);
+  }
   assert.doesNotMatch(usage(), /setcap|CAP_NET_BIND_SERVICE/);
 });
 
@@ -164,10 +168,10 @@ test('the binary: a busy port names --port; a --host this host lacks is one clea
     const port = (busy.address() as AddressInfo).port;
     const inUse = run(['--host', '127.0.0.1', '--port', String(port), root]);
     assert.equal(inUse.status, 1);
-    assert.deepEqual(inUse.err, [`bootserve: TCP port ${port} is already in use (127.0.0.1:${port}): another server has it; choose another with --port`]);
+    assert.deepEqual(inUse.err, [`bootserve: HTTP: port ${port} is already in use (127.0.0.1:${port}); choose another with --port`]);
     const absent = run(['--host', '192.0.2.254', '--port', '0', root]);
     assert.equal(absent.status, 1);
-    assert.deepEqual(absent.err, ['bootserve: --host 192.0.2.254: not an address of this host']);
+    assert.deepEqual(absent.err, ['bootserve: HTTP: cannot listen on port 0 (192.0.2.254:0): 192.0.2.254 is not an address of this host (--host)']);
     const typo = run(['--print-menu', root], { BOOTSERVE_STALL_TIMOUT: '30s' });
     assert.equal(typo.status, 0);
     assert.match(typo.out, /^#!ipxe/);
