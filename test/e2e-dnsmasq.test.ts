@@ -108,5 +108,5 @@ test('e2e-dnsmasq: dnsmasq on the wildcard address: bootserve --pxe stops with o
   assert.equal(await server.exited(20_000), 1);
   const err = server.stderr().trim().split('\n');
   assert.equal(err.length, 1, server.stderr());
-  assert.match(err[0] as string, /UDP port 67 is already in use: another DHCP server runs on this host \(dnsmasq/);
+  assert.match(err[0] as string, /^bootserve: proxyDHCP: UDP port 67 is already in use \(another DHCP server runs on this host: dnsmasq/);
 });
