@@ -136,7 +136,8 @@ test('README: the first code block works verbatim in a fresh clone; npx stopped 
   assert.equal(await Promise.race([run.exited, new Promise((r) => setTimeout(() => r('still running'), 20_000))]), 0);
 
   // npx: npm exec → sh -c bootserve → node. SIGTERM to npm alone.
-  const npx = startGroup('npx', ['bootserve', 'contrib/netboot'], clone, env);
+  // npx links the package into its cache (<cache>/_npx/<hash>): a cache of the test's own, removed with it.
+  const npx = startGroup('npx', ['bootserve', 'contrib/netboot'], clone, { ...env, npm_config_cache: join(dir, 'npm-cache') });
   groups.push(npx);
   await until(() => chain.test(npx.out()) || npx.proc.exitCode !== null, 240_000, 'the banner under npx');
   assert.match(npx.out(), chain, npx.out().slice(-3000));
