@@ -17,7 +17,7 @@ import type { DhcpRecord, HttpRecord, TftpRecord } from '../lib/observe/log.js';
 import { Machines, type MachineView } from '../lib/observe/machines.js';
 import { Transfers } from '../lib/observe/transfers.js';
 import { stageOf } from '../lib/observe/stages.js';
-import { ARTIFACTS, browse, CHROMIUM } from './helpers/browser.js';
+import { artifactsDir, browse, CHROMIUM } from './helpers/browser.js';
 import { fetch, startServer } from './helpers/server.js';
 import { need } from './helpers/tools.js';
 
@@ -184,8 +184,9 @@ test('in a real browser: /-/ draws the fleet of a running bootserve, re-rendered
     socket.write('GET /debian/vmlinuz HTTP/1.1\r\nHost: x\r\n\r\n');
     for (let i = 0; i < 50 && s.transfers.active.size === 0; i++) await sleep(20);
 
-    mkdirSync(ARTIFACTS, { recursive: true });
-    const shot = join(ARTIFACTS, 'operator-page-fed.png');
+    const artifacts = artifactsDir(dir);
+    mkdirSync(artifacts, { recursive: true });
+    const shot = join(artifacts, 'operator-page-fed.png');
     const { dom } = await browse(`${s.url}/-/`, dir, shot, { height: 1100 });
     t.diagnostic(`screenshot: ${shot}`);
     assert.match(dom, /<main id="fleet" data-rendered="browser">/, 'the script re-rendered the page from /-/status and /-/machines');

@@ -8,7 +8,7 @@
 //      transfer, the generated menu's retry fetches it again, /-/machines shows both;
 //   5. the operator page (/-/) in headless chromium, loaded while that machine is frozen: the
 //      timelines of all four, the cut kernel in red; its screenshot is kept for CI at
-//      ${TMPDIR:-/tmp}/bootserve-e2e-artifacts/operator-page.png (test/helpers/browser.ts).
+//      $BOOTSERVE_ARTIFACTS/operator-page.png when set (test/helpers/browser.ts).
 // Every boot goes through the generated boot.ipxe to a Linux whose initramfs prints the
 // sha256 of a payload it carries and a marker: the right bytes arrived. A boot that fails
 // names the step (no offer, no 4011 answer, TFTP, HTTP, Linux).
@@ -27,7 +27,7 @@ import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createLab, findLabTools, getInLab, LAN, removeStaleLabs, startGuest, startRouter, type Firmware, type Lab, type LabTools } from './helpers/lab.js';
 import { markerInitramfs, PAYLOAD_LINE, payloadCpio, startBootserve, type AccessLine, type Bootserve, type DhcpLine, type Vm } from './helpers/qemu.js';
-import { ARTIFACTS, browse, CHROMIUM, type Browsed } from './helpers/browser.js';
+import { artifactsDir, browse, CHROMIUM, type Browsed } from './helpers/browser.js';
 import { have, need, sha256, skipOrFail, type Child } from './helpers/tools.js';
 
 const REPO = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -379,8 +379,9 @@ let page: Browsed | Error | undefined;
 async function browseLab(env: Env, url: string): Promise<Browsed> {
   const dir = mkdtempSync(join(tmpdir(), 'bootserve-e2e-page-'));
   try {
-    mkdirSync(ARTIFACTS, { recursive: true });
-    return await browse(url, dir, join(ARTIFACTS, 'operator-page.png'), { wrap: env.lab.exec('server'), height: 1000 });
+    const artifacts = artifactsDir(dir);
+    mkdirSync(artifacts, { recursive: true });
+    return await browse(url, dir, join(artifacts, 'operator-page.png'), { wrap: env.lab.exec('server'), height: 1000 });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -4,17 +4,19 @@
 // virtual time budget: timers run, fetches are waited for), and a screenshot.
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const CHROMIUM = 'chromium';
 
 /**
- * Where the tests keep their screenshots for CI: ${TMPDIR:-/tmp}/bootserve-e2e-artifacts/ (the one
- * thing they leave in the temp directory, on purpose). operator-page.png: the e2e PXE boot's;
+ * Where the tests keep their screenshots: $BOOTSERVE_ARTIFACTS when set (.ci/run sets it to a
+ * folder it keeps, outside the temp directory the suite must leave clean), else `fallback`, a
+ * folder of the test's own that it removes. operator-page.png: the e2e PXE boot's;
  * operator-page-fed.png: test/admin-page.test.ts's.
  */
-export const ARTIFACTS = join(tmpdir(), 'bootserve-e2e-artifacts');
+export function artifactsDir(fallback: string): string {
+  return process.env.BOOTSERVE_ARTIFACTS || fallback;
+}
 
 const FLAGS = [
   '--headless',
