@@ -1,7 +1,8 @@
 // Attack a bootserve of our own on loopback and print one table. TypeScript run by tsx, Node
-// built-ins only (and lib/'s /proc address spelling). Run it through scripts/attack (which raises the descriptor limit); ATTACK.md says how to read
-// the table. Every scenario is bounded in connections and time, and the server, its temp
-// directory, child processes and sockets are torn down on exit, error or signal.
+// built-ins only (and lib/'s /proc address spelling). Run it through scripts/attack (which
+// raises the descriptor limit); ATTACK.md says how to read the table. Every scenario is bounded
+// in connections and time, and the server, its temp directory, child processes and sockets are
+// torn down on exit, error or signal.
 //
 // Client-side "open" is read from the client's kernel sockets in /proc/net/tcp: a socket that
 // never reads never hears about a reset from Node (libuv stops polling a paused socket), but its
@@ -183,10 +184,16 @@ function tcpTable(port: number): { serverEstablished: number; clientOpen: Set<st
   return { serverEstablished, clientOpen };
 }
 
+/** ss's output, bounded in time (it throws if ss fails). */
+function ss(args: string[], maxBuffer?: number): string {
+  const bound = maxBuffer ? { maxBuffer } : {};
+  return execFileSync('ss', args, { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'], ...bound });
+}
+
 function ssEstablished(port: number): number | null {
   try {
     // The healthy client's connection is not an attacker's.
-    const out = execFileSync('ss', ['-Htn', 'state', 'established', `( sport = :${port} and not dst ${HEALTHY_ADDR} )`], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
+    const out = ss(['-Htn', 'state', 'established', `( sport = :${port} and not dst ${HEALTHY_ADDR} )`]);
     return out.split('\n').filter((l) => l.trim()).length;
   } catch {
     return null;
@@ -203,7 +210,7 @@ function ssClientMem(port: number): Map<string, SocketMem> {
   const map = new Map<string, SocketMem>();
   let out = '';
   try {
-    out = execFileSync('ss', ['-Htmi', 'state', 'established', `( dport = :${port} )`], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
+    out = ss(['-Htmi', 'state', 'established', `( dport = :${port} )`]);
   } catch {
     return map;
   }
@@ -228,7 +235,7 @@ function ssServerAcked(port: number): Map<string, number> {
   const map = new Map<string, number>();
   let out = '';
   try {
-    out = execFileSync('ss', ['-Htni', 'state', 'established', `( sport = :${port} and not dst ${HEALTHY_ADDR} )`], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 * MiB });
+    out = ss(['-Htni', 'state', 'established', `( sport = :${port} and not dst ${HEALTHY_ADDR} )`], 64 * MiB);
   } catch {
     return map;
   }
@@ -357,7 +364,8 @@ async function startServer(): Promise<Server> {
   const server: Server = { child, pid: child.pid ?? 0, port: 0, access: [], stderr: [], exited: false };
   child.on('exit', (code, sig) => {
     server.exited = true;
-    if (!cleaned) process.stderr.write(`attack: the server exited (${code ?? sig}); its last words:\n${server.stderr.slice(-10).join('\n')}\n`);
+    if (cleaned) return;
+    process.stderr.write(`attack: the server exited (${code ?? sig}); its last words:\n${server.stderr.slice(-10).join('\n')}\n`);
   });
   readline.createInterface({ input: child.stderr }).on('line', (l) => {
     server.stderr.push(l);
@@ -416,7 +424,8 @@ function healthyDownload(server: Server): Promise<Download> {
   const limitMs = 180_000;
   return new Promise((resolve) => {
     const url = `http://127.0.0.1:${server.port}/healthy.img`;
-    const child = spawn(process.execPath, [...process.execArgv, SELF, '--_download', url, HEALTHY_ADDR, String(limitMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const args = [...process.execArgv, SELF, '--_download', url, HEALTHY_ADDR, String(limitMs)];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     onCleanup(() => child.exitCode === null && child.kill('SIGKILL'));
     let out = '';
     child.stdout.on('data', (d) => (out += d));
@@ -606,7 +615,12 @@ const fmtStats = (s: Stats | null): string => (s ? `${fmtS(s.min)} / ${fmtS(s.me
 const fmtMB = (b: number | null | undefined): string => (b === null || b === undefined ? '-' : `${(b / 1e6).toFixed(0)} MB`);
 const fmtRate = (bps: number): string => `${(bps / 1e6).toFixed(0)} MB/s`;
 
-function outcomes(server: Server, sinceIdx: number, pathPrefix: string): { counts: Record<string, number>; recs: AccessLine[]; text: string } {
+interface Outcomes {
+  counts: Record<string, number>;
+  recs: AccessLine[];
+  text: string;
+}
+function outcomes(server: Server, sinceIdx: number, pathPrefix: string): Outcomes {
   const counts: Record<string, number> = {};
   const recs = server.access.slice(sinceIdx).filter((r) => r.path.startsWith(pathPrefix));
   for (const r of recs) counts[r.outcome] = (counts[r.outcome] ?? 0) + 1;
@@ -731,10 +745,15 @@ async function neverRead(server: Server): Promise<void> {
   const ackedMore = (k: string): number => (ackedCheck.get(k) ?? 0) - (ackedHalf.get(k) ?? 0);
   const grew = survivors.filter((k) => ackedMore(k) > 0);
   const growth = stats(grew.map(ackedMore));
-  row(name, `server sockets open at stall+2s whose client acked more since stall/2`, survivors.length ? `${grew.length} of ${survivors.length}${growth ? ` (med +${(growth.med / KiB).toFixed(0)} KB)` : ''}` : 'none open');
+  const grown = growth ? ` (med +${(growth.med / KiB).toFixed(0)} KB)` : '';
+  row(name, `server sockets open at stall+2s whose client acked more since stall/2`,
+    survivors.length ? `${grew.length} of ${survivors.length}${grown}` : 'none open');
   if (stillOpenLater) row(name, `client-side still open ${fmtS(watchedUntil - lastRequest)} after last request`, stillOpenLater);
-  row(name, 'app-level (Node) open after resuming reads for 3s', `${appOpen}  (saw: ${Object.entries(appErr).map(([k, v]) => `${k} ${v}`).join(', ') || 'nothing'}; read first: med ${drained ? (drained.med / KiB).toFixed(0) : '-'} KB)`);
-  row(name, `peak server RSS (${fmtMB(before)} before; ~${before ? ((rss - before) / CONF.conns / KiB).toFixed(0) : '?'} KB per connection)`, fmtMB(rss), '< 200 MB', verdict(rss < 200e6));
+  const saw = Object.entries(appErr).map(([k, v]) => `${k} ${v}`).join(', ') || 'nothing';
+  row(name, 'app-level (Node) open after resuming reads for 3s',
+    `${appOpen}  (saw: ${saw}; read first: med ${drained ? (drained.med / KiB).toFixed(0) : '-'} KB)`);
+  const perConn = before ? ((rss - before) / CONF.conns / KiB).toFixed(0) : '?';
+  row(name, `peak server RSS (${fmtMB(before)} before; ~${perConn} KB per connection)`, fmtMB(rss), '< 200 MB', verdict(rss < 200e6));
   row(name, 'peak kernel TCP memory (all sockets, both ends)', fmtMB(tcpMem));
   row(name, 'cut after its request, client view (min/med/max)', fmtStats(stats(cuts)));
   row(name, 'cut after transfer start, server log (min/med/max)', fmtStats(stalledDur));
@@ -795,7 +814,9 @@ async function slowloris(server: Server): Promise<void> {
   row(name, 'server-side established (ss sport) then', ss ?? 'ss failed', '0', ss === null ? 'n/a' : verdict(ss === 0));
   if (openLater) row(name, `still open ${fmtS(until - lastConnect)} after last connect`, openLater);
   row(name, 'cut after connect (min/med/max)', fmtStats(cuts));
-  row(name, 'answered 408 before close', `${got408}${gotOther.length ? `; other: ${[...new Set(gotOther)].join(', ')}` : ''}${Object.keys(errs).length ? `; errors: ${Object.entries(errs).map(([k, v]) => `${k} ${v}`).join(', ')}` : ''}`);
+  const other = gotOther.length ? `; other: ${[...new Set(gotOther)].join(', ')}` : '';
+  const errors = Object.keys(errs).length ? `; errors: ${Object.entries(errs).map(([k, v]) => `${k} ${v}`).join(', ')}` : '';
+  row(name, 'answered 408 before close', `${got408}${other}${errors}`);
   row(name, 'header bytes sent per connection (min/med/max)', sent ? `${sent.min} / ${sent.med} / ${sent.max}` : '-');
   row(name, 'ramp: all connected in', fmtS(lastConnect - t0));
   row(name, `peak server RSS (${fmtMB(before)} before)`, fmtMB(rss));
@@ -837,7 +858,8 @@ function memText(conns: Conn[]): string {
   const rb = stats(conns.map((c) => c.mem?.rb));
   const mss = stats(conns.map((c) => c.mem?.rcvmss));
   const th = stats(conns.map((c) => c.mem?.ssthresh));
-  const k = (s: Stats | null): string => (s ? (s.min === s.max ? `${Math.round(s.min / KiB)}` : `${Math.round(s.min / KiB)}-${Math.round(s.max / KiB)}`) : '?');
+  const k = (s: Stats | null): string =>
+    s ? (s.min === s.max ? `${Math.round(s.min / KiB)}` : `${Math.round(s.min / KiB)}-${Math.round(s.max / KiB)}`) : '?';
   return rb ? `rcvbuf ${k(rb)} KB, rcv_ssthresh ${k(th)} KB, rcvmss ${k(mss)} KB` : 'ss gave nothing';
 }
 
@@ -880,7 +902,8 @@ async function pacedRun(server: Server, specs: ConnSpec[], runMs: number): Promi
   if (process.env.ATTACK_DEBUG)
     for (const c of conns)
       if (c.cut && (cutAfter(c, c.requestAt) ?? Infinity) < stallMs * 0.9)
-        process.stderr.write(`early cut ${c.local}:${c.sock.localPort} err=${c.errCode}@${since(c.errAt, c.requestAt)} close@${since(c.closedAt, c.requestAt)} kgone@${since(c.kernelGoneAt, c.requestAt)} bytes=${c.bytes}\n`);
+        process.stderr.write(`early cut ${c.local}:${c.sock.localPort} err=${c.errCode}@${since(c.errAt, c.requestAt)} `
+          + `close@${since(c.closedAt, c.requestAt)} kgone@${since(c.kernelGoneAt, c.requestAt)} bytes=${c.bytes}\n`);
   closeAll(conns);
   return { conns, runMs: end - start };
 }
@@ -913,7 +936,10 @@ async function slowReaders(server: Server): Promise<void> {
 /** Everything from one address: the per-address cap answers 503 beyond its count. */
 async function perIpCap(server: Server): Promise<void> {
   const name = `per-ip-cap x${CONF.conns} from 127.4.0.2`;
-  const specs = Array.from({ length: CONF.conns }, (): ConnSpec => ({ server, local: '127.4.0.2', flowing: true, pauseAfterHead: true, request: getRequest('/big-64m.img', 'attack/cap') }));
+  const request = getRequest('/big-64m.img', 'attack/cap');
+  const specs = Array.from({ length: CONF.conns }, (): ConnSpec => ({
+    server, local: '127.4.0.2', flowing: true, pauseAfterHead: true, request,
+  }));
   const { result: conns, healthy } = await withHealthy(server, async (hp) => {
     const cs = await openMany(specs);
     // Read only what is needed to see each status line, then stop reading.
@@ -930,7 +956,8 @@ async function perIpCap(server: Server): Promise<void> {
   const other = conns.length - ok - busy - refused;
   closeAll(conns);
   row(name, 'answered 200 (admitted)', ok, `${Math.min(PER_IP_CAP, CONF.conns)}`, verdict(ok === Math.min(PER_IP_CAP, CONF.conns)));
-  row(name, 'answered 503', `${busy} (with Retry-After: ${retryAfter})`, `${Math.max(0, CONF.conns - PER_IP_CAP)}`, verdict(busy === Math.max(0, CONF.conns - PER_IP_CAP)));
+  const over = Math.max(0, CONF.conns - PER_IP_CAP);
+  row(name, 'answered 503', `${busy} (with Retry-After: ${retryAfter})`, `${over}`, verdict(busy === over));
   row(name, 'refused / no connection', refused);
   if (other) row(name, 'other (reset or no answer in 3s)', other);
   healthyRow(name, healthy);
@@ -982,12 +1009,16 @@ function rateRows(name: string, res: RateResult, targetKB: number): void {
   const per = res.perRate.map((r) => `${r.rate / KiB}:${r.cut ? `CUT@${fmtS(r.firstCut)}` : 'ok'}`).join(' ');
   row(name, `per rate KB/s (${CONF.readersPerRate} reader(s) each, ${fmtS(res.runMs)})`, per);
   row(name, `readers' sockets at 5s (ss -tmi); tcp_rmem ${res.rmem}`, res.mem);
-  row(name, `slowest rate never cut (stall ${fmtS(stallMs)})`, slowest === null ? 'none' : `${slowest / KiB} KB/s`, `<= ${targetKB} KB/s`, verdict(slowest !== null && slowest <= targetKB * KiB));
+  const ok = slowest !== null && slowest <= targetKB * KiB;
+  const value = slowest === null ? 'none' : `${slowest / KiB} KB/s`;
+  row(name, `slowest rate never cut (stall ${fmtS(stallMs)})`, value, `<= ${targetKB} KB/s`, verdict(ok));
 }
 
 async function rateSearchMtu1500(): Promise<void> {
   const name = 'rates, netns lo mtu 1500';
-  const inner = [process.execPath, ...process.execArgv, SELF, '--_inner', 'rates', ...(Q ? ['--quick'] : []), ...serverFlags()].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  // tsx's loader (in execArgv) runs the inner copy too.
+  const argv = [process.execPath, ...process.execArgv, SELF, '--_inner', 'rates', ...(Q ? ['--quick'] : []), ...serverFlags()];
+  const inner = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   const script = `ip link set lo up mtu 1500 && exec ${inner}`;
   const res = await new Promise<RateResult | { error: string }>((resolve) => {
     let child: ChildProcess;
@@ -1062,7 +1093,9 @@ async function main(): Promise<void> {
 
   const want = (n: Scenario): boolean => !opts.only || opts.only.includes(n);
   const needHealthy = HEALTHY_SCENARIOS.some(want);
-  process.stderr.write(`attack: bootserve pid ${server.pid} on 127.0.0.1:${server.port}, stall ${fmtS(stallMs)}, header ${fmtS(headerMs)}, ${CONF.conns} connections, fd limit ${execFileSync('bash', ['-c', 'ulimit -n']).toString().trim()}\n`);
+  const fdLimit = execFileSync('bash', ['-c', 'ulimit -n']).toString().trim();
+  process.stderr.write(`attack: bootserve pid ${server.pid} on 127.0.0.1:${server.port}, stall ${fmtS(stallMs)}, header ${fmtS(headerMs)}, `
+    + `${CONF.conns} connections, fd limit ${fdLimit}\n`);
 
   if (needHealthy) await healthyDownload(server); // warm-up (JIT, page cache), not counted
   const steps: [Scenario, (srv: Server) => Promise<void>][] = [
@@ -1096,7 +1129,8 @@ async function main(): Promise<void> {
     healthyRuns.push({ label: 'baseline', ...(await healthyDownload(server)) });
     const base = healthyRuns.filter((r) => r.label === 'baseline' && !r.error).map((r) => r.bytesPerSec);
     const baseline = stats(base)?.med ?? 0;
-    rows.unshift(['baseline', `healthy ${(CONF.healthySize / MiB).toFixed(0)} MiB download, no attack: median (each)`, baseline ? `${fmtRate(baseline)} (${base.map(fmtRate).join(', ')})` : 'FAILED', '', '']);
+    const what = `healthy ${(CONF.healthySize / MiB).toFixed(0)} MiB download, no attack: median (each)`;
+    rows.unshift(['baseline', what, baseline ? `${fmtRate(baseline)} (${base.map(fmtRate).join(', ')})` : 'FAILED', '', '']);
     // Fill in the ratio next to each scenario's healthy row.
     for (const r of rows) {
       if (!r.healthy || !baseline) continue;

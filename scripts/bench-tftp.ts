@@ -42,7 +42,8 @@ if (!have('atftp')) missing.push('atftp');
 if (!existsSync('/usr/sbin/in.tftpd')) missing.push('tftpd-hpa');
 if (missing.length) {
   console.error(`bench-tftp: installing ${missing.join(' ')}`);
-  const r = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const r = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
   if (r.status !== 0) die(`cannot install ${missing.join(' ')}`);
 }
 if (!existsSync(join(REPO, 'dist/main.js'))) execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'inherit' });
@@ -52,7 +53,9 @@ const DATA = join(tmpdir(), 'bootserve-bench-tftp');
 const NAME = `tftp-${SIZE / 1048576}M.bin`;
 mkdirSync(DATA, { recursive: true });
 chmodSync(DATA, 0o755);
-if (!existsSync(join(DATA, NAME)) || statSync(join(DATA, NAME)).size !== SIZE) writeFileSync(join(DATA, NAME), randomBytes(SIZE), { mode: 0o644 });
+if (!existsSync(join(DATA, NAME)) || statSync(join(DATA, NAME)).size !== SIZE) {
+  writeFileSync(join(DATA, NAME), randomBytes(SIZE), { mode: 0o644 });
+}
 readFileSync(join(DATA, NAME)); // into the page cache
 const WANT = createHash('sha256').update(readFileSync(join(DATA, NAME))).digest('hex');
 
@@ -73,13 +76,21 @@ function cpuSeconds(pid: number): number {
 }
 
 const SERVERS: Record<string, (port: number) => ChildProcess> = {
-  bootserve: (port) => spawn(process.execPath, [join(REPO, 'bin/bootserve.js'), DATA, '--quiet', '--tftp', '--tftp-port', String(port), '--host', '127.0.0.1', '--port', '0', '--no-admin'], { stdio: 'ignore' }),
-  'tftpd-hpa': (port) => spawn('/usr/sbin/in.tftpd', ['--listen', '--foreground', '--address', `127.0.0.1:${port}`, '--user', 'nobody', '--secure', DATA], { stdio: 'ignore' }),
+  bootserve: (port) => {
+    const args = ['--quiet', '--tftp', '--tftp-port', String(port), '--host', '127.0.0.1', '--port', '0', '--no-admin'];
+    return spawn(process.execPath, [join(REPO, 'bin/bootserve.js'), DATA, ...args], { stdio: 'ignore' });
+  },
+  'tftpd-hpa': (port) => {
+    const args = ['--listen', '--foreground', '--address', `127.0.0.1:${port}`, '--user', 'nobody', '--secure', DATA];
+    return spawn('/usr/sbin/in.tftpd', args, { stdio: 'ignore' });
+  },
 };
 
 function atftp(port: number, windowsize: number, dest: string): number {
   const started = process.hrtime.bigint();
-  const r = spawnSync('atftp', ['--option', `blksize ${BLKSIZE}`, '--option', `windowsize ${windowsize}`, '-g', '-r', NAME, '-l', dest, '127.0.0.1', String(port)], { timeout: 300_000, encoding: 'utf8' });
+  const options = ['--option', `blksize ${BLKSIZE}`, '--option', `windowsize ${windowsize}`];
+  const args = [...options, '-g', '-r', NAME, '-l', dest, '127.0.0.1', String(port)];
+  const r = spawnSync('atftp', args, { timeout: 300_000, encoding: 'utf8' });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (r.status !== 0) throw new Error(`atftp failed: ${r.stderr || r.error?.message}`);
   return seconds;
@@ -125,12 +136,14 @@ for (const [name, startServer] of Object.entries(SERVERS)) {
 }
 
 const ref = (ws: number): number => results.find((r) => r.server === 'tftpd-hpa' && r.windowsize === ws)?.mbps ?? NaN;
-console.log(`\nTFTP, ${SIZE / 1048576} MiB over loopback, blksize ${BLKSIZE}, atftp client, median of ${ROUNDS} (load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})\n`);
+const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+console.log(`\nTFTP, ${SIZE / 1048576} MiB over loopback, blksize ${BLKSIZE}, atftp client, median of ${ROUNDS} (load ${load})\n`);
 console.log('| server | windowsize asked | MB/s | × tftpd-hpa (same window) | × tftpd-hpa (window 1) | server CPU s/GiB |');
 console.log('| --- | --- | --- | --- | --- | --- |');
 for (const r of results) {
   const cpu = r.server === 'tftpd-hpa' ? 'n/a' : r.cpuPerGiB.toFixed(1);
-  console.log(`| ${r.server} | ${r.windowsize} | ${r.mbps.toFixed(1)} | ${(r.mbps / ref(r.windowsize)).toFixed(2)} | ${(r.mbps / ref(1)).toFixed(2)} | ${cpu} |`);
+  const same = (r.mbps / ref(r.windowsize)).toFixed(2);
+  console.log(`| ${r.server} | ${r.windowsize} | ${r.mbps.toFixed(1)} | ${same} | ${(r.mbps / ref(1)).toFixed(2)} | ${cpu} |`);
 }
 const json = arg('json');
 if (json) writeFileSync(json, JSON.stringify(results, null, 2));

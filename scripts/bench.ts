@@ -6,7 +6,9 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess, SpawnSyncOptions } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync,
+} from 'node:fs';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -192,7 +194,8 @@ const median = (xs: number[]): number => {
   const m = s.length >> 1;
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 };
-const fmtSize = (n: number): string => (n % GiB === 0 ? `${n / GiB} GiB` : n % MiB === 0 ? `${n / MiB} MiB` : n % KiB === 0 ? `${n / KiB} KiB` : `${n} B`);
+const fmtSize = (n: number): string =>
+  n % GiB === 0 ? `${n / GiB} GiB` : n % MiB === 0 ? `${n / MiB} MiB` : n % KiB === 0 ? `${n / KiB} KiB` : `${n} B`;
 function fmtNum(x: number, digits?: number): string {
   if (!Number.isFinite(x)) return '-';
   if (digits !== undefined) return x.toFixed(digits);
@@ -312,7 +315,8 @@ function treeCpu(pids: number[]): number {
   }
   return cpu;
 }
-const treeMem = (pids: number[]): Mem => pids.map(procMem).reduce((a, m) => ({ rss: a.rss + m.rss, hwm: a.hwm + m.hwm }), { rss: 0, hwm: 0 });
+const treeMem = (pids: number[]): Mem =>
+  pids.map(procMem).reduce((a, m) => ({ rss: a.rss + m.rss, hwm: a.hwm + m.hwm }), { rss: 0, hwm: 0 });
 
 // ---------------------------------------------------------------- setup
 
@@ -352,13 +356,15 @@ function ensureTools(o: Options): Tools {
   if ((!existsSync(servePath) || !existsSync(httpServerPath)) && o.install) {
     log(`installing serve and http-server from npm into ${o.peers} (not into the project)`);
     mkdirSync(o.peers, { recursive: true });
-    const r = run('npm', ['install', '--prefix', o.peers, '--no-audit', '--no-fund', '--no-save', 'serve', 'http-server'], { cwd: o.peers });
+    const npmArgs = ['install', '--prefix', o.peers, '--no-audit', '--no-fund', '--no-save', 'serve', 'http-server'];
+    const r = run('npm', npmArgs, { cwd: o.peers });
     if (!r.ok) log(`npm install failed:\n${r.out.slice(-2000)}`);
     else installed.push(`serve, http-server (npm, ${o.peers})`);
   }
   const nginx = which('nginx') ?? (existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : undefined);
   const version = (cmd: string, args: string[], re: RegExp): string => re.exec(run(cmd, args).out)?.[1] ?? '?';
-  const packageVersion = (pkg: string): string => (JSON.parse(readFileSync(peersBin(pkg, 'package.json'), 'utf8')) as { version: string }).version;
+  const packageVersion = (pkg: string): string =>
+    (JSON.parse(readFileSync(peersBin(pkg, 'package.json'), 'utf8')) as { version: string }).version;
   return {
     installed,
     nginx,
@@ -415,7 +421,8 @@ function ensureData(o: Options): Files {
   make(files.medium, o.medium);
   make(files.iso, o.iso);
   // A 1 KiB iPXE script.
-  let script = '#!ipxe\n# bootserve benchmark script\ndhcp\nkernel http://${next-server}/vmlinuz initrd=initrd.img console=ttyS0\ninitrd http://${next-server}/initrd.img\n';
+  let script = '#!ipxe\n# bootserve benchmark script\ndhcp\n'
+    + 'kernel http://${next-server}/vmlinuz initrd=initrd.img console=ttyS0\ninitrd http://${next-server}/initrd.img\n';
   while (script.length < 1024 - 20) script += '# padding to 1 KiB\n';
   script = script.padEnd(1023, '#') + '\n';
   const sp = join(dir, files.script);
@@ -543,7 +550,11 @@ function serverDefs(o: Options, tools: Tools, work: string): ServerDef[] {
     });
   }
   if (httpServerPath) {
-    defs.push({ name: 'http-server', ranges: true, cmd: (port) => [node, [httpServerPath, dir, '-a', '127.0.0.1', '-p', String(port), '-s']] });
+    defs.push({
+      name: 'http-server',
+      ranges: true,
+      cmd: (port) => [node, [httpServerPath, dir, '-a', '127.0.0.1', '-p', String(port), '-s']],
+    });
   }
   const alias: Record<string, string> = { naive: 'naive-node', hello: 'node-hello' };
   if (o.servers) {
@@ -667,13 +678,16 @@ interface Measured {
 
 async function downloadWorkload(server: Running, file: string, size: number, clients: number, timeoutMs: number): Promise<Measured> {
   const url = `http://127.0.0.1:${server.port}/${file}`;
-  const cfg = `url = ${q(url)}\noutput = "/dev/null"\nsilent\nshow-error\nmax-time = ${Math.ceil(timeoutMs / 1000)}\nwrite-out = "%{http_code} %{size_download} %{time_total}\\n"\n`;
+  const cfg = `url = ${q(url)}\noutput = "/dev/null"\nsilent\nshow-error\nmax-time = ${Math.ceil(timeoutMs / 1000)}\n`
+    + 'write-out = "%{http_code} %{size_download} %{time_total}\\n"\n';
   const { results, wallMs } = await curlBatch(Array<string>(clients).fill(cfg), timeoutMs + 5000);
   let bytes = 0;
   const times: number[] = [];
   for (const r of results) {
     const [code, got, total] = r.out.trim().split(/\s+/);
-    if (r.code !== 0 || code !== '200' || Number(got) !== size) throw new Error(`download failed: curl exit ${r.code}, HTTP ${code}, ${got}/${size} bytes ${r.err.trim()}`);
+    if (r.code !== 0 || code !== '200' || Number(got) !== size) {
+      throw new Error(`download failed: curl exit ${r.code}, HTTP ${code}, ${got}/${size} bytes ${r.err.trim()}`);
+    }
     bytes += Number(got);
     times.push(Number(total));
   }
@@ -701,7 +715,8 @@ function rangeConfigs(o: Options, url: string): string[] {
     const lines: string[] = [];
     for (let i = 0; i < o.rangeReads; i++) {
       const start = Math.floor(rnd() * sectors) * 512;
-      lines.push(`url = ${q(url)}\nrange = "${start}-${start + o.rangeSize - 1}"\noutput = "/dev/null"\nsilent\nshow-error\nmax-time = 60\nwrite-out = "%{http_code} %{size_download} %{num_connects}\\n"\n`);
+      lines.push(`url = ${q(url)}\nrange = "${start}-${start + o.rangeSize - 1}"\noutput = "/dev/null"\nsilent\nshow-error\nmax-time = 60\n`
+        + 'write-out = "%{http_code} %{size_download} %{num_connects}\\n"\n');
     }
     return lines.join('next\n');
   });
@@ -715,7 +730,9 @@ async function rangeWorkload(server: Running, o: Options, file: string): Promise
   let connects = 0;
   for (const r of results) {
     const lines = r.out.trim().split('\n');
-    if (r.code !== 0 || lines.length !== o.rangeReads) throw new Error(`range client failed: curl exit ${r.code}, ${lines.length}/${o.rangeReads} responses ${r.err.trim()}`);
+    if (r.code !== 0 || lines.length !== o.rangeReads) {
+      throw new Error(`range client failed: curl exit ${r.code}, ${lines.length}/${o.rangeReads} responses ${r.err.trim()}`);
+    }
     for (const line of lines) {
       const [code, got, nc] = line.split(/\s+/);
       if (code !== '206' || Number(got) !== o.rangeSize) throw new Error(`range read answered HTTP ${code} with ${got} bytes`);
@@ -896,8 +913,8 @@ function renderTable(o: Options, defs: ServerDef[], results: Results, startups: 
       } else {
         const ratio = d.name === 'bootserve' || !measured(b) ? '' : `${(b.primary / m.primary).toFixed(2)}×`;
         rows.push([
-          first ? title : '', label, fmtNum(m.primary), meta.unit, m.rounds.join(' '), `${fmtNum(m.secondary)} ${meta.second.split(' ').slice(-1)}`,
-          fmtNum(m.rss / 1e6), `${fmtNum(m.cpuPer)} ${meta.cpuUnit}`, ratio,
+          first ? title : '', label, fmtNum(m.primary), meta.unit, m.rounds.join(' '),
+          `${fmtNum(m.secondary)} ${meta.second.split(' ').slice(-1)}`, fmtNum(m.rss / 1e6), `${fmtNum(m.cpuPer)} ${meta.cpuUnit}`, ratio,
         ]);
         if (m.note) rows.push(['', `  (${m.note})`, '', '', '', '', '', '', '']);
       }
@@ -920,13 +937,15 @@ function renderTable(o: Options, defs: ServerDef[], results: Results, startups: 
     const s = startups[d.name];
     return s ? [{ name: d.name, s }] : [];
   });
-  lines.push(`start-up ms (spawn → port accepts, median of ${o.startupSamples}): ` + sampled.map(({ name, s }) => `${name} ${fmtNum(s.startupMs, 0)}`).join(', '));
+  lines.push(`start-up ms (spawn → port accepts, median of ${o.startupSamples}): `
+    + sampled.map(({ name, s }) => `${name} ${fmtNum(s.startupMs, 0)}`).join(', '));
   lines.push('idle RSS MB (0.5 s after start): ' + sampled.map(({ name, s }) => `${name} ${fmtNum(s.idleRss / 1e6, 1)}`).join(', '));
 
   // Targets.
   lines.push('Targets (bootserve):');
   const verdict = (ok: boolean | undefined): string => (ok === undefined ? 'n/a ' : ok ? 'PASS' : 'MISS');
-  const target = (text: string, value: string, ok: boolean | undefined): number => lines.push(`  ${verdict(ok)}  ${pad(text, 46)} ${value}`);
+  const target = (text: string, value: string, ok: boolean | undefined): number =>
+    lines.push(`  ${verdict(ok)}  ${pad(text, 46)} ${value}`);
   /** bootserve's figure against another's: "0.46× (a vs b UNIT)", and whether it meets `meets`. */
   const versus = (b: Summary | undefined, n: number, bFigure: (s: MeasuredSummary) => number, unit: string, extra = ''): string =>
     measured(b) ? `${(bFigure(b) / n).toFixed(2)}× (${fmtNum(bFigure(b))} vs ${fmtNum(n)} ${unit}${extra})` : '-';
@@ -938,10 +957,12 @@ function renderTable(o: Options, defs: ServerDef[], results: Results, startups: 
     const n = r.ref ? r.med[r.ref] : undefined;
     const naive = r.med['naive-node'];
     if (measured(n)) {
-      target(`W${w} throughput ≥ 0.9× faster nginx`, versus(b, n.primary, (s) => s.primary, 'MB/s', `, ${r.ref}`), check(b, (s) => s.primary >= 0.9 * n.primary));
+      const value = versus(b, n.primary, (s) => s.primary, 'MB/s', `, ${r.ref}`);
+      target(`W${w} throughput ≥ 0.9× faster nginx`, value, check(b, (s) => s.primary >= 0.9 * n.primary));
     }
     if (measured(naive)) {
-      target(`W${w} throughput ≥ 1.5× naive Node`, versus(b, naive.primary, (s) => s.primary, 'MB/s'), check(b, (s) => s.primary >= 1.5 * naive.primary));
+      const value = versus(b, naive.primary, (s) => s.primary, 'MB/s');
+      target(`W${w} throughput ≥ 1.5× naive Node`, value, check(b, (s) => s.primary >= 1.5 * naive.primary));
     }
   }
   for (const w of [1, 2] as const) {
@@ -949,21 +970,26 @@ function renderTable(o: Options, defs: ServerDef[], results: Results, startups: 
     const n = r?.ref ? r.med[r.ref] : undefined;
     if (!r || !measured(n)) continue;
     const b = r.med.bootserve;
-    target(`W${w} CPU s/GiB ≤ 1.5× nginx (${r.ref})`, versus(b, n.cpuPer, (s) => s.cpuPer, 's/GiB'), check(b, (s) => s.cpuPer <= 1.5 * n.cpuPer));
+    const value = versus(b, n.cpuPer, (s) => s.cpuPer, 's/GiB');
+    target(`W${w} CPU s/GiB ≤ 1.5× nginx (${r.ref})`, value, check(b, (s) => s.cpuPer <= 1.5 * n.cpuPer));
   }
   // Issue 12: small requests against node:http's own ceiling, sanboot ranges against nginx.
   const hello = refs[3]?.med['node-hello'];
   if (refs[3] && measured(hello)) {
     const b = refs[3].med.bootserve;
-    target('W3 req/s ≥ 0.7× node-hello', versus(b, hello.primary, (s) => s.primary, 'req/s'), check(b, (s) => s.primary >= 0.7 * hello.primary));
-    target('W3 p99 < 1.5× node-hello', versus(b, hello.secondary, (s) => s.secondary, 'ms'), check(b, (s) => s.secondary < 1.5 * hello.secondary));
+    const rps = versus(b, hello.primary, (s) => s.primary, 'req/s');
+    target('W3 req/s ≥ 0.7× node-hello', rps, check(b, (s) => s.primary >= 0.7 * hello.primary));
+    const p99 = versus(b, hello.secondary, (s) => s.secondary, 'ms');
+    target('W3 p99 < 1.5× node-hello', p99, check(b, (s) => s.secondary < 1.5 * hello.secondary));
   }
   const r4 = refs[4];
   const n4 = r4?.ref ? r4.med[r4.ref] : undefined;
   if (r4 && measured(n4)) {
     const b = r4.med.bootserve;
-    target(`W4 MB/s ≥ 0.6× faster nginx (${r4.ref})`, versus(b, n4.primary, (s) => s.primary, 'MB/s'), check(b, (s) => s.primary >= 0.6 * n4.primary));
-    target(`W4 CPU s/GiB ≤ 3× nginx (${r4.ref})`, versus(b, n4.cpuPer, (s) => s.cpuPer, 's/GiB'), check(b, (s) => s.cpuPer <= 3 * n4.cpuPer));
+    const rate = versus(b, n4.primary, (s) => s.primary, 'MB/s');
+    target(`W4 MB/s ≥ 0.6× faster nginx (${r4.ref})`, rate, check(b, (s) => s.primary >= 0.6 * n4.primary));
+    const cpu = versus(b, n4.cpuPer, (s) => s.cpuPer, 's/GiB');
+    target(`W4 CPU s/GiB ≤ 3× nginx (${r4.ref})`, cpu, check(b, (s) => s.cpuPer <= 3 * n4.cpuPer));
   }
   const b2 = refs[2]?.med.bootserve;
   if (measured(b2)) {
@@ -1036,7 +1062,8 @@ async function main(): Promise<void> {
         try {
           const m = await measure(w, d, o, files, work, round);
           r = m;
-          log(`round ${round} W${w} ${pad(d.name, 16)} ${fmtNum(m.primary)} ${WORKLOADS[w].unit}, ${fmtNum(m.secondary)} ${WORKLOADS[w].second}, `
+          const meta = WORKLOADS[w];
+          log(`round ${round} W${w} ${pad(d.name, 16)} ${fmtNum(m.primary)} ${meta.unit}, ${fmtNum(m.secondary)} ${meta.second}, `
             + `peak RSS ${fmtNum(m.peakRss / 1e6)} MB, CPU ${fmtNum(m.cpu, 2)} s`);
         } catch (err) {
           const error = message(err).slice(0, 200);
@@ -1048,19 +1075,30 @@ async function main(): Promise<void> {
     }
   }
 
+  const v = tools.versions;
+  const cores = cpus().length;
+  const loads = (l: number[]): string => l.map((x) => x.toFixed(2)).join(' ');
+  // Each line of the report is one string, however long: the concatenations only keep the source narrow.
   const header = [
-    `bootserve benchmark — ${started.toISOString()} — ${o.quick ? 'QUICK (smoke test, not for comparison)' : 'full'} — ${o.rounds} round(s), interleaved (every server in turn each round, fresh process per run)`,
-    `machine: ${cpus().length} × ${cpus()[0]?.model?.trim() ?? '?'}; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}; node ${tools.versions.node}, nginx ${tools.versions.nginx}, serve ${tools.versions.serve}, http-server ${tools.versions['http-server']}, curl ${tools.versions.curl}, wrk ${tools.versions.wrk}`,
-    `clients: W1, W2, W4 curl processes writing to /dev/null (W2 and W4 released together; W4 keep-alive, one curl per client); W3 wrk ${tools.versions.wrk} from Debian (-t${o.wrkThreads} -c${o.wrkConnections} -d${o.wrkDuration}s). Clients and servers share the same ${cpus().length} cores.`,
+    `bootserve benchmark — ${started.toISOString()} — ${o.quick ? 'QUICK (smoke test, not for comparison)' : 'full'} — `
+      + `${o.rounds} round(s), interleaved (every server in turn each round, fresh process per run)`,
+    `machine: ${cores} × ${cpus()[0]?.model?.trim() ?? '?'}; load average at start ${loads(load0)}; node ${v.node}, nginx ${v.nginx}, `
+      + `serve ${v.serve}, http-server ${v['http-server']}, curl ${v.curl}, wrk ${v.wrk}`,
+    'clients: W1, W2, W4 curl processes writing to /dev/null (W2 and W4 released together; W4 keep-alive, one curl per client); '
+      + `W3 wrk ${v.wrk} from Debian (-t${o.wrkThreads} -c${o.wrkConnections} -d${o.wrkDuration}s). `
+      + `Clients and servers share the same ${cores} cores.`,
     `installed by this run: ${tools.installed.length ? tools.installed.join(', ') : 'nothing (all present)'}`,
-    `nginx: worker_processes auto, access_log off, otherwise nginx defaults; "(ref)" = the faster of sendfile on/off for that workload. naive-node = createReadStream(path).pipe(res); node-hello = node:http answering the 1 KiB script from memory (W3 only).`,
-    `MB = 10^6 bytes. CPU = server utime+stime (nginx: master+workers) per GiB sent, W3 per request. peak RSS = VmHWM (nginx: sum over processes). Ratio = bootserve median ÷ this server's median (higher is better for bootserve).`,
+    'nginx: worker_processes auto, access_log off, otherwise nginx defaults; "(ref)" = the faster of sendfile on/off for that workload. '
+      + 'naive-node = createReadStream(path).pipe(res); node-hello = node:http answering the 1 KiB script from memory (W3 only).',
+    'MB = 10^6 bytes. CPU = server utime+stime (nginx: master+workers) per GiB sent, W3 per request. '
+      + 'peak RSS = VmHWM (nginx: sum over processes). Ratio = bootserve median ÷ this server\'s median (higher is better for bootserve).',
     '',
   ];
   const table = renderTable(o, defs, results, startups);
-  const footer = `load average at end ${loadavg().map((x) => x.toFixed(2)).join(' ')} (${cpus().length} cores, shared with whatever else runs: the spread across rounds shows the noise)`;
+  const footer = `load average at end ${loads(loadavg())} `
+    + `(${cores} cores, shared with whatever else runs: the spread across rounds shows the noise)`;
   process.stdout.write(header.join('\n') + '\n' + table + '\n' + footer + '\n');
-  log(`done in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s; load average now ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  log(`done in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s; load average now ${loads(loadavg())}`);
   if (o.json) writeFileSync(o.json, JSON.stringify({ options: o, tools: tools.versions, startups, results }, null, 2));
   rmSync(work, { recursive: true, force: true });
 }
