@@ -55,9 +55,10 @@ each baseline. Every option can also be given as an environment variable BENCH_<
   --no-build              do not run npm run build
   --no-install            do not apt-get/npm install missing tools (skip what is missing)
   --json FILE             also write the raw results as JSON
-  --cpu-prof DIR          run bootserve (and the candidate) under node --cpu-prof, one profile per
-                          run in DIR named SERVER-W<n>-r<round>.cpuprofile (CPU figures include
-                          the profiler's cost); summarise with scripts/cpuprofile-top
+  --cpu-prof DIR          run the Node servers (bootserve, the candidate, naive-node, node-hello)
+                          under node --cpu-prof, one profile per run in DIR named
+                          SERVER-W<n>-r<round>.cpuprofile (CPU figures include the profiler's
+                          cost); summarise with scripts/cpuprofile-top.ts
   -h, --help              this help
 SIZE: bytes, or with K, M, G (binary).`;
 
@@ -536,10 +537,15 @@ function serverDefs(o: Options, tools: Tools, work: string): ServerDef[] {
   }
   const naivePath = join(work, 'naive-server.mjs');
   writeFileSync(naivePath, NAIVE_SERVER);
-  defs.push({ name: 'naive-node', ranges: false, cmd: (port) => [node, [naivePath, dir, String(port)]] });
+  defs.push({ name: 'naive-node', ranges: false, cmd: (port, tag) => [node, [...prof('naive-node', tag), naivePath, dir, String(port)]] });
   const helloPath = join(work, 'hello-server.mjs');
   writeFileSync(helloPath, HELLO_SERVER);
-  defs.push({ name: 'node-hello', ranges: false, only: [3], cmd: (port) => [node, [helloPath, join(dir, 'boot.ipxe'), String(port)]] });
+  defs.push({
+    name: 'node-hello',
+    ranges: false,
+    only: [3],
+    cmd: (port, tag) => [node, [...prof('node-hello', tag), helloPath, join(dir, 'boot.ipxe'), String(port)]],
+  });
   const { servePath, httpServerPath } = tools;
   if (servePath) {
     defs.push({
