@@ -442,6 +442,8 @@ createServer((req, res) => {
   res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': body.length });
   res.end(body);
 }).listen(Number(port), '127.0.0.1');
+// Exit, not die, on SIGTERM: node --cpu-prof writes its profile only on a normal exit.
+process.on('SIGTERM', () => process.exit(0));
 `;
 
 const NAIVE_SERVER = `// The floor: createReadStream(path).pipe(res), default options, nothing else.
@@ -453,6 +455,7 @@ createServer((req, res) => {
   const path = join(root, decodeURIComponent(new URL(req.url, 'http://x').pathname));
   createReadStream(path).on('error', () => { res.statusCode = 404; res.end(); }).pipe(res);
 }).listen(Number(port), '127.0.0.1');
+process.on('SIGTERM', () => process.exit(0)); // for node --cpu-prof, as above
 `;
 
 function nginxConfig(prefix: string, root: string, port: number, sendfile: boolean): string {
