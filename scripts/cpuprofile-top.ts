@@ -1,9 +1,11 @@
 // Sum a V8 .cpuprofile's self time per function and print the top entries (a Markdown table).
 //
-//   node --import tsx scripts/cpuprofile-top.ts [--top N] [--per COUNT] FILE.cpuprofile [FILE ...]
+//   node --import tsx scripts/cpuprofile-top.ts [--top N] [--per COUNT | --bench-json FILE] FILE.cpuprofile [FILE ...]
 //
 // Several files are summed (e.g. the three rounds of one workload); --per adds a column of
-// microseconds per unit (e.g. the requests the profiled runs served). Self time is attributed the
+// microseconds per unit (e.g. the requests the profiled runs served). --bench-json takes the
+// count from scripts/bench's --json output instead, by the profiles' names (SERVER-W<n>-r<round>):
+// requests for W3 and W4, GiB sent for W1 and W2. Self time is attributed the
 // way Chrome's DevTools does: each sample gets the time delta to the next sample. Percentages are
 // of the busy time (total minus "(idle)"), so a mostly idle profile still reads as shares of work.
 import { readFileSync } from 'node:fs';
@@ -25,6 +27,29 @@ interface Profile {
   samples: number[];
   timeDeltas: number[];
 }
+/** What scripts/bench --json keeps that the count needs. */
+interface BenchJson {
+  options: { rangeSize: number };
+  results: Record<string, Record<string, ({ requests?: number; bytes: number } | { error: string })[]>>;
+}
+
+/** The requests (W3, W4) or GiB (W1, W2) the profiled runs served, from bench's JSON; throws if a run is missing. */
+export function unitsFromBench(bench: BenchJson, files: string[]): { count: number; unit: string } {
+  let count = 0;
+  let unit = '';
+  for (const f of files) {
+    const m = /^(.+)-W(\d)-r(\d+)\.cpuprofile$/.exec(basename(f));
+    const run = m ? bench.results[m[2] ?? '']?.[m[1] ?? '']?.[Number(m[3]) - 1] : undefined;
+    if (!m || run === undefined || 'error' in run) throw new Error(`no run in the bench JSON for ${basename(f)}`);
+    const w = Number(m[2]);
+    const u = w >= 3 ? 'request' : 'GiB';
+    if (unit !== '' && unit !== u) throw new Error('profiles of workloads with different units');
+    unit = u;
+    count += w === 3 ? (run.requests ?? NaN) : w === 4 ? run.bytes / bench.options.rangeSize : run.bytes / 2 ** 30;
+  }
+  return { count, unit };
+}
+
 export interface Entry {
   name: string;
   where: string;
@@ -68,17 +93,22 @@ export function selfTimes(profiles: Profile[], repo: string): { entries: Entry[]
 function main(argv: string[]): void {
   let top = 10;
   let per: number | undefined;
+  let unit = 'unit';
+  let benchJson: string | undefined;
   const files: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
     if (a === '--top') top = Number(argv[++i]);
     else if (a === '--per') per = Number(argv[++i]);
+    else if (a === '--bench-json') benchJson = argv[++i];
     else if (a === '-h' || a === '--help') {
-      process.stdout.write('Usage: node --import tsx scripts/cpuprofile-top.ts [--top N] [--per COUNT] FILE.cpuprofile [FILE ...]\n');
+      process.stdout.write('Usage: node --import tsx scripts/cpuprofile-top.ts [--top N] [--per COUNT | --bench-json FILE]'
+        + ' FILE.cpuprofile [FILE ...]\n');
       return;
     } else files.push(a);
   }
   if (files.length === 0 || !Number.isInteger(top) || top < 1) throw new Error('give one or more .cpuprofile files (--help)');
+  if (benchJson !== undefined) ({ count: per, unit } = unitsFromBench(JSON.parse(readFileSync(benchJson, 'utf8')) as BenchJson, files));
   if (per !== undefined && !(per > 0)) throw new Error('--per needs a positive count');
   const profiles = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as Profile);
   const repo = new URL('..', import.meta.url).pathname;
@@ -87,11 +117,11 @@ function main(argv: string[]): void {
   const ms = (us: number): string => (us / 1000).toFixed(0);
   const share = (us: number): string => ((100 * us) / busyUs).toFixed(1);
   const each = (us: number): string => (per === undefined ? '' : ` ${(us / per).toFixed(2)} |`);
-  const perHead = per === undefined ? '' : ' µs each |';
+  const perHead = per === undefined ? '' : ` µs per ${unit} |`;
   const perRule = per === undefined ? '' : ' ---: |';
   const out = [
     `${files.map((f) => basename(f)).join(', ')}: ${ms(totalUs)} ms sampled, ${ms(busyUs)} ms busy (idle ${ms(idleUs)} ms)` +
-      (per === undefined ? '' : `; ${per} units, ${(busyUs / per).toFixed(1)} µs busy each`),
+      (per === undefined ? '' : `; ${+per.toFixed(2)} ${unit}s, ${(busyUs / per).toFixed(1)} µs busy per ${unit}`),
     '',
     `| # | self ms | % busy |${perHead} function | where |`,
     `| ---: | ---: | ---: |${perRule} --- | --- |`,
