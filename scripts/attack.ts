@@ -354,6 +354,8 @@ async function startServer(): Promise<Server> {
   if (!fs.existsSync(path.resolve(path.dirname(BIN), '../dist/main.js'))) die('bootserve is not built: run npm run build');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bootserve-attack-'));
   onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
+  // Started as root, bootserve serves as nobody: the folder must be readable by others (mkdtemp makes it 0700).
+  fs.chmodSync(dir, 0o755);
   // Sparse: reading holes costs no disk, so the figures are about the network path.
   makeSparse(path.join(dir, 'big-64m.img'), 64 * MiB);
   makeSparse(path.join(dir, 'healthy.img'), CONF.healthySize);

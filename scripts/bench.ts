@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess, SpawnSyncOptions } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import {
-  closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync,
+  chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync,
 } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -1039,7 +1039,11 @@ async function main(): Promise<void> {
   if (!tools.curl) throw new Error('curl is required (apt-get install curl)');
   const work = join(tmpdir(), `bootserve-bench-${process.pid}`);
   mkdirSync(work, { recursive: true });
-  if (o.cpuProf) mkdirSync(o.cpuProf, { recursive: true });
+  // Started as root, bootserve drops to nobody before it exits and writes its profile: let anyone write there.
+  if (o.cpuProf) {
+    mkdirSync(o.cpuProf, { recursive: true });
+    chmodSync(o.cpuProf, 0o1777);
+  }
   const files = ensureData(o);
   const defs = serverDefs(o, tools, work);
   if (!defs.some((d) => d.name === 'bootserve')) log('warning: bootserve is not among the servers: no ratios');
