@@ -7,7 +7,7 @@ import { parseArgs, unknownVariables, usage, UsageError } from './cli.js';
 import { cutTransfersLines } from './interrupted.js';
 import { servedFromOutside } from './netboot/ipxe.js';
 import { watchParent } from './parentwatch.js';
-import { becomeUser, lookupAccount, planPrivileges, type ProcessIds } from './privileges.js';
+import { becomeUser, lookupAccount, planPrivileges, settlePlan, type ProcessIds } from './privileges.js';
 import { BindError } from './net/bind.js';
 import { createLiveView } from './observe/live.js';
 import { createLogger } from './observe/log.js';
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
   if (invocation.kind === 'print-menu') return void process.stdout.write(await bootMenuFor(root, config, (m) => logger.error(m))());
 
   // Who runs once the ports are bound (started as root: nobody, or --user): decided before binding.
-  const privileges = process.getuid ? planPrivileges(config.user, process.getuid(), lookupAccount) : ({ kind: 'keep', note: undefined } as const);
+  const privileges = process.getuid ? settlePlan(planPrivileges(config.user, process.getuid(), lookupAccount), root) : ({ kind: 'keep', note: undefined } as const);
   if (privileges.kind === 'refused') fail(privileges.message, 1);
   let app;
   try {
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
   if (privileges.kind === 'drop') await import('./netboot/bootmenu.js');
   const became = becomeUser(privileges, root, app.ipxe ? servedFromOutside(app.ipxe) : [], process as ProcessIds);
   if (became.kind === 'refused') fail(became.message, 1);
-  if (became.note) logger.info(became.note);
+  if (became.note) (became.note.startsWith('warning:') ? logger.error : logger.info)(became.note);
   for (const line of app.banner()) (line.level === 'warn' ? logger.error : logger.info)(line.text);
   live.start(app.transfers);
 

@@ -6,7 +6,8 @@
 //   unreadableBy    → after the drop, what the new user cannot read (the served folder)
 // Started as root without --user, bootserve becomes `nobody`; `--user root` keeps root.
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 export interface Account {
   name: string;
@@ -133,4 +134,40 @@ export function becomeUser(plan: Exclude<PrivilegePlan, { kind: 'refused' }>, ro
   }
   const unreadable = unreadableBy(plan.account.name, root, files);
   return unreadable ? { kind: 'refused', message: unreadable } : { kind: 'became', note: droppedNote(plan) };
+}
+
+/**
+ * Whether `account` could list `dir`, judged as root from the permission bits of the folder and
+ * of every folder above it (read and search on the folder itself, search on the ones above).
+ * Checked before the drop, which cannot be undone.
+ */
+export function couldRead(dir: string, account: Account): boolean {
+  const allows = (path: string, bits: number) => {
+    const st = statSync(path);
+    const mode = st.uid === account.uid ? (st.mode >> 6) & 7 : st.gid === account.gid ? (st.mode >> 3) & 7 : st.mode & 7;
+    return (mode & bits) === bits;
+  };
+  try {
+    if (!allows(dir, 5)) return false;
+    for (let up = dirname(dir); ; up = dirname(up)) {
+      if (!allows(up, 1)) return false;
+      if (up === dirname(up)) return true;
+    }
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The drop that is only a default (no --user) gives way when the default user could not read
+ * the folder: a newcomer's first command (as root, in a clone under /root, mode 0700) must work.
+ * bootserve then stays root and says so loudly; an explicit --user is never overridden.
+ */
+export function settlePlan(plan: PrivilegePlan, root: string, readable = couldRead): PrivilegePlan {
+  if (plan.kind !== 'drop' || plan.chosen !== 'default' || readable(root, plan.account)) return plan;
+  const { name } = plan.account;
+  return {
+    kind: 'keep',
+    note: `warning: running as root: ${name} could not read ${root}, so bootserve did not drop to ${name}; serve a folder others can read, or choose --user NAME (--user root keeps root without this warning)`,
+  };
 }

@@ -6,7 +6,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { becomeUser, dropPrivileges, droppedNote, lookupAccount, parsePasswdLine, planPrivileges, unreadableBy, type Account, type ProcessIds } from '../lib/privileges.js';
+import { becomeUser, couldRead, dropPrivileges, droppedNote, lookupAccount, parsePasswdLine, planPrivileges, settlePlan, unreadableBy, type Account, type ProcessIds } from '../lib/privileges.js';
 
 const ACCOUNTS: Account[] = [
   { name: 'root', uid: 0, gid: 0 },
@@ -97,4 +97,25 @@ test('becomeUser: keep says the note; drop drops, then checks what the user can 
   assert.deepEqual(p.calls, ['setgroups ', 'setgid 985', 'setuid 990']);
   assert.match(JSON.stringify(becomeUser(plan, '/no/such/folder', [], fakeProcess())), /netboot cannot read \/no\/such\/folder \(ENOENT\)/);
   assert.match(JSON.stringify(becomeUser(plan, tmpdir(), [], fakeProcess('setuid'))), /"--user netboot: could not become netboot/);
+});
+
+test('the default drop gives way when nobody could read the folder; an explicit --user never does', () => {
+  const nobody = ACCOUNTS[1] as Account;
+  const dir = mkdtempSync(join(tmpdir(), 'bootserve-priv-'));
+  try {
+    chmodSync(dir, 0o755);
+    assert.equal(couldRead(dir, nobody), true);
+    chmodSync(dir, 0o700);
+    assert.equal(couldRead(dir, nobody), false, 'a 0700 folder, as /root is');
+    assert.equal(couldRead(join(dir, 'missing'), nobody), false);
+    const byDefault = { kind: 'drop', account: nobody, chosen: 'default' } as const;
+    const kept = settlePlan(byDefault, dir);
+    assert.equal(kept.kind, 'keep');
+    assert.match((kept as { note: string }).note, /^warning: running as root: nobody could not read .*--user NAME/);
+    const flagged = { kind: 'drop', account: nobody, chosen: 'flag' } as const;
+    assert.deepEqual(settlePlan(flagged, dir), flagged, '--user nobody is obeyed (and refused after the drop if it cannot read)');
+    assert.deepEqual(settlePlan(byDefault, dir, () => true), byDefault);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -10,7 +10,7 @@
 // round trips).
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -94,10 +94,8 @@ function cleanEnv(dir: string): NodeJS.ProcessEnv {
 test('README: the first code block works verbatim in a fresh clone; npx stopped by SIGTERM leaves no orphan', { timeout: 420_000 }, async (t: TestContext) => {
   if (spawnSync('git', ['--version']).status !== 0) return skipOrFail(t, 'git not found');
   const dir = mkdtempSync(join(tmpdir(), 'bootserve-readme-'));
-  // Started as root, bootserve serves as nobody: the clone must be readable by others, as a
-  // newcomer's clone is (not root: no change of user at all). A root in /root (0700) is told
-  // in one line to add --user root; README.md says so below the block.
-  if (process.getuid?.() === 0) chmodSync(dir, 0o755);
+  // The folder is mkdtemp's 0700, as /root is: started as root, bootserve would drop to nobody,
+  // who could not read the clone, so it stays root and says so (lib/privileges.ts settlePlan).
   const clone = join(dir, 'bootserve');
   const groups: Group[] = [];
   t.after(() => {
@@ -111,12 +109,14 @@ test('README: the first code block works verbatim in a fresh clone; npx stopped 
   const blocks = codeBlocks(readme);
   const first = blocks[0];
   assert.ok(first && first.lang === 'sh', "the README's first code block is a shell block");
-  // What a newcomer types: commands only, no comment or prompt to strip.
+  // What a newcomer types: commands only, no comment or prompt to strip. The first line installs
+  // and serves; the second runs the tests (this very suite: not run again from here).
   const commands = first.body.trim().split('\n');
   assert.deepEqual(commands.filter((c) => /^\s*(#|\$)/.test(c)), [], 'no prompts or comment lines in the first block');
+  assert.deepEqual(commands.slice(1), ['npm test'], 'the second command runs the tests');
 
   const env = cleanEnv(dir);
-  const run = startGroup('bash', ['-e', '-c', first.body], clone, env);
+  const run = startGroup('bash', ['-e', '-c', commands[0] as string], clone, env);
   groups.push(run);
   const chain = /iPXE: chain (http:\/\/\S+)\/boot\.ipxe/;
   await until(() => chain.test(run.out()) || run.proc.exitCode !== null, 360_000, 'the banner');
