@@ -205,23 +205,41 @@ function fileReply(req: IncomingMessage, file: OpenFile, files: FileCache, path:
   let reply: Reply;
   if (decision.kind === 'full') {
     const parts = size > 0 ? [{ start: 0, end: size - 1 }] : [];
-    reply = { status: 200, headers: { ...headers, 'Content-Type': file.contentType, 'Content-Length': size }, parts };
+    reply = { status: 200, headers: fileHeaders(file, file.contentType, size), parts };
   } else {
     const [only] = decision.ranges;
     if (decision.ranges.length === 1 && only) {
       const range = `bytes ${only.start}-${only.end}/${size}`;
       const length = only.end - only.start + 1;
-      reply = { status: 206, headers: { ...headers, 'Content-Type': file.contentType, 'Content-Length': length, 'Content-Range': range }, parts: [only], range };
+      reply = { status: 206, headers: fileHeaders(file, file.contentType, length, range), parts: [only], range };
     } else {
       const body = multipartBody(decision.ranges, size, file.contentType);
       const range = `bytes ${decision.ranges.map((r) => `${r.start}-${r.end}`).join(',')}/${size}`;
-      reply = { status: 206, headers: { ...headers, 'Content-Type': body.contentType, 'Content-Length': body.length }, parts: body.parts, range };
+      reply = { status: 206, headers: fileHeaders(file, body.contentType, body.length), parts: body.parts, range };
     }
   }
   // HEAD sends no body, and an empty body needs no file.
   if (req.method === 'HEAD' || reply.parts.length === 0) return done(reply);
-  if (file.bytes) return done({ ...reply, parts: slices(reply.parts, file.bytes) });
+  if (file.bytes) {
+    reply.parts = slices(reply.parts, file.bytes);
+    return done(reply);
+  }
   return withBody(reply, file, files, path, engine);
+}
+
+/**
+ * A file's headers, written out in full: V8 (Node 20) builds `{ ...common, more }` slowly, about
+ * 2 µs a response, where a literal costs nothing.
+ */
+function fileHeaders(file: OpenFile, type: string, length: number, contentRange?: string): OutgoingHttpHeaders {
+  const modified = file.lastModified;
+  const etag = file.validators.etag;
+  return contentRange === undefined
+    ? { 'Accept-Ranges': 'bytes', 'Last-Modified': modified, ETag: etag, 'Cache-Control': 'no-cache', 'Content-Type': type, 'Content-Length': length }
+    : {
+        'Accept-Ranges': 'bytes', 'Last-Modified': modified, ETag: etag, 'Cache-Control': 'no-cache',
+        'Content-Type': type, 'Content-Length': length, 'Content-Range': contentRange,
+      };
 }
 
 /** The parts as pieces of `whole`, the file's bytes. */
@@ -238,9 +256,16 @@ async function withBody(reply: Reply, file: OpenFile, files: FileCache, path: st
     file.release();
     throw err;
   }
-  if (!literal) return { ...reply, file };
+  if (!literal) {
+    reply.file = file;
+    return reply;
+  }
   file.release();
-  return Buffer.isBuffer(literal) ? { ...reply, parts: [literal], scratch: literal } : { ...reply, parts: literal };
+  if (Buffer.isBuffer(literal)) {
+    reply.parts = [literal];
+    reply.scratch = literal;
+  } else reply.parts = literal;
+  return reply;
 }
 
 /**
