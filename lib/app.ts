@@ -1,15 +1,16 @@
 // The builder: a parsed configuration in, the running services out, in an explicit order. main.ts
 // (the process) and the tests build bootserve through here, so every test runs the production
 // setup. Adding a service: a folder with a create function meeting service.ts, one entry below.
-import { networkInterfaces } from 'node:os';
+import { createLocalAdmin, needsLocalAdmin } from './admin/local.js';
 import { adminReply, type AdminState } from './admin/pages.js';
-import { parseHostPort, type Config } from './cli.js';
+import { parseHostPort, proxyFlag, type Config } from './cli.js';
 import { advertisedAddress } from './dhcp/address.js';
 import { createDhcpService, type DhcpService } from './dhcp/server.js';
 import { fileCacheFor, type FileCache } from './http/filecache.js';
 import { createHttpService, type HttpOptions, type HttpService } from './http/server.js';
-import { urlsFor } from './net/addresses.js';
+import { listInterfaces, urlsFor } from './net/addresses.js';
 import { bootFilesFor, type BootCatalog } from './netboot/catalog.js';
+import { checkIpxeDir, findIpxeBinaries, noBootProgram, type IpxeCatalog } from './netboot/ipxe.js';
 import type { DhcpLogger, Logger } from './observe/log.js';
 import { Machines } from './observe/machines.js';
 import { Transfers } from './observe/transfers.js';
@@ -39,6 +40,10 @@ export interface App {
   readonly machines: Machines;
   /** The open-file cache (undefined: --no-file-cache). */
   readonly files: FileCache | undefined;
+  /** The iPXE binaries (with --tftp or --proxy-dhcp). */
+  readonly ipxe: IpxeCatalog | undefined;
+  /** The Secure Boot chain and grub.cfg beside it (netboot/catalog.ts). */
+  readonly boot: BootCatalog | undefined;
   /** Start every service in order; if one fails, the ones started are stopped and the error thrown. */
   start(): Promise<void>;
   /** The start banner, every service's lines in order; "iPXE: chain ..." comes last. */
@@ -77,13 +82,18 @@ export function buildApp(options: AppOptions): App {
   const shuttingDown = () => stopping;
 
   // Refusals come before anything is bound, so a refusal leaves nothing behind.
-  const advertised = config.proxyDhcp ? advertisedAddress(config.host, networkInterfaces()) : undefined;
+  const advertised = config.proxyDhcp ? advertisedAddress(config.host, listInterfaces() ?? {}, proxyFlag(config)) : undefined;
   if (advertised?.kind === 'refused') throw new ConfigError(advertised.message);
   // iPXE binaries (the served dir's ipxe/, else --ipxe-dir or the system's package), for TFTP and HTTP.
-  // With --secure-boot(-for) also the signed shim → GRUB chain and the generated grub/grub.cfg;
-  // an unsigned binary in a signed role is refused.
-  const ipxe: BootCatalog | undefined = config.proxyDhcp || config.tftp ? bootFilesFor(config, root, () => http.address().port, (m) => logger.error(m)) : undefined;
-  if (ipxe?.refusals[0] !== undefined) throw new ConfigError(ipxe.refusals[0]);
+  const ipxeDirProblem = checkIpxeDir(config.ipxeDir);
+  if (ipxeDirProblem) throw new ConfigError(ipxeDirProblem);
+  const ipxe: IpxeCatalog | undefined = config.proxyDhcp || config.tftp ? findIpxeBinaries({ root, ipxeDir: config.ipxeDir }) : undefined;
+  const noProgram = config.proxyDhcp && ipxe ? noBootProgram(ipxe, root, proxyFlag(config)) : undefined;
+  if (noProgram) throw new ConfigError(noProgram);
+  // With --secure-boot(-for) also the signed shim → GRUB chain and the generated grub/grub.cfg,
+  // through the same two hooks; an unsigned binary in a signed role is refused.
+  const boot: BootCatalog | undefined = ipxe && bootFilesFor(config, root, ipxe, () => http.address().port, (m) => logger.error(m));
+  if (boot?.refusals[0] !== undefined) throw new ConfigError(boot.refusals[0]);
 
   const warnings: BannerLine[] = [];
   if (config.stallTimeoutMs === 0) warnings.push(warn('warning: --stall-timeout 0 disables the stall guard: a client that stops reading holds its connection forever'));
@@ -118,7 +128,8 @@ export function buildApp(options: AppOptions): App {
     transfers,
     files,
     bootMenu: config.bootMenu ? bootMenuFor(root, config, (m) => logger.error(m)) : undefined,
-    ipxeFile: ipxe?.file,
+    ipxeFile: boot?.file,
+    ipxeBinaries: ipxe?.external,
     admin: config.adminListen === undefined ? admin : undefined,
     shuttingDown,
   });
@@ -130,6 +141,12 @@ export function buildApp(options: AppOptions): App {
     const { host, port } = parseHostPort(config.adminListen);
     adminService = createHttpService({ ...httpOptions, name: 'admin', host, port, fd: undefined }, { root: undefined, logger, transfers, admin, shuttingDown });
     services.push(adminService);
+  }
+
+  // 2b. --host names one address that is not loopback: the admin pages on 127.0.0.1 too (admin/local.ts).
+  if (admin && config.adminListen === undefined && options.activationFd === undefined && needsLocalAdmin(config.host)) {
+    const create = (port: number) => createHttpService({ ...httpOptions, name: 'admin', host: '127.0.0.1', port, fd: undefined }, { root: undefined, logger, transfers, admin, shuttingDown });
+    services.push(createLocalAdmin({ port: () => http.address().port, create, elsewhere: () => `${urlsFor(http.address())[0]}-/` }));
   }
 
   // 3. TFTP, for PXE firmware's boot program.
@@ -145,7 +162,7 @@ export function buildApp(options: AppOptions): App {
         maxPerClient: config.tftpMaxPerClient,
         dotfiles: config.dotfiles,
       },
-      { root, logger, transfers, fallback: (segments) => ipxe?.file(segments.join('/')), shed: () => void files?.shed() },
+      { root, logger, transfers, fallback: (segments) => boot?.file(segments.join('/')), shed: () => void files?.shed() },
     );
     services.push(tftp);
   }
@@ -155,7 +172,7 @@ export function buildApp(options: AppOptions): App {
   if (advertised?.kind === 'address' && ipxe) {
     const { address } = advertised;
     dhcp = createDhcpService({
-      policy: () => ({ serverAddress: address, httpPort: http.address().port, binaryFor: ipxe.binaryFor, signedFor: ipxe.signedFor }),
+      policy: () => ({ serverAddress: address, httpPort: http.address().port, binaryFor: ipxe.binaryFor, signedFor: boot?.signedFor }),
       log: (record) => logger.dhcp(record),
       error: (message) => logger.error(message),
     });
@@ -173,6 +190,8 @@ export function buildApp(options: AppOptions): App {
     transfers,
     machines,
     files,
+    ipxe,
+    boot,
     shuttingDown,
     async start() {
       for (const service of services) {
@@ -187,7 +206,7 @@ export function buildApp(options: AppOptions): App {
     },
     banner() {
       const urls = urlsFor(http.address());
-      const catalog = (ipxe?.banner() ?? []).map((line) => (/: (missing|warning:) /.test(line) ? warn(line) : info(line)));
+      const catalog = [...(ipxe?.banner() ?? []).map(info), ...(boot?.banner() ?? []).map((line) => (line.includes(': warning:') ? warn(line) : info(line)))];
       return [
         ...warnings,
         ...catalog,
@@ -198,7 +217,7 @@ export function buildApp(options: AppOptions): App {
     },
     shutdown(graceMs) {
       stopping = true;
-      closing ??= Promise.all(started.map((s) => s.shutdown(graceMs))).then(() => ipxe?.close());
+      closing ??= Promise.all(started.map((s) => s.shutdown(graceMs))).then(() => boot?.close());
       return closing;
     },
   };

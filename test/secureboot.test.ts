@@ -11,6 +11,7 @@ import { parseArgs, secureBootMacs, UsageError } from '../lib/cli.js';
 import { decide, type PolicyConfig } from '../lib/dhcp/policy.js';
 import { peSignature } from '../lib/netboot/authenticode.js';
 import { findBootFiles } from '../lib/netboot/catalog.js';
+import { findIpxeBinaries } from '../lib/netboot/ipxe.js';
 import { findSignedChains, grubAbilities } from '../lib/netboot/signed.js';
 import { MAC, requestPacket } from './helpers/dhcp.js';
 import { secureBootAssetsDir } from './helpers/lab.js';
@@ -173,7 +174,8 @@ test('findBootFiles: iPXE and signed names behind one hook; grub/grub.cfg genera
   const ipxe = tree({ 'snponly.efi': Buffer.from('ipxe') });
   t.after(() => [root, system, ipxe].forEach((d) => rmSync(d, { recursive: true, force: true })));
   const menu = { timeoutMs: 5000, dotfiles: false, httpPort: () => 8080 };
-  const catalog = findBootFiles({ root, secureBoot: { kind: 'macs', macs: new Set(['52:54:00:12:34:56']) }, systemRoot: system, systemIpxeDirs: [ipxe], menu });
+  const ipxeCatalog = findIpxeBinaries({ root, systemDirs: [ipxe] });
+  const catalog = findBootFiles({ root, ipxe: ipxeCatalog, secureBoot: { kind: 'macs', macs: new Set(['52:54:00:12:34:56']) }, systemRoot: system, menu });
   t.after(() => catalog.close());
   assert.equal(catalog.file('ipxe/snponly.efi'), join(ipxe, 'snponly.efi'));
   assert.equal(catalog.file('/shimx64.efi'), join(system, 'usr/lib/shim/shimx64.efi.signed'));
@@ -189,11 +191,12 @@ test('findBootFiles: iPXE and signed names behind one hook; grub/grub.cfg genera
   assert.doesNotMatch(text, /'arm64'/, 'no arm64 GRUB: no http line for it');
   assert.match(catalog.banner().join('\n'), /Secure Boot path for 1 machine\(s\)/);
 
-  const off = findBootFiles({ root, secureBoot: { kind: 'off' }, systemRoot: system, systemIpxeDirs: [ipxe], menu });
+  const off = findBootFiles({ root, ipxe: ipxeCatalog, secureBoot: { kind: 'off' }, systemRoot: system, menu });
   assert.equal(off.signedFor('efi-x64', '52:54:00:12:34:56'), undefined);
   assert.equal(off.file('shimx64.efi'), undefined);
   assert.equal(off.file('grub/grub.cfg'), undefined);
-  assert.doesNotMatch(off.banner().join('\n'), /Secure Boot/);
+  assert.deepEqual(off.banner(), []);
+  assert.deepEqual(catalog.outside(), [join(system, 'usr/lib/shim/shimx64.efi.signed'), join(system, 'usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed')]);
 });
 
 test('cli: --secure-boot, --secure-boot-dir, --secure-boot-for (MACs in any common spelling)', () => {

@@ -23,25 +23,27 @@ export type SecureBootChoice = { kind: 'off' } | { kind: 'all' } | { kind: 'macs
 
 export interface BootCatalogOptions {
   root: string;
-  ipxeDir?: string | undefined;
+  /** The iPXE catalog (ipxe.ts): its names are served through file() too. */
+  ipxe: IpxeCatalog;
   secureBoot: SecureBootChoice;
   secureBootDir?: string | undefined;
   /** For the generated grub.cfg. */
   menu: { timeoutMs: number; defaultEntry?: string | undefined; dotfiles: boolean; httpPort: () => number; warn?: (message: string) => void };
-  /** Tests: the system's trees. */
+  /** Tests: the system's tree. */
   systemRoot?: string;
-  systemIpxeDirs?: string[];
 }
 
 export interface BootCatalog {
-  binaryFor: IpxeCatalog['binaryFor'];
   /** The signed chain's boot file (shim) for this client, when the signed path is chosen for it. */
   signedFor(firmware: Firmware, mac: string): { name: string } | undefined;
   /** The file to serve for a name the served root does not have, or undefined. */
   file(name: string): string | undefined | Promise<string | undefined>;
   /** The generated grub/grub.cfg, for --print-menu. */
   grubMenu(): Promise<string>;
+  /** The Secure Boot lines of the banner (the iPXE catalog has its own). */
   banner(): string[];
+  /** Files served from outside the root (shim, GRUB): the user bootserve runs as must read them. */
+  outside(): string[];
   /** Unsigned files in signed roles: bootserve refuses to start, printing these. */
   refusals: string[];
   /** Remove the generated files. */
@@ -61,7 +63,7 @@ function regularFile(path: string): boolean {
 }
 
 export function findBootFiles(options: BootCatalogOptions): BootCatalog {
-  const ipxe = findIpxeBinaries({ root: options.root, ipxeDir: options.ipxeDir, ...(options.systemIpxeDirs ? { systemDirs: options.systemIpxeDirs } : {}) });
+  const ipxe = options.ipxe;
   const signed: SignedCatalog | undefined =
     options.secureBoot.kind === 'off' ? undefined : findSignedChains({ root: options.root, secureBootDir: options.secureBootDir, ...(options.systemRoot ? { systemRoot: options.systemRoot } : {}) });
   const choice = options.secureBoot;
@@ -102,7 +104,6 @@ export function findBootFiles(options: BootCatalogOptions): BootCatalog {
   }
 
   return {
-    binaryFor: ipxe.binaryFor,
     signedFor: (firmware, mac) => {
       if (signed === undefined || (choice.kind === 'macs' && !choice.macs.has(mac.toLowerCase()))) return undefined;
       const chain = signed.chainFor(firmware);
@@ -116,8 +117,8 @@ export function findBootFiles(options: BootCatalogOptions): BootCatalog {
       return ipxe.ipxeFile(plain) ?? signed?.signedFile(plain);
     },
     grubMenu,
+    outside: () => (signed === undefined ? [] : SIGNED_FIRMWARE.flatMap((f) => signed.chainFor(f) ?? []).flatMap((c) => [c.shim, c.grub]).filter((f) => f.source !== 'served').map((f) => f.path)),
     banner: () => [
-      ...ipxe.banner(),
       ...(signed?.banner() ?? []),
       ...(choice.kind === 'macs' ? [`Secure Boot path for ${choice.macs.size} machine(s) (--secure-boot-for); other UEFI clients get iPXE`] : []),
     ],
@@ -129,12 +130,12 @@ export function findBootFiles(options: BootCatalogOptions): BootCatalog {
 }
 
 /** The catalog from the command line's options: what main.ts (or app.ts) calls. */
-export function bootFilesFor(config: Config, root: string, httpPort: () => number, warn: (message: string) => void): BootCatalog {
+export function bootFilesFor(config: Config, root: string, ipxe: IpxeCatalog, httpPort: () => number, warn: (message: string) => void): BootCatalog {
   const secureBoot: SecureBootChoice =
     config.secureBootFor !== undefined ? { kind: 'macs', macs: secureBootMacs(config.secureBootFor) } : config.secureBoot ? { kind: 'all' } : { kind: 'off' };
   return findBootFiles({
     root,
-    ipxeDir: config.ipxeDir,
+    ipxe,
     secureBoot,
     secureBootDir: config.secureBootDir,
     menu: { timeoutMs: config.menuTimeoutMs, defaultEntry: config.menuDefault, dotfiles: config.dotfiles, httpPort, warn },
@@ -143,5 +144,6 @@ export function bootFilesFor(config: Config, root: string, httpPort: () => numbe
 
 /** The generated grub/grub.cfg for --print-menu: as the chain found for --secure-boot would have it. */
 export function grubMenuFor(root: string, config: Config, warn: (message: string) => void): Promise<string> {
-  return bootFilesFor({ ...config, secureBoot: true }, root, () => config.port, warn).grubMenu();
+  const ipxe = findIpxeBinaries({ root, ipxeDir: config.ipxeDir });
+  return bootFilesFor({ ...config, secureBoot: true }, root, ipxe, () => config.port, warn).grubMenu();
 }
