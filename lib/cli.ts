@@ -116,9 +116,9 @@ export const OPTIONS: Record<string, Option> = {
   'admin-listen': { key: 'adminListen', kind: 'string', group: 'log', value: 'ADDR:PORT', help: 'serve /-/ on ADDR:PORT instead of the HTTP port' },
   help: { key: 'help', kind: 'flag', group: 'other', short: 'h', help: 'show this help' },
   version: { key: 'version', kind: 'flag', group: 'other', short: 'V', help: 'show the version' },
-  'secure-boot': { key: 'secureBoot', kind: 'flag', group: 'pxe', help: 'UEFI x64/ARM64 clients get the signed shim → GRUB chain, not iPXE' },
-  'secure-boot-dir': { key: 'secureBootDir', kind: 'string', group: 'pxe', value: 'DIR', help: 'shim and GRUB from DIR (laid out like /, as dpkg -x leaves it) first' },
-  'secure-boot-for': { key: 'secureBootFor', kind: 'string', group: 'pxe', value: 'MACS', help: 'the signed chain only for these MACs (comma-separated)' },
+  'secure-boot': { key: 'secureBoot', kind: 'flag', group: 'pxe', help: 'UEFI x64/ARM64 get the signed shim → GRUB chain, not iPXE' },
+  'secure-boot-dir': { key: 'secureBootDir', kind: 'string', group: 'pxe', value: 'DIR', help: 'shim and GRUB from DIR first (laid out like /, as by dpkg -x)' },
+  'secure-boot-for': { key: 'secureBootFor', kind: 'string', group: 'pxe', value: 'ADDR', help: 'the signed chain only for these MACs (comma-separated)' },
 };
 
 /** The environment variable for option `name`: BOOTSERVE_STALL_TIMEOUT for stall-timeout. */
