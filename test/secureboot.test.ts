@@ -123,7 +123,7 @@ test('findSignedChains: --secure-boot-dir first, then the system; served names a
   assert.equal(catalog.signedFile('shimaa64.efi'), join(system, 'usr/lib/shim/shimaa64.efi.signed'));
   assert.equal(catalog.signedFile('grubnetx64.efi.signed'), undefined);
   const banner = catalog.banner().join('\n');
-  assert.match(banner, /Secure Boot for UEFI x64: shimx64\.efi \(from .*shimx64\.efi\.signed\) → grubx64\.efi \(from .*grubnetx64\.efi\.signed\) \(Debian\/Ubuntu GRUB 2\.12, kernels over HTTP\)/);
+  assert.match(banner, /Secure Boot for UEFI x64: shimx64\.efi \(from .*shimx64\.efi\.signed\) → grubx64\.efi \(from .*grubnetx64\.efi\.signed\) \(Debian\/Ubuntu GRUB 2\.12, has http\)/);
   assert.match(banner, /Secure Boot for UEFI ARM64: shimaa64\.efi/);
   assert.doesNotMatch(banner, /warning/);
 });
@@ -161,7 +161,7 @@ test('findSignedChains: a GRUB that does not follow proxyDHCP gets a banner line
   const dir = tree({ 'usr/lib/shim/shimx64.efi.signed': SIGNED, 'usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed': old });
   t.after(() => [root, dir].forEach((d) => rmSync(d, { recursive: true, force: true })));
   const banner = findSignedChains({ root, secureBootDir: dir, systemRoot: root }).banner().join('\n');
-  assert.match(banner, /GRUB 2\.06, kernels over TFTP: this GRUB has no http/);
+  assert.match(banner, /GRUB 2\.06, no http: kernels over TFTP/);
   assert.match(banner, /warning: this GRUB does not follow proxyDHCP .* must set next-server \(siaddr\) to this host/);
 });
 

@@ -41,7 +41,9 @@ export function peSignature(image: Buffer): PeSignature {
   const offset = image.readUInt32LE(entry);
   const size = image.readUInt32LE(entry + 4);
   if (offset === 0 || size === 0) return { kind: 'unsigned', reason: 'the certificate table is empty' };
-  if (size < WIN_CERTIFICATE_HEADER || offset + size > image.length) return { kind: 'unsigned', reason: 'the certificate table lies outside the file' };
+  if (size < WIN_CERTIFICATE_HEADER || offset + size > image.length) {
+    return { kind: 'unsigned', reason: 'the certificate table lies outside the file' };
+  }
   const length = image.readUInt32LE(offset);
   const revision = image.readUInt16LE(offset + 4);
   const type = image.readUInt16LE(offset + 6);

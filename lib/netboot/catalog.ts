@@ -28,7 +28,13 @@ export interface BootCatalogOptions {
   secureBoot: SecureBootChoice;
   secureBootDir?: string | undefined;
   /** For the generated grub.cfg. */
-  menu: { timeoutMs: number; defaultEntry?: string | undefined; dotfiles: boolean; httpPort: () => number; warn?: (message: string) => void };
+  menu: {
+    timeoutMs: number;
+    defaultEntry?: string | undefined;
+    dotfiles: boolean;
+    httpPort: () => number;
+    warn?: (message: string) => void;
+  };
   /** Tests: the system's tree. */
   systemRoot?: string;
 }
@@ -65,7 +71,9 @@ function regularFile(path: string): boolean {
 export function findBootFiles(options: BootCatalogOptions): BootCatalog {
   const ipxe = options.ipxe;
   const signed: SignedCatalog | undefined =
-    options.secureBoot.kind === 'off' ? undefined : findSignedChains({ root: options.root, secureBootDir: options.secureBootDir, ...(options.systemRoot ? { systemRoot: options.systemRoot } : {}) });
+    options.secureBoot.kind === 'off'
+      ? undefined
+      : findSignedChains({ root: options.root, secureBootDir: options.secureBootDir, ...(options.systemRoot ? { systemRoot: options.systemRoot } : {}) });
   const choice = options.secureBoot;
   let dir: string | undefined;
   let generation = 0;
@@ -117,7 +125,11 @@ export function findBootFiles(options: BootCatalogOptions): BootCatalog {
       return ipxe.ipxeFile(plain) ?? signed?.signedFile(plain);
     },
     grubMenu,
-    outside: () => (signed === undefined ? [] : SIGNED_FIRMWARE.flatMap((f) => signed.chainFor(f) ?? []).flatMap((c) => [c.shim, c.grub]).filter((f) => f.source !== 'served').map((f) => f.path)),
+    outside: () =>
+      SIGNED_FIRMWARE.flatMap((f) => signed?.chainFor(f) ?? [])
+        .flatMap((c) => [c.shim, c.grub])
+        .filter((f) => f.source !== 'served')
+        .map((f) => f.path),
     banner: () => [
       ...(signed?.banner() ?? []),
       ...(choice.kind === 'macs' ? [`Secure Boot path for ${choice.macs.size} machine(s) (--secure-boot-for); other UEFI clients get iPXE`] : []),
@@ -130,9 +142,19 @@ export function findBootFiles(options: BootCatalogOptions): BootCatalog {
 }
 
 /** The catalog from the command line's options: what main.ts (or app.ts) calls. */
-export function bootFilesFor(config: Config, root: string, ipxe: IpxeCatalog, httpPort: () => number, warn: (message: string) => void): BootCatalog {
+export function bootFilesFor(
+  config: Config,
+  root: string,
+  ipxe: IpxeCatalog,
+  httpPort: () => number,
+  warn: (message: string) => void,
+): BootCatalog {
   const secureBoot: SecureBootChoice =
-    config.secureBootFor !== undefined ? { kind: 'macs', macs: secureBootMacs(config.secureBootFor) } : config.secureBoot ? { kind: 'all' } : { kind: 'off' };
+    config.secureBootFor !== undefined
+      ? { kind: 'macs', macs: secureBootMacs(config.secureBootFor) }
+      : config.secureBoot
+        ? { kind: 'all' }
+        : { kind: 'off' };
   return findBootFiles({
     root,
     ipxe,

@@ -17,7 +17,8 @@
 //   3. runs machines/<mac>.grub.cfg first when it exists (it may set bootserve_entry, or
 //      bootserve_net);
 //   4. shows the menu, each kernel only to the GRUB of its CPU (read from the EFI stub's PE
-//      header), so linux-x64/ and linux-arm64/ side by side just work; every download is tried RETRY_ATTEMPTS times, RETRY_PAUSE_SECONDS apart,
+//      header), so linux-x64/ and linux-arm64/ side by side just work; every download is tried
+//      RETRY_ATTEMPTS times, RETRY_PAUSE_SECONDS apart,
 //      so a transfer bootserve cut (stalled) or the network broke is fetched again.
 // Nothing is insmod'ed: under Secure Boot GRUB refuses modules from the server; everything used
 // (regexp, test, sleep, linux, http, tftp) is built into the distributions' signed network images.
@@ -109,7 +110,8 @@ function renderLinuxEntry(entry: LinuxEntry): string[] {
   ];
   if (entry.initrds.length > 0) {
     // GRUB pads each initrd to 4 bytes itself: no alignment trouble here.
-    lines.push(`  if [ "$bootserve_ok" = 1 ]; then`, ...retried('initrd', ['initrd', ...entry.initrds.map(file)].join(' ')).map((l) => `  ${l}`), `  fi`);
+    const initrd = retried('initrd', ['initrd', ...entry.initrds.map(file)].join(' '));
+    lines.push(`  if [ "$bootserve_ok" = 1 ]; then`, ...initrd.map((l) => `  ${l}`), `  fi`);
   }
   lines.push(
     `  if [ "$bootserve_ok" = 1 ]; then boot; fi`,
@@ -140,7 +142,8 @@ export function renderGrubMenu(all: readonly BootEntry[], options: GrubMenuOptio
   for (const entry of all) {
     if (entry.kind !== 'linux') continue;
     const odd = [entry.kernel, ...entry.initrds].find((p) => !PLAIN_PATH.test(p));
-    if (odd !== undefined) warn(`grub menu: skipping ${JSON.stringify(entry.dir || '/')}: ${JSON.stringify(odd)} has characters GRUB cannot fetch as they are (use A-Z a-z 0-9 . _ / + -)`);
+    const where = JSON.stringify(entry.dir || '/');
+    if (odd !== undefined) warn(`grub menu: skipping ${where}: ${JSON.stringify(odd)} has characters GRUB cannot fetch as they are (use A-Z a-z 0-9 . _ / + -)`);
     else entries.push(entry);
   }
   const def = resolveDefault(entries, options.defaultEntry, warn);
@@ -152,6 +155,7 @@ export function renderGrubMenu(all: readonly BootEntry[], options: GrubMenuOptio
     .map((cpu) => [cpu, entries.find((e) => cpuOf(e) === cpu)?.label] as const);
   const seconds = options.timeoutMs > 0 ? Math.max(1, Math.ceil(options.timeoutMs / 1000)) : -1;
   const transport = options.transport ?? 'same';
+  const httpDevice = `(http,\${bootserve_server}:${options.httpPort})`;
   const http = Object.entries(options.httpFor).filter(([, has]) => has).map(([cpu]) => cpu);
 
   const lines = [
@@ -168,9 +172,13 @@ export function renderGrubMenu(all: readonly BootEntry[], options: GrubMenuOptio
     `regexp --set=1:bootserve_server '^[a-z]+,([^:,]+)' "$root"`,
     'if [ -z "$bootserve_server" ]; then set bootserve_server="$net_default_server"; fi',
     'set bootserve_tftp="(tftp,${bootserve_server})"',
-    ...http.map((cpu) => `if [ "$grub_cpu" = ${grubQuote(cpu)} ]; then set bootserve_http="(http,\${bootserve_server}:${options.httpPort})"; fi`),
+    ...http.map((cpu) => `if [ "$grub_cpu" = ${grubQuote(cpu)} ]; then set bootserve_http="${httpDevice}"; fi`),
     ...(transport === 'same'
-      ? ['# Kernels and initrds the way GRUB came: (tftp,...) after PXE, (http,...) after HTTP Boot.', 'set bootserve_net="($root)"', 'if [ -z "$root" ]; then set bootserve_net="$bootserve_tftp"; fi']
+      ? [
+          '# Kernels and initrds the way GRUB came: (tftp,...) after PXE, (http,...) after HTTP Boot.',
+          'set bootserve_net="($root)"',
+          'if [ -z "$root" ]; then set bootserve_net="$bootserve_tftp"; fi',
+        ]
       : ['set bootserve_net="$bootserve_tftp"', 'if [ -n "$bootserve_http" ]; then set bootserve_net="$bootserve_http"; fi']),
     '',
     // GRUB's script has no way to write the MAC with hyphens (its regexp did not capture here):

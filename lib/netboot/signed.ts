@@ -161,7 +161,8 @@ export function findSignedChains(options: SignedOptions): SignedCatalog {
     const names = SERVED_NAMES[firmware];
     const chain = locate(firmware);
     if (chain === undefined) {
-      missing.set(firmware, `missing ${names.shim} + ${names.grub} (not in ${options.root}/ nor ${trees.map((t) => t.dir).join(', ')} at the packages' paths): ${PACKAGES[firmware]}`);
+      const looked = `${options.root}/ nor ${trees.map((t) => t.dir).join(', ')} at the packages' paths`;
+      missing.set(firmware, `missing ${names.shim} + ${names.grub} (not in ${looked}): ${PACKAGES[firmware]}`);
       continue;
     }
     let unsigned = false;
@@ -178,10 +179,12 @@ export function findSignedChains(options: SignedOptions): SignedCatalog {
       const signature = peSignature(image);
       if (signature.kind !== 'signed') {
         unsigned = true;
-        refusals.push(
-          `refusing ${file.path} as ${file.name} (${role} for ${FIRMWARE_LABEL[firmware]}): ${signature.reason}, so Secure Boot firmware would refuse it; ` +
-            (file.source === 'served' ? `remove it from the served folder to use the packaged one, or put the signed one there` : `use the signed package: ${PACKAGES[firmware]}`),
-        );
+        const fix =
+          file.source === 'served'
+            ? 'remove it from the served folder to use the packaged one, or put the signed one there'
+            : `use the signed package: ${PACKAGES[firmware]}`;
+        const what = `${file.path} as ${file.name} (${role} for ${FIRMWARE_LABEL[firmware]})`;
+        refusals.push(`refusing ${what}: ${signature.reason}, so Secure Boot firmware would refuse it; ${fix}`);
       }
       if (role === 'GRUB') grubImage = image;
     }
@@ -194,7 +197,12 @@ export function findSignedChains(options: SignedOptions): SignedCatalog {
     const shim = join(options.root, names.shim);
     const grub = join(options.root, names.grub);
     if (isFile(shim) && isFile(grub)) {
-      return { firmware, distribution: 'served folder', shim: { name: names.shim, path: shim, source: 'served' }, grub: { name: names.grub, path: grub, source: 'served' } };
+      return {
+        firmware,
+        distribution: 'served folder',
+        shim: { name: names.shim, path: shim, source: 'served' },
+        grub: { name: names.grub, path: grub, source: 'served' },
+      };
     }
     for (const tree of trees) {
       for (const layout of LAYOUTS[firmware]) {
@@ -232,11 +240,14 @@ export function findSignedChains(options: SignedOptions): SignedCatalog {
         }
         const from = (f: SignedFile) => (f.source === 'served' ? f.name : `${f.name} (from ${f.path})`);
         const { version, followsProxyDhcp, http } = chain.abilities;
-        const lines = [`${label}: ${from(chain.shim)} → ${from(chain.grub)} (${chain.distribution} GRUB ${version ?? '?'}${http ? ', kernels over HTTP' : ', kernels over TFTP: this GRUB has no http'}) → grub/grub.cfg`];
+        const grub = `${chain.distribution} GRUB ${version ?? '?'}${http ? ', has http' : ', no http: kernels over TFTP'}`;
+        const lines = [`${label}: ${from(chain.shim)} → ${from(chain.grub)} (${grub}) → grub/grub.cfg`];
         if (!followsProxyDhcp) {
           lines.push(
-            `${label}: warning: this GRUB does not follow proxyDHCP (GRUB ${version ?? '?'} without Debian's efinet-add-dhcp-proxy-support patch, e.g. Debian 12's 2.06): ` +
-              `it asks the LAN's DHCP server for grub/grub.cfg, so that server must set next-server (siaddr) to this host (or siaddr 0 and option 66 = this host, NUL-terminated); GRUB 2.12 from Debian 13 needs nothing`,
+            `${label}: warning: this GRUB does not follow proxyDHCP ` +
+              `(GRUB ${version ?? '?'} without Debian's efinet-add-dhcp-proxy-support patch, e.g. Debian 12's 2.06): ` +
+              "it asks the LAN's DHCP server for grub/grub.cfg, so that server must set next-server (siaddr) to this host " +
+              '(or siaddr 0 and option 66 = this host, NUL-terminated); GRUB 2.12 from Debian 13 needs nothing',
           );
         }
         return lines;
