@@ -18,7 +18,7 @@
 // BOOTSERVE_E2E=required.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -226,7 +226,11 @@ test('e2e-secureboot: bootserve --pxe --secure-boot boots OVMF/AAVMF with Secure
   if (ra) logs.push({ name: 'router advertiser', child: ra });
   const args = ['--pxe', '--secure-boot-for', SIGNED_MACS.join(','), '--secure-boot-dir', join(tools.assets, 'root'), '--menu-timeout', '1s', '--menu-default', 'linux'];
   const server = await startBootserve(REPO, folder.dir, args, { wrap: lab.exec('server'), host: LAN.server, port: HTTP_PORT });
-  t.after(() => server.stop());
+  t.after(async () => {
+    await server.stop();
+    // Its generated grub.cfg's folder, should it have been killed before removing it.
+    for (const name of readdirSync(tmpdir())) if (name.startsWith(`bootserve-grub-${server.child.pid}-`)) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  });
   const env: Env = { lab, tools, server, folder, logs };
   const banner = server.stdout.text + server.stderr.text;
   t.diagnostic(`lab ${lab.id}: bootserve ${args.join(' ')}`);

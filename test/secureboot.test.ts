@@ -307,3 +307,20 @@ test('app: --tftp --secure-boot serves shimx64.efi, grubx64.efi and a fresh grub
   assert.equal(head.status, 200);
   assert.match((await get(`http://127.0.0.1:${httpPort}/grub/grub.cfg`)).body.toString(), /--id 'other'/);
 });
+
+test('findBootFiles: the generated grub.cfg lives in a folder of its own, removed by close(); a killed process\'s folder is removed by the next', async (t) => {
+  const root = tree({ 'linux/vmlinuz': Buffer.from('k') });
+  const system = tree({ ...DEBIAN_X64 });
+  // A pid that is surely not running: past the kernel's pid_max.
+  const stale = join(tmpdir(), 'bootserve-grub-99999999-test');
+  mkdirSync(stale, { recursive: true });
+  writeFileSync(join(stale, 'grub.cfg'), 'old');
+  t.after(() => [root, system, stale].forEach((d) => rmSync(d, { recursive: true, force: true })));
+  const catalog = findBootFiles({ root, ipxe: findIpxeBinaries({ root, systemDirs: [] }), secureBoot: { kind: 'all' }, systemRoot: system, menu: { timeoutMs: 0, dotfiles: false, httpPort: () => 80 } });
+  const cfg = await catalog.file('grub/grub.cfg');
+  assert.ok(typeof cfg === 'string' && existsSync(cfg));
+  assert.ok(dirname(cfg).startsWith(join(tmpdir(), `bootserve-grub-${process.pid}-`)));
+  assert.equal(existsSync(stale), false, 'the dead process\'s folder is gone');
+  catalog.close();
+  assert.equal(existsSync(dirname(cfg)), false);
+});

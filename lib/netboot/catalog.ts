@@ -9,7 +9,7 @@
 //   - binaryFor / signedFor: firmware (and MAC) → the boot file, for the proxyDHCP policy.
 // grub/grub.cfg is generated on each request into a private folder (mode 0700, removed at exit)
 // and served from there, so TFTP and HTTP serve it as any file.
-import { mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
@@ -60,6 +60,32 @@ export const GRUB_CONFIG = 'grub/grub.cfg';
 /** GRUB asks machines/52:54:00:12:34:56.grub.cfg (it cannot write hyphens); the file is named as for iPXE. */
 const MACHINE_GRUB_CONFIG = /^machines\/((?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2})\.grub\.cfg$/;
 
+const MENU_DIR_PREFIX = 'bootserve-grub-';
+
+/** Folders of generated menus left by a bootserve that was killed (SIGKILL runs no cleanup). */
+function removeStaleMenus(): void {
+  let names: string[];
+  try {
+    names = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = new RegExp(`^${MENU_DIR_PREFIX}(\\d+)-`).exec(name)?.[1];
+    if (pid === undefined || alive(Number(pid))) continue;
+    rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function regularFile(path: string): boolean {
   try {
     return statSync(path).isFile();
@@ -90,7 +116,10 @@ export function findBootFiles(options: BootCatalogOptions): BootCatalog {
 
   /** Write the menu to a new name and rename it over the served one: a transfer under way keeps its copy. */
   async function grubConfigFile(): Promise<string> {
-    dir ??= mkdtempSync(join(tmpdir(), 'bootserve-grub-'));
+    if (dir === undefined) {
+      removeStaleMenus();
+      dir = mkdtempSync(join(tmpdir(), `${MENU_DIR_PREFIX}${process.pid}-`));
+    }
     const path = join(dir, 'grub.cfg');
     const next = `${path}.${++generation}`;
     await writeFile(next, await grubMenu());
