@@ -73,7 +73,11 @@ function removeStaleMenus(): void {
   for (const name of names) {
     const pid = new RegExp(`^${MENU_DIR_PREFIX}(\\d+)-`).exec(name)?.[1];
     if (pid === undefined || alive(Number(pid))) continue;
-    rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    try {
+      rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    } catch {
+      // Another user's (bootserve after dropping to nobody cannot remove root's): left alone.
+    }
   }
 }
 
