@@ -1,14 +1,14 @@
 // Start a bootserve in-process on 127.0.0.1 port 0 over a temporary directory.
-import { mkdtempSync, realpathSync, writeFileSync, mkdirSync } from 'node:fs';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
 import { DEFAULTS, type Config } from '../../lib/cli.js';
 import type { HttpRecord, Logger } from '../../lib/log.js';
 import { Metrics } from '../../lib/metrics.js';
 import { createBootServer, type BootServer } from '../../lib/http/server.js';
 import type { Context } from '../../lib/http/handler.js';
+import { makeTempDir, removeDir, writeFiles } from './temp.js';
+
+export { tempRoot } from './temp.js';
 
 export interface TestServer {
   port: number;
@@ -23,18 +23,17 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export function tempRoot(files: Record<string, string | Buffer> = {}): string {
-  const root = realpathSync(mkdtempSync(join(tmpdir(), 'bootserve-test-')));
-  for (const [name, body] of Object.entries(files)) {
-    mkdirSync(dirname(join(root, name)), { recursive: true });
-    writeFileSync(join(root, name), body);
-  }
-  return root;
+/** The served folder: `root` as given (the caller's), or a temporary one with `files` that close() removes. */
+export function serverRoot(options: { files?: Record<string, string | Buffer>; root?: string }): { root: string; remove: () => void } {
+  if (options.root !== undefined) return { root: options.root, remove: () => {} };
+  const root = makeTempDir();
+  writeFiles(root, options.files ?? {});
+  return { root, remove: () => removeDir(root) };
 }
 
 export async function startServer(options: Partial<Config> & { files?: Record<string, string | Buffer>; root?: string; extra?: Partial<Context> } = {}): Promise<TestServer> {
   const { files, extra, ...overrides } = options;
-  const root = options.root ?? tempRoot(files);
+  const { root, remove } = serverRoot(options);
   const config: Config = { ...DEFAULTS, quiet: true, ...overrides, root };
   const logs: HttpRecord[] = [];
   const errors: string[] = [];
@@ -63,9 +62,10 @@ export async function startServer(options: Partial<Config> & { files?: Record<st
     metrics,
     server,
     nextLog: (path) => new Promise((resolve) => waiters.push({ path, resolve })),
-    close: () => {
+    close: async () => {
       shuttingDown = true;
-      return server.shutdown(0);
+      await server.shutdown(0);
+      remove();
     },
   };
 }

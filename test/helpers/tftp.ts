@@ -1,13 +1,14 @@
 // An in-process TFTP service on 127.0.0.1 port 0, and a raw node:dgram client to drive it
 // packet by packet.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { DEFAULTS, type Config } from '../../lib/cli.js';
 import type { Logger, TftpRecord } from '../../lib/log.js';
 import { Metrics } from '../../lib/metrics.js';
 import { decode, encodeAck, encodeRequest, type Malformed, type Packet } from '../../lib/tftp/packet.js';
 import { startTftpServer, type TftpContext, type TftpServer } from '../../lib/tftp/server.js';
 import { TftpStats } from '../../lib/tftp/stats.js';
-import { tempRoot } from './server.js';
+import { serverRoot } from './server.js';
 
 export interface TestTftp {
   port: number;
@@ -26,7 +27,7 @@ export async function startTftp(
   options: Partial<Config> & { files?: Record<string, string | Buffer>; root?: string; fallback?: TftpContext['fallback'] } = {},
 ): Promise<TestTftp> {
   const { files, fallback, ...overrides } = options;
-  const root = options.root ?? tempRoot(files);
+  const { root, remove } = serverRoot(options);
   const config: Config = { ...DEFAULTS, quiet: true, host: '127.0.0.1', tftp: true, tftpPort: 0, ...overrides, root };
   const logs: TftpRecord[] = [];
   const errors: string[] = [];
@@ -53,7 +54,10 @@ export async function startTftp(
     stats,
     server,
     nextLog: (file) => new Promise((resolve) => waiters.push({ file, resolve })),
-    close: () => server.shutdown(0),
+    close: async () => {
+      await server.shutdown(0);
+      remove();
+    },
   };
 }
 
@@ -182,6 +186,17 @@ export async function download(port: number, file: string, options: Record<strin
 
 /** Open descriptors of this process. */
 export async function openFds(): Promise<number> {
-  const { readdirSync } = await import('node:fs');
   return readdirSync('/proc/self/fd').length;
+}
+
+/** Descriptors of this process open on files under `dir`. */
+export function descriptorsUnder(dir: string): string[] {
+  const targets = readdirSync('/proc/self/fd').map((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      return ''; // closed meanwhile (the listing's own descriptor)
+    }
+  });
+  return targets.filter((target) => target.startsWith(`${dir}/`));
 }

@@ -1,0 +1,220 @@
+import assert from 'node:assert/strict';
+import { createSocket, type Socket } from 'node:dgram';
+import { test } from 'node:test';
+import { advertisedAddress, bindErrorMessage } from '../../lib/dhcp/address.js';
+import { decodePacket, MessageType, Opt, type DhcpPacket } from '../../lib/dhcp/packet.js';
+import { RateLimiter, type PolicyConfig } from '../../lib/dhcp/policy.js';
+import { DhcpBindError, startDhcpServer, type DhcpServerOptions } from '../../lib/dhcp/server.js';
+import { DhcpStats, dhcpMetricsText } from '../../lib/dhcp/stats.js';
+import type { DhcpRecord } from '../../lib/log.js';
+import { formatDhcp } from '../../lib/log.js';
+import { GUID, requestBytes } from '../helpers/dhcp.js';
+
+const POLICY: PolicyConfig = { serverAddress: '127.0.0.1', httpPort: 8080, binaryFor: (fw) => (fw === 'bios' ? { name: 'ipxe/undionly.kpxe' } : { name: 'ipxe/snponly.efi' }) };
+
+/** A UDP client on 127.0.0.1 that collects what it receives. */
+async function client(): Promise<{ socket: Socket; port: number; received: { msg: Buffer; port: number }[]; next(timeoutMs?: number): Promise<{ msg: Buffer; port: number } | undefined> }> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const received: { msg: Buffer; port: number }[] = [];
+  let waiter: ((m: { msg: Buffer; port: number }) => void) | undefined;
+  socket.on('message', (msg, rinfo) => {
+    const m = { msg, port: rinfo.port };
+    received.push(m);
+    waiter?.(m);
+  });
+  return {
+    socket,
+    port: socket.address().port,
+    received,
+    next: (timeoutMs = 2000) =>
+      new Promise((resolve) => {
+        const t = setTimeout(() => resolve(undefined), timeoutMs);
+        waiter = (m) => {
+          clearTimeout(t);
+          waiter = undefined;
+          resolve(m);
+        };
+      }),
+  };
+}
+
+async function start(extra: Partial<DhcpServerOptions> & { broadcastPort: number }) {
+  const logs: DhcpRecord[] = [];
+  const errors: string[] = [];
+  const stats = new DhcpStats();
+  const { broadcastPort, ...rest } = extra;
+  const server = await startDhcpServer({
+    policy: POLICY,
+    stats,
+    log: (r) => logs.push(r),
+    error: (m) => errors.push(m),
+    dhcp: { address: '127.0.0.1', port: 0 },
+    proxyAddresses: ['127.0.0.1'],
+    proxyPort: 0,
+    broadcast: { address: '127.0.0.1', port: broadcastPort },
+    ...rest,
+  });
+  return { server, logs, errors, stats };
+}
+
+const send = (socket: Socket, bytes: Buffer, port: number) => new Promise<void>((resolve, reject) => socket.send(bytes, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
+
+function packetOf(msg: Buffer): DhcpPacket {
+  const r = decodePacket(msg);
+  assert.equal(r.kind, 'packet');
+  return (r as { packet: DhcpPacket }).packet;
+}
+
+/** Wait (bounded) until `check` holds. */
+async function until(check: () => boolean, timeoutMs = 2000): Promise<void> {
+  const started = Date.now();
+  while (!check()) {
+    if (Date.now() - started > timeoutMs) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('DISCOVER on the 67 socket: an offer to the broadcast destination; REQUEST on 4011: an ACK from 4011 to the source', async () => {
+  const c = await client();
+  const { server, logs, stats } = await start({ broadcastPort: c.port });
+  try {
+    await send(c.socket, requestBytes({ guid: GUID, xid: 0x11 }), server.dhcpPort);
+    const offer = await c.next();
+    assert.ok(offer, 'offer received');
+    assert.equal(offer.port, server.dhcpPort);
+    const p = packetOf(offer.msg);
+    assert.equal(p.options.get(Opt.messageType)?.[0], MessageType.offer);
+    assert.equal(p.xid, 0x11);
+    assert.equal(p.file, 'ipxe/snponly.efi');
+
+    await send(c.socket, requestBytes({ type: MessageType.request, xid: 0x22, ciaddr: '127.0.0.1' }), server.proxyPort);
+    const ack = await c.next();
+    assert.ok(ack, 'ack received');
+    assert.equal(ack.port, server.proxyPort, 'the ACK comes from port 4011');
+    assert.equal(packetOf(ack.msg).options.get(Opt.messageType)?.[0], MessageType.ack);
+    assert.equal(packetOf(ack.msg).xid, 0x22);
+
+    assert.deepEqual(
+      logs.map((r) => [r.answer, r.kind, r.message, r.mac, r.xid, r.arch]),
+      [
+        ['offer', 'uefi-pxe', 'DISCOVER', '52:54:00:12:34:56', '0x00000011', 7],
+        ['ack', 'uefi-pxe', 'REQUEST', '52:54:00:12:34:56', '0x00000022', 7],
+      ],
+    );
+    assert.equal(stats.answers.get('uefi-pxe'), 2);
+    assert.match(formatDhcp(logs[0] as DhcpRecord, 'text'), /^\S+ 127\.0\.0\.1 DHCP \d+ DISCOVER 52:54:00:12:34:56 xid=0x00000011 arch=7 offer uefi-pxe "ipxe\/snponly\.efi"$/);
+    assert.equal(JSON.parse(formatDhcp(logs[0] as DhcpRecord, 'json')).protocol, 'dhcp');
+  } finally {
+    await server.close();
+    c.socket.close();
+  }
+});
+
+test('relayed DISCOVER: the offer goes to giaddr on the relay port', async () => {
+  const c = await client();
+  const relay = await client();
+  const { server } = await start({ broadcastPort: c.port, relayPort: relay.port });
+  try {
+    await send(c.socket, requestBytes({ giaddr: '127.0.0.1' }), server.dhcpPort);
+    const offer = await relay.next();
+    assert.ok(offer);
+    assert.equal(packetOf(offer.msg).giaddr, '127.0.0.1');
+    assert.equal(c.received.length, 0);
+  } finally {
+    await server.close();
+    c.socket.close();
+    relay.socket.close();
+  }
+});
+
+test('garbage and non-PXE packets: no reply, counted by reason, log lines bounded per second', async () => {
+  const c = await client();
+  const { server, logs, errors, stats } = await start({ broadcastPort: c.port, ignoredLogPerSecond: 5 });
+  try {
+    const garbage = Buffer.alloc(1500, 0x41);
+    const ignoredCount = () => [...stats.ignored.values()].reduce((a, b) => a + b, 0);
+    // In batches: a loopback socket's receive buffer drops a burst of a few hundred datagrams.
+    for (let i = 0; i < 200; i++) {
+      await send(c.socket, garbage.subarray(0, i * 7), server.dhcpPort);
+      if (i % 20 === 19) await until(() => ignoredCount() === i + 1);
+    }
+    await send(c.socket, requestBytes({ vendorClass: 'MSFT 5.0' }), server.dhcpPort);
+    await send(c.socket, requestBytes({ type: MessageType.request }), server.dhcpPort);
+    await until(() => ignoredCount() === 202);
+    assert.equal(stats.ignored.get('malformed'), 200);
+    assert.equal(stats.ignored.get('not-pxe'), 1);
+    assert.equal(stats.ignored.get('wrong-message-type'), 1);
+    assert.equal(c.received.length, 0);
+    // 5 lines a second at most; the test may straddle a second or two.
+    assert.ok(logs.length >= 5 && logs.length <= 15, `${logs.length} lines`);
+    assert.equal(logs[0]?.reason, 'malformed');
+    assert.equal(logs[0]?.mac, '-');
+    assert.match(logs[0]?.detail ?? '', /truncated: 0 bytes/);
+    await until(() => errors.some((e) => /\d+ more ignored packets in the last second were counted but not logged/.test(e)), 3000);
+    const text = dhcpMetricsText(stats);
+    assert.match(text, /^bootserve_dhcp_ignored_total\{reason="malformed"\} 200$/m);
+    assert.match(text, /^bootserve_dhcp_answers_total\{client="bios-pxe"\} 0$/m);
+    assert.match(text, /^# TYPE bootserve_dhcp_answers_total counter$/m);
+  } finally {
+    await server.close();
+    c.socket.close();
+  }
+});
+
+test('rate limited per MAC: retransmissions beyond the burst are counted, not answered', async () => {
+  const c = await client();
+  const limiter = new RateLimiter({ perClientBurst: 2, perClientPerSecond: 0.001, totalBurst: 100, totalPerSecond: 100, maxClients: 10 });
+  const { server, stats } = await start({ broadcastPort: c.port, limiter });
+  try {
+    for (let i = 0; i < 5; i++) await send(c.socket, requestBytes({ arch: 0 }), server.dhcpPort);
+    await until(() => (stats.ignored.get('rate-limited-client') ?? 0) === 3);
+    await until(() => c.received.length === 2);
+    assert.equal(stats.answers.get('bios-pxe'), 2);
+  } finally {
+    await server.close();
+    c.socket.close();
+  }
+});
+
+test('bind failures: a typed error naming the port, nothing left bound, a one-line message', async () => {
+  const busy = createSocket('udp4');
+  await new Promise<void>((resolve) => busy.bind(0, '127.0.0.1', resolve));
+  const busyPort = busy.address().port;
+  try {
+    const opts = { policy: POLICY, stats: new DhcpStats(), log: () => {}, error: () => {}, dhcp: { address: '127.0.0.1', port: 0 }, proxyAddresses: ['127.0.0.1'], proxyPort: busyPort };
+    const err = await startDhcpServer(opts).catch((e: unknown) => e);
+    assert.ok(err instanceof DhcpBindError);
+    assert.equal(err.code, 'EADDRINUSE');
+    assert.equal(err.port, busyPort);
+    // A DHCP server holding the DISCOVER port without SO_REUSEADDR (dhcpd, plain dnsmasq).
+    const held = await startDhcpServer({ ...opts, dhcp: { address: '127.0.0.1', port: busyPort }, proxyPort: 0 }).catch((e: unknown) => e);
+    assert.ok(held instanceof DhcpBindError);
+    assert.equal(held.code, 'EADDRINUSE');
+    assert.equal(held.port, busyPort);
+    const notMine = await startDhcpServer({ ...opts, proxyAddresses: ['192.0.2.77'], proxyPort: 0 }).catch((e: unknown) => e);
+    assert.ok(notMine instanceof DhcpBindError);
+    assert.equal(notMine.code, 'EADDRNOTAVAIL');
+    assert.match(bindErrorMessage(notMine), /192\.0\.2\.77 is not an address of this host/);
+  } finally {
+    busy.close();
+  }
+  const one = (code: string, port: number, address = '0.0.0.0') => bindErrorMessage(new DhcpBindError(port, address, code, 'x'));
+  assert.match(one('EADDRINUSE', 67), /^UDP port 67 is already in use: .*dnsmasq.*dhcpd.*libvirt/);
+  assert.match(one('EADDRINUSE', 4011, '198.18.0.2'), /^UDP port 4011 on 198\.18\.0\.2 is already in use/);
+  assert.match(one('EACCES', 67), /^permission denied for UDP port 67: .*cap_net_bind_service/);
+  assert.match(one('EINVAL', 67), /^cannot bind UDP port 67: x$/);
+  for (const code of ['EADDRINUSE', 'EACCES', 'EINVAL']) assert.ok(!one(code, 67).includes('\n'));
+});
+
+test('the advertised address: --host, else the only non-internal IPv4; refuse to guess on a multi-homed host', () => {
+  const nic = (address: string, internal = false, family: 'IPv4' | 'IPv6' = 'IPv4') => ({ address, internal, family, netmask: '', mac: '', cidr: null }) as never;
+  assert.deepEqual(advertisedAddress('198.18.0.2', {}), { kind: 'address', address: '198.18.0.2' });
+  assert.equal(advertisedAddress('::1', {}).kind, 'refused');
+  assert.equal(advertisedAddress('0.0.0.0', {}).kind, 'refused');
+  assert.deepEqual(advertisedAddress(undefined, { lo: [nic('127.0.0.1', true)], eth0: [nic('198.18.0.2'), nic('fe80::1', false, 'IPv6')] }), { kind: 'address', address: '198.18.0.2' });
+  const multi = advertisedAddress(undefined, { eth0: [nic('198.18.0.2')], eth1: [nic('10.0.0.5')], lo: [nic('127.0.0.1', true)] });
+  assert.equal(multi.kind, 'refused');
+  assert.match((multi as { message: string }).message, /several IPv4 addresses \(198\.18\.0\.2, 10\.0\.0\.5\).*--host/);
+  assert.match((advertisedAddress(undefined, { lo: [nic('127.0.0.1', true)] }) as { message: string }).message, /no non-internal IPv4 address/);
+});

@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+import { parseArgs, usage } from '../../lib/cli.js';
+import { findIpxeBinaries } from '../../lib/netboot/ipxe.js';
+import { fetch, startServer } from '../helpers/server.js';
+import { tempRoot } from '../helpers/temp.js';
+
+const BIN = fileURLToPath(new URL('../../bin/bootserve.js', import.meta.url));
+
+test('catalog: the served ipxe/ folder first, then the system dirs; a missing firmware is named with how to get it', (t) => {
+  const root = tempRoot({ 'ipxe/undionly.kpxe': 'mine' }, t);
+  const system = tempRoot({ 'undionly.kpxe': 'sys', 'ipxe.efi': 'full', 'arm64-efi/snponly.efi': 'arm' }, t);
+  const other = tempRoot({ 'ipxe-i386.efi': 'ia32' }, t);
+  const c = findIpxeBinaries({ root, systemDirs: [system, other] });
+  assert.deepEqual(c.binaryFor('bios'), { firmware: 'bios', name: 'ipxe/undionly.kpxe', path: join(root, 'ipxe/undionly.kpxe'), source: 'served' });
+  assert.deepEqual(c.binaryFor('efi-x64'), { firmware: 'efi-x64', name: 'ipxe/ipxe.efi', path: join(system, 'ipxe.efi'), source: 'system' });
+  assert.equal(c.binaryFor('efi-arm64')?.name, 'ipxe/snponly-arm64.efi');
+  assert.equal(c.binaryFor('efi-ia32')?.path, join(other, 'ipxe-i386.efi'));
+  assert.equal(c.binaryFor('efi-arm32'), undefined);
+  // Only names the root lacks map to outside files.
+  assert.equal(c.ipxeFile('ipxe/undionly.kpxe'), undefined);
+  assert.equal(c.ipxeFile('ipxe/ipxe.efi'), join(system, 'ipxe.efi'));
+  assert.equal(c.ipxeFile('/ipxe/snponly-arm64.efi'), join(system, 'arm64-efi/snponly.efi'));
+  assert.equal(c.ipxeFile('ipxe/../etc/passwd'), undefined);
+  assert.equal(c.ipxeFile('undionly.kpxe'), undefined);
+  const banner = c.banner();
+  assert.equal(banner.length, 5);
+  assert.equal(banner[0], 'iPXE for BIOS: ipxe/undionly.kpxe');
+  assert.ok(banner.includes(`iPXE for UEFI x64: ipxe/ipxe.efi (from ${join(system, 'ipxe.efi')})`));
+  const arm32 = banner.find((l) => l.startsWith('iPXE for UEFI ARM32')) as string;
+  assert.match(arm32, /missing snponly-arm32\.efi or ipxe-arm32\.efi .*bin-arm32-efi\/snponly\.efi.*UEFI ARM32 clients get no answer/);
+});
+
+test('catalog: --ipxe-dir replaces the system dirs; snponly.efi is preferred over ipxe.efi', (t) => {
+  const root = tempRoot({}, t);
+  const dir = tempRoot({ 'snponly.efi': 'snp', 'ipxe.efi': 'full' }, t);
+  const c = findIpxeBinaries({ root, ipxeDir: dir, systemDirs: ['/nonexistent'] });
+  assert.deepEqual(c.binaryFor('efi-x64'), { firmware: 'efi-x64', name: 'ipxe/snponly.efi', path: join(dir, 'snponly.efi'), source: 'ipxe-dir' });
+  assert.equal(c.binaryFor('bios'), undefined);
+  assert.match(c.banner()[0] as string, new RegExp(`^iPXE for BIOS: missing undionly\\.kpxe \\(not in ${root}/ipxe/ nor ${dir}\\): apt install ipxe`));
+  // A directory where a file should be is not a binary.
+  mkdirSync(join(root, 'ipxe', 'undionly.kpxe'), { recursive: true });
+  assert.equal(findIpxeBinaries({ root, ipxeDir: dir }).binaryFor('bios'), undefined);
+  // The real system dirs (whatever this host has) never throw.
+  assert.equal(findIpxeBinaries({ root }).banner().length, 5);
+});
+
+test('HTTP: a binary from the system dir is served under its ipxe/ name; the root still wins', async (t) => {
+  const system = tempRoot({ 'snponly.efi': 'system-snp' }, t);
+  const server = await startServer({
+    files: { 'ipxe/undionly.kpxe': 'root-undi' },
+    extra: { ipxeFile: (name) => (name === 'ipxe/snponly.efi' ? join(system, 'snponly.efi') : name === 'ipxe/undionly.kpxe' ? join(system, 'nope') : undefined) },
+  });
+  try {
+    const efi = await fetch(`${server.url}/ipxe/snponly.efi`);
+    assert.equal(efi.status, 200);
+    assert.equal(efi.body.toString(), 'system-snp');
+    assert.equal(efi.headers['content-type'], 'application/efi');
+    const head = await fetch(`${server.url}/ipxe/snponly.efi`, { method: 'HEAD' });
+    assert.equal(head.headers['content-length'], '10');
+    assert.equal((await fetch(`${server.url}/ipxe/undionly.kpxe`)).body.toString(), 'root-undi');
+    assert.equal((await fetch(`${server.url}/ipxe/ipxe.efi`)).status, 404);
+  } finally {
+    await server.close();
+  }
+});
+
+test('flags: --proxy-dhcp, --pxe (tftp and proxyDHCP), --ipxe-dir, and their BOOTSERVE_* variables', () => {
+  const config = (argv: string[], env: Record<string, string> = {}) => {
+    const inv = parseArgs(argv, env);
+    assert.equal(inv.kind, 'serve');
+    return (inv as unknown as { config: Record<string, unknown> }).config;
+  };
+  assert.equal(config([]).proxyDhcp, false);
+  assert.equal(config([]).ipxeDir, undefined);
+  assert.equal(config(['--proxy-dhcp']).proxyDhcp, true);
+  assert.equal(config(['--proxy-dhcp']).tftp ?? false, false);
+  const pxe = config(['--pxe']);
+  assert.equal(pxe.proxyDhcp, true);
+  assert.equal(pxe.tftp, true);
+  assert.equal('pxe' in pxe, false);
+  assert.equal(config([], { BOOTSERVE_PXE: '1' }).proxyDhcp, true);
+  assert.equal(config([], { BOOTSERVE_PROXY_DHCP: 'yes' }).proxyDhcp, true);
+  assert.equal(config(['--ipxe-dir', '/opt/ipxe']).ipxeDir, '/opt/ipxe');
+  assert.equal(config([], { BOOTSERVE_IPXE_DIR: '/srv/ipxe' }).ipxeDir, '/srv/ipxe');
+  assert.match(usage(), /--proxy-dhcp/);
+  assert.match(usage(), /--pxe /);
+  assert.match(usage(), /--ipxe-dir VALUE/);
+});
+
+test('the binary: --proxy-dhcp refuses a --host that is not an IPv4 address, in one line, before binding anything', (t) => {
+  const r = spawnSync(process.execPath, [BIN, '--proxy-dhcp', '--host', '::1', '-p', '0', tempRoot({}, t)], { encoding: 'utf8', timeout: 10_000 });
+  assert.equal(r.status, 1);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+  assert.match(r.stderr, /--host must be one \(got '::1'\)/);
+});
