@@ -5,7 +5,7 @@
 //  - the run gets a temp directory of its own (TMPDIR) and fails if anything is left in it.
 // Usage: node --import tsx test/run.ts [--unit] [path...]
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +42,10 @@ if (selected.length === 0) {
 const outer = tmpdir();
 const scratch = mkdtempSync(join(outer, 'bootserve-run-'));
 chmodSync(scratch, 0o1777);
+// tsx keeps its compile cache in the temp directory: the tests share the real one.
+const tsxCache = `tsx-${process.geteuid?.() ?? 0}`;
+mkdirSync(join(outer, tsxCache), { recursive: true, mode: 0o700 });
+symlinkSync(join(outer, tsxCache), join(scratch, tsxCache));
 const env = {
   ...process.env,
   TMPDIR: scratch,
@@ -57,7 +61,7 @@ const forward = (signal: NodeJS.Signals) => child.kill(signal);
 process.on('SIGINT', forward).on('SIGTERM', forward);
 
 child.on('exit', (code, signal) => {
-  const left = readdirSync(scratch);
+  const left = readdirSync(scratch).filter((name) => name !== tsxCache);
   if (left.length > 0) {
     console.error(`\ntest/run: the tests left ${left.length} entries in the temp directory (now removed):`);
     for (const name of left.slice(0, 20)) console.error(`  ${name}`);

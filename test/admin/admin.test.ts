@@ -4,11 +4,11 @@ import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { adminReply, metricsText, type AdminState } from '../../lib/http/admin.js';
 import { DEFAULTS } from '../../lib/cli.js';
 import { createLiveView, renderLines } from '../../lib/live.js';
 import { Metrics } from '../../lib/metrics.js';
+import { eventually } from '../helpers/eventually.js';
 import { fetch, spawnBinary, startServer } from '../helpers/server.js';
 import { tempRoot } from '../helpers/temp.js';
 
@@ -45,8 +45,12 @@ test('/-/status shows active transfers with progress and the last finished ones'
     socket.pause();
     socket.on('error', () => {});
     socket.write('GET /big.img HTTP/1.1\r\nHost: x\r\nRange: bytes=0-20000000\r\n\r\n');
-    await sleep(300);
-    const status = JSON.parse((await fetch(`${s.url}/-/status`)).body.toString());
+    // Listed once it has sent something.
+    const status = await eventually(async () => {
+      const status = JSON.parse((await fetch(`${s.url}/-/status`)).body.toString());
+      assert.ok(status.active[0]?.bytesSent > 0, JSON.stringify(status.active));
+      return status;
+    });
     assert.equal(status.version, '9.9.9');
     assert.equal(status.config.stallTimeoutMs, 10_000);
     assert.equal(typeof status.uptimeSeconds, 'number');

@@ -9,6 +9,7 @@ import { DhcpStats, dhcpMetricsText } from '../../lib/dhcp/stats.js';
 import type { DhcpRecord } from '../../lib/log.js';
 import { formatDhcp } from '../../lib/log.js';
 import { GUID, requestBytes } from '../helpers/dhcp.js';
+import { eventually } from '../helpers/eventually.js';
 
 const POLICY: PolicyConfig = { serverAddress: '127.0.0.1', httpPort: 8080, binaryFor: (fw) => (fw === 'bios' ? { name: 'ipxe/undionly.kpxe' } : { name: 'ipxe/snponly.efi' }) };
 
@@ -64,15 +65,6 @@ function packetOf(msg: Buffer): DhcpPacket {
   const r = decodePacket(msg);
   assert.equal(r.kind, 'packet');
   return (r as { packet: DhcpPacket }).packet;
-}
-
-/** Wait (bounded) until `check` holds. */
-async function until(check: () => boolean, timeoutMs = 2000): Promise<void> {
-  const started = Date.now();
-  while (!check()) {
-    if (Date.now() - started > timeoutMs) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 test('DISCOVER on the 67 socket: an offer to the broadcast destination; REQUEST on 4011: an ACK from 4011 to the source', async () => {
@@ -137,11 +129,11 @@ test('garbage and non-PXE packets: no reply, counted by reason, log lines bounde
     // In batches: a loopback socket's receive buffer drops a burst of a few hundred datagrams.
     for (let i = 0; i < 200; i++) {
       await send(c.socket, garbage.subarray(0, i * 7), server.dhcpPort);
-      if (i % 20 === 19) await until(() => ignoredCount() === i + 1);
+      if (i % 20 === 19) await eventually(() => ignoredCount() === i + 1);
     }
     await send(c.socket, requestBytes({ vendorClass: 'MSFT 5.0' }), server.dhcpPort);
     await send(c.socket, requestBytes({ type: MessageType.request }), server.dhcpPort);
-    await until(() => ignoredCount() === 202);
+    await eventually(() => ignoredCount() === 202);
     assert.equal(stats.ignored.get('malformed'), 200);
     assert.equal(stats.ignored.get('not-pxe'), 1);
     assert.equal(stats.ignored.get('wrong-message-type'), 1);
@@ -151,7 +143,7 @@ test('garbage and non-PXE packets: no reply, counted by reason, log lines bounde
     assert.equal(logs[0]?.reason, 'malformed');
     assert.equal(logs[0]?.mac, '-');
     assert.match(logs[0]?.detail ?? '', /truncated: 0 bytes/);
-    await until(() => errors.some((e) => /\d+ more ignored packets in the last second were counted but not logged/.test(e)), 3000);
+    await eventually(() => errors.some((e) => /\d+ more ignored packets in the last second were counted but not logged/.test(e)), { timeoutMs: 3000 });
     const text = dhcpMetricsText(stats);
     assert.match(text, /^bootserve_dhcp_ignored_total\{reason="malformed"\} 200$/m);
     assert.match(text, /^bootserve_dhcp_answers_total\{client="bios-pxe"\} 0$/m);
@@ -168,8 +160,8 @@ test('rate limited per MAC: retransmissions beyond the burst are counted, not an
   const { server, stats } = await start({ broadcastPort: c.port, limiter });
   try {
     for (let i = 0; i < 5; i++) await send(c.socket, requestBytes({ arch: 0 }), server.dhcpPort);
-    await until(() => (stats.ignored.get('rate-limited-client') ?? 0) === 3);
-    await until(() => c.received.length === 2);
+    await eventually(() => (stats.ignored.get('rate-limited-client') ?? 0) === 3);
+    await eventually(() => c.received.length === 2);
     assert.equal(stats.answers.get('bios-pxe'), 2);
   } finally {
     await server.close();

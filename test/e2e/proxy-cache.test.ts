@@ -5,13 +5,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { BIN, freePort, get, have, sha256, skipOrFail, start, type Child } from '../helpers/tools.js';
 import { eventually } from '../helpers/eventually.js';
+import { tempDir } from '../helpers/temp.js';
 
 const MiB = 1024 * 1024;
 /** proxy_cache_valid in these tests: short, so that expiry and revalidation happen quickly. */
@@ -116,7 +116,7 @@ interface Nginx {
 }
 
 async function startNginx(t: { after: (fn: () => Promise<void>) => void }, upstream: string): Promise<Nginx> {
-  const prefix = realpathSync(mkdtempSync(join(tmpdir(), 'bootserve-nginx-')));
+  const prefix = tempDir(t, 'bootserve-nginx-');
   for (const d of ['logs', 'tmp', 'cache']) mkdirSync(join(prefix, d));
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
@@ -168,7 +168,7 @@ describe('nginx caching proxy in front of bootserve', () => {
 
   before(async () => {
     if (nginxProblem() !== undefined) return;
-    root = realpathSync(mkdtempSync(join(tmpdir(), 'bootserve-proxy-root-')));
+    root = tempDir(hooks, 'bootserve-proxy-root-');
     for (const [name, body] of Object.entries(files)) writeFileSync(join(root, name), body);
     bs = await startBootserve(hooks, root);
     proxy = await startNginx(hooks, `upstream bootserve { server 127.0.0.1:${bs.port}; keepalive 8; }`);
@@ -287,7 +287,7 @@ describe('nginx caching proxy in front of bootserve', () => {
     // Two "hosts": separate copies of the artifacts, same contents and mtimes, different inodes
     // (hence different ETags: bootserve's ETag includes the inode).
     const body = randomBytes(4 * MiB + 99);
-    const roots = [0, 1].map(() => realpathSync(mkdtempSync(join(tmpdir(), 'bootserve-replica-'))));
+    const roots = [0, 1].map(() => tempDir(t, 'bootserve-replica-'));
     const mtime = new Date(Date.now() - 60_000);
     for (const r of roots) {
       writeFileSync(join(r, 'rootfs.img'), body);

@@ -15,9 +15,9 @@ import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { assetsDir, cpioNewc, findExecutable, findIpxeRom, findOvmf, markerInitramfs, startBootserve, startVm, type AccessLine, type Bootserve, type Vm } from '../helpers/qemu.js';
+import { skipOrFail } from '../helpers/tools.js';
 
 const REPO = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
-const REQUIRED = process.env.BOOTSERVE_E2E === 'required';
 const MAC = '52:54:00:12:34:56';
 const KERNEL = '/linux/vmlinuz';
 const INITRD = '/linux/initrd.img';
@@ -47,8 +47,7 @@ function findTools(): Tools | string {
 function toolsOrSkip(t: TestContext): Tools | undefined {
   const tools = findTools();
   if (typeof tools === 'object') return tools;
-  if (REQUIRED) assert.fail(`BOOTSERVE_E2E=required but ${tools}`);
-  t.skip(tools);
+  skipOrFail(t, tools);
   return undefined;
 }
 
@@ -238,8 +237,7 @@ for (const firmware of ['uefi', 'bios'] as const) {
     if (!tools) return;
     const ovmf = firmware === 'uefi' ? findOvmf() : undefined;
     if (firmware === 'uefi' && !ovmf) {
-      if (REQUIRED) assert.fail('BOOTSERVE_E2E=required but OVMF is not in /usr/share/OVMF (apt-get install ovmf)');
-      return void t.skip('OVMF not found (apt-get install ovmf)');
+      return skipOrFail(t, 'OVMF not found in /usr/share/OVMF (apt-get install ovmf)');
     }
     const marker = newMarker();
     const dir = twoInitrdFolder(tools, marker);

@@ -5,21 +5,21 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { request } from 'node:http';
 import { download } from '../helpers/tftp.js';
 import { BIN, freePort, get, need, sha256, skipOrFail, start, type Child } from '../helpers/tools.js';
 import { eventually } from '../helpers/eventually.js';
+import { tempDir, type Owner } from '../helpers/temp.js';
 
 const UNITS = new URL('../../contrib/systemd/', import.meta.url);
 const unitText = (name: string) => readFileSync(new URL(name, UNITS), 'utf8');
 const BODY = randomBytes(3 * 1024 * 1024 + 17);
 
-function artifacts(): string {
-  const root = realpathSync(mkdtempSync(join(tmpdir(), 'bootserve-systemd-')));
+function artifacts(t: Owner): string {
+  const root = tempDir(t, 'bootserve-systemd-');
   writeFileSync(join(root, 'vmlinuz'), BODY);
   writeFileSync(join(root, 'hello.txt'), 'hello\n');
   return root;
@@ -45,7 +45,7 @@ describe('systemd units', () => {
     if (!need(t, 'systemd-analyze', 'systemd')) return;
     // verify insists that ExecStart's executable exists: check a copy that points at the
     // built command (the bin shim is executable, with a node shebang).
-    const dir = mkdtempSync(join(tmpdir(), 'bootserve-units-'));
+    const dir = tempDir(t, 'bootserve-units-');
     for (const name of ['bootserve.socket', 'bootserve.service']) copyFileSync(new URL(name, UNITS), join(dir, name));
     // Drop-ins beside a unit given by path are read and checked with it.
     mkdirSync(join(dir, 'bootserve.service.d'));
@@ -118,8 +118,8 @@ describe('systemd units', () => {
     }
     const families = new Set(settings(service, 'RestrictAddressFamilies').flatMap((v) => v.split(/\s+/)));
 
-    const root = artifacts();
-    const trace = join(mkdtempSync(join(tmpdir(), 'bootserve-strace-')), 'trace');
+    const root = artifacts(t);
+    const trace = join(tempDir(t, 'bootserve-strace-'), 'trace');
     const tftpPort = await freePort();
     const child = start('strace', ['-f', '-qq', '-o', trace, process.execPath, BIN, root, '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--shutdown-grace', '2s', '--tftp', '--tftp-port', String(tftpPort)], { env: cleanEnv() });
     // strace ignores SIGTERM while its tracee runs: signal bootserve (strace's child) itself.
@@ -269,7 +269,7 @@ for generation in (1, 2):
 describe('socket activation (LISTEN_FDS, fd 3)', () => {
   test('python3 passes a listening socket as fd 3: bootserve serves on it and binds nothing', { timeout: 90_000 }, async (t: TestContext) => {
     if (!need(t, 'python3', 'python3')) return;
-    const root = artifacts();
+    const root = artifacts(t);
     const ownPort = await freePort();
     const child = start('python3', ['-c', ACTIVATE_PY, process.execPath, BIN, root, '--host', '127.0.0.1', '--port', String(ownPort), '--log-format', 'json', '--shutdown-grace', '2s'], {
       env: cleanEnv(),
@@ -282,7 +282,7 @@ describe('socket activation (LISTEN_FDS, fd 3)', () => {
 
   test('restart with the socket kept open (as systemd does): no connection refused, transfers finish', { timeout: 90_000 }, async (t: TestContext) => {
     if (!need(t, 'python3', 'python3')) return;
-    const root = artifacts();
+    const root = artifacts(t);
     // Larger than what loopback socket buffers hold, so that the slow reader really holds it up.
     const big = randomBytes(48 * 1024 * 1024);
     writeFileSync(join(root, 'rootfs.img'), big);
@@ -348,7 +348,7 @@ describe('socket activation (LISTEN_FDS, fd 3)', () => {
 
   test('systemd-socket-activate: the same through systemd\'s implementation', { timeout: 90_000 }, async (t: TestContext) => {
     if (!need(t, 'systemd-socket-activate', 'systemd')) return;
-    const root = artifacts();
+    const root = artifacts(t);
     const ownPort = await freePort();
     // systemd-socket-activate cannot listen on port 0: take a free port, retry if it is taken.
     for (let attempt = 1; ; attempt++) {

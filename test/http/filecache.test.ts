@@ -11,11 +11,11 @@ import { describe, test, type TestContext } from 'node:test';
 import { DEFAULTS, parseArgs } from '../../lib/cli.js';
 import { descriptorLimit, FileCache, fileCacheFor, OpenFile, sameVersion, SMALL_FILE } from '../../lib/http/filecache.js';
 import { fetch, startServer, type TestServer } from '../helpers/server.js';
+import { eventually } from '../helpers/eventually.js';
 import { tempRoot } from '../helpers/temp.js';
 import { BIN, cannotRunAsNobody } from '../helpers/tools.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const openFds = () => readdirSync('/proc/self/fd').length;
 /** Whether the file's descriptor is still open on that file (a closed number may be reused at once). */
 const isOpen = (file: OpenFile) => {
@@ -26,11 +26,6 @@ const isOpen = (file: OpenFile) => {
     return false;
   }
 };
-/** Wait (bounded) until async closes have run. */
-async function until(condition: () => boolean, ms = 2000): Promise<boolean> {
-  for (let waited = 0; waited < ms && !condition(); waited += 10) await sleep(10);
-  return condition();
-}
 
 /** Bytes a file keeps (a function: assertions must not narrow the property for good). */
 const keptBytes = (f: OpenFile) => f.bytes?.length;
@@ -212,7 +207,7 @@ describe('the cache module', () => {
     const c = opened(join(root, 'a'));
     real.admit(join(root, 'a'), c);
     c.release();
-    assert.ok(await until(() => real.size === 0), 'swept');
+    await eventually(() => real.size === 0, { what: 'the sweep' });
   });
 
   test('the descriptor limit comes from /proc/self/limits', () => {
@@ -408,13 +403,11 @@ describe('a server with the cache, between two requests that hit it', () => {
     for (let i = 0; i < 3; i++) files[`held${i}.iso`] = randomBytes(8 * 1024 * 1024);
     const { s, cache } = await cachedServer(files, { files: 4 });
     try {
-      await sleep(50);
       const before = openFds();
       for (let round = 0; round < 3; round++) {
         for (let i = 0; i < 20; i++) await fetch(`${s.url}/f${i}.img`);
         assert.ok(cache.size <= 4);
-        await until(() => openFds() <= before + 4);
-        assert.ok(openFds() <= before + 4, `${openFds()} open, ${before} before, cache limit 4`);
+        await eventually(() => assert.ok(openFds() <= before + 4, `${openFds()} open, ${before} before, cache limit 4`));
       }
       // Slow readers hold their transfers (and so their descriptors) open.
       const held = await Promise.all([0, 1, 2].map((i) => paused(`${s.url}/held${i}.iso`)));
@@ -423,12 +416,12 @@ describe('a server with the cache, between two requests that hit it', () => {
       // Each transfer in flight: its file and its connection (both ends: the client is this
       // process too); the cache 4, whatever it held before.
       const bound = before + 4 + 3 * held.length;
-      assert.ok(await until(() => openFds() <= bound), `${openFds()} open, ${before} before`);
+      await eventually(() => assert.ok(openFds() <= bound, `${openFds()} open, ${before} before`));
       for (const h of held) {
         const body = await h.finish();
         assert.equal(body.length, 8 * 1024 * 1024);
       }
-      assert.ok(await until(() => openFds() <= before + 4), `${openFds()} open after the transfers, ${before} before`);
+      await eventually(() => assert.ok(openFds() <= before + 4, `${openFds()} open after the transfers, ${before} before`));
     } finally {
       await s.close();
     }
@@ -471,10 +464,9 @@ describe('a server with the cache, between two requests that hit it', () => {
   test('without the cache every request opens its file and closes it', async () => {
     const s = await startServer({ files: { 'a.cfg': 'a' } });
     try {
-      await sleep(20);
       const before = openFds();
       for (let i = 0; i < 5; i++) assert.equal((await fetch(`${s.url}/a.cfg`)).body.toString(), 'a');
-      assert.ok(await until(() => openFds() <= before));
+      await eventually(() => assert.ok(openFds() <= before, `${openFds()} open, ${before} before`));
     } finally {
       await s.close();
     }
@@ -490,7 +482,7 @@ describe('a server with the cache, between two requests that hit it', () => {
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
-    assert.ok(await until(() => /listening on (http:\S+)/.test(out), 10_000), out);
+    await eventually(() => assert.match(out, /listening on (http:\S+)/), { timeoutMs: 10_000 });
     const url = (/listening on (http:\S+)/.exec(out) as RegExpExecArray)[1] as string;
     assert.equal((await fetch(`${url}boot.ipxe`)).status, 200);
     assert.equal((await fetch(`${url}boot.ipxe`)).status, 200);

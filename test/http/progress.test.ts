@@ -6,6 +6,7 @@ import { endianness } from 'node:os';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseSendQueues, procAddress, socketProbe } from '../../lib/http/progress.js';
+import { eventually } from '../helpers/eventually.js';
 
 test('addresses are spelled as /proc/net/tcp{,6} spells them', { skip: endianness() !== 'LE' && 'little-endian layout only' }, () => {
   assert.equal(procAddress('127.0.0.1', 8080, false), '0100007F:1F90');
@@ -41,20 +42,22 @@ test('a real socket: acknowledged bytes move only when the client reads', { skip
   const client = connect((server.address() as { port: number }).port, '127.0.0.1');
   client.pause();
   try {
-    while (!serverSide) await sleep(10);
-    await sleep(200); // the client's receive buffer fills, then nothing moves
-    const probe = socketProbe(serverSide);
+    const side = await eventually(() => serverSide ?? false, { what: 'the connection' });
+    // Observation windows, not waits for an event: the client's buffers fill, then nothing moves
+    // between snapshots (/proc is read at most every 250 ms).
+    await sleep(200);
+    const probe = socketProbe(side);
     assert.ok(probe);
     for (let i = 0; i < 3; i++) {
       assert.equal(probe.tookMore(), false, 'nothing was read (the first looks are only a baseline)');
       await sleep(300); // a fresh /proc snapshot
     }
     const queued = probe.unacknowledged?.();
-    assert.ok(queued !== undefined && queued > 0 && queued <= serverSide.bytesWritten, `unacknowledged ${queued}`);
+    assert.ok(queued !== undefined && queued > 0 && queued <= side.bytesWritten, `unacknowledged ${queued}`);
     let read = 0;
     client.on('data', (d: Buffer) => (read += d.length));
     client.resume();
-    while (read < 4 << 20) await sleep(10);
+    await eventually(() => read >= 4 << 20);
     client.pause();
     await sleep(300);
     assert.equal(probe.tookMore(), true, 'the client read megabytes');
@@ -95,26 +98,29 @@ test('on this Node, the socket internals the probe reads add up to what the clie
   const client = connect((server.address() as { port: number }).port, '127.0.0.1');
   client.pause();
   try {
-    while (!serverSide) await sleep(10);
-    const internals = serverSide as unknown as { _bytesDispatched?: unknown; _handle?: { writeQueueSize?: unknown } };
+    const side = await eventually(() => serverSide ?? false, { what: 'the connection' });
+    const internals = side as unknown as { _bytesDispatched?: unknown; _handle?: { writeQueueSize?: unknown } };
     assert.equal(typeof internals._bytesDispatched, 'number', '_bytesDispatched');
     assert.equal(typeof internals._handle?.writeQueueSize, 'number', '_handle.writeQueueSize');
-    const probe = socketProbe(serverSide);
-    assert.ok(probe?.unacknowledged);
+    const probe = socketProbe(side);
+    const unacknowledged = probe?.unacknowledged;
+    assert.ok(unacknowledged);
     let read = 0;
     client.on('data', (d: Buffer) => (read += d.length));
     for (const readUpTo of [0, 1 << 20, 3 << 20, 4 << 20]) {
       if (read < readUpTo) {
         client.resume();
-        while (read < readUpTo) await sleep(5);
+        await eventually(() => read >= readUpTo, { intervalMs: 5 });
         client.pause();
       }
-      await sleep(300); // the last acknowledgements sent, and a fresh /proc snapshot
-      const received: number = client.bytesRead + receiveQueue(client);
-      const acknowledged: number = serverSide.bytesWritten - (probe.unacknowledged() as number);
-      assert.equal(acknowledged, received, `after reading ${read}: acknowledged ${acknowledged}, received ${received}`);
+      // Once the last acknowledgements are in and the /proc snapshot is fresh.
+      await eventually(() => {
+        const received: number = client.bytesRead + receiveQueue(client);
+        const acknowledged: number = side.bytesWritten - (unacknowledged() as number);
+        assert.equal(acknowledged, received, `after reading ${read}: acknowledged ${acknowledged}, received ${received}`);
+      }, { timeoutMs: 2000, intervalMs: 50 });
     }
-    probe.release?.();
+    probe?.release?.();
   } finally {
     client.destroy();
     server.close();

@@ -2,12 +2,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { chmodSync } from 'node:fs';
 import { test } from 'node:test';
 import { parseArgs, UsageError } from '../../lib/cli.js';
 import { bindFailure, listenAddresses } from '../../lib/tftp/server.js';
 import { tempRoot } from '../helpers/temp.js';
-import { BIN, cannotRunAsNobody } from '../helpers/tools.js';
+import { BIN } from '../helpers/tools.js';
 
 const config = (argv: string[], env = {}) => {
   const inv = parseArgs(argv, env);
@@ -53,15 +52,4 @@ test('a busy TFTP port: one line on stderr that names it, exit 1', async (t) => 
   assert.equal(r.status, 1);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   assert.match(r.stderr, new RegExp(`UDP port ${port} on 127\\.0\\.0\\.1 is already in use`));
-});
-
-test('port 69 without the capability: the error says how to grant it', (t) => {
-  const why = cannotRunAsNobody();
-  if (why) return t.skip(why);
-  const root = tempRoot({}, t);
-  chmodSync(root, 0o755);
-  const r = spawnSync(process.execPath, [BIN, root, '--tftp', '--port', '0', '--host', '127.0.0.1'], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 10_000 });
-  if (r.status === 0 || /already in use/.test(r.stderr)) return t.skip('port 69 is usable or taken here');
-  assert.equal(r.status, 1);
-  assert.match(r.stderr, /permission denied for UDP port 69 on 127\.0\.0\.1: .*CAP_NET_BIND_SERVICE/);
 });
