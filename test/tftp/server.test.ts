@@ -318,6 +318,7 @@ test('/-/metrics lines for TFTP and the recent list', async (t) => {
 
 test('shutdown: running transfers are stopped with an ERROR and recorded', async (t) => {
   const s = await startTftp({ files: { f: randomBytes(100_000) } });
+  t.after(() => s.close());
   const client = await new RawClient().open();
   t.after(() => client.close());
   const logged = s.nextLog('f');
