@@ -1,55 +1,47 @@
-// TFTP's own counters and their /-/metrics families (bootserve_tftp_*). The HTTP families keep
-// their meaning; TFTP has things HTTP has not (refused requests, ignored datagrams, resends).
-import { bump, family, type Metrics, type TransferOutcome } from '../metrics.js';
+// TFTP counters for /-/metrics: transfers by outcome, refusals and ignored datagrams by reason.
+import { TRANSFER_OUTCOMES, type TransferOutcome } from '../observe/outcomes.js';
+import { counter, gauge, Tally, type MetricFamily } from '../observe/prometheus.js';
+import type { Transfers } from '../observe/transfers.js';
 
 /** Why a request got an ERROR instead of a transfer. */
-export type RefusalReason = 'not-found' | 'access-denied' | 'write-request' | 'unsupported-mode' | 'malformed' | 'server-busy' | 'client-busy' | 'open-failed';
+export const REFUSAL_REASONS = ['not-found', 'access-denied', 'write-request', 'unsupported-mode', 'malformed', 'server-busy', 'client-busy', 'open-failed'] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 /** Why a datagram was dropped without an answer. */
-export type IgnoredReason = 'not-a-request' | 'duplicate-request' | 'malformed';
-
-const OUTCOMES: TransferOutcome[] = ['complete', 'client-gone', 'stalled', 'read-error', 'shutdown'];
-const REFUSALS: RefusalReason[] = ['not-found', 'access-denied', 'write-request', 'unsupported-mode', 'malformed', 'server-busy', 'client-busy', 'open-failed'];
-const IGNORED: IgnoredReason[] = ['not-a-request', 'duplicate-request', 'malformed'];
+export const IGNORED_REASONS = ['not-a-request', 'duplicate-request', 'malformed'] as const;
+export type IgnoredReason = (typeof IGNORED_REASONS)[number];
 
 export class TftpStats {
-  readonly transfersByOutcome = new Map<TransferOutcome, number>();
-  readonly refused = new Map<RefusalReason, number>();
-  readonly ignored = new Map<IgnoredReason, number>();
+  readonly byOutcome = new Tally<TransferOutcome>();
+  readonly refused = new Tally<RefusalReason>();
+  readonly ignored = new Tally<IgnoredReason>();
   /** File bytes acknowledged by clients of finished transfers. */
   bytesSent = 0;
   retransmissions = 0;
 
   finished(outcome: TransferOutcome, bytesSent: number, retransmissions: number): void {
-    bump(this.transfersByOutcome, outcome);
+    this.byOutcome.add(outcome);
     this.bytesSent += bytesSent;
     this.retransmissions += retransmissions;
   }
 
   refuse(reason: RefusalReason): void {
-    bump(this.refused, reason);
+    this.refused.add(reason);
   }
 
   ignore(reason: IgnoredReason): void {
-    bump(this.ignored, reason);
+    this.ignored.add(reason);
   }
 
-  /** Prometheus exposition lines; running transfers come from `metrics`. */
-  metricsLines(metrics: Metrics): string[] {
-    const active = metrics.activeOf('tftp');
-    const lines: string[] = [];
-    const labelled = (name: string, label: string, keys: string[], map: Map<string, number>) => keys.forEach((k) => lines.push(`${name}{${label}="${k}"} ${map.get(k) ?? 0}`));
-    lines.push(...family('bootserve_tftp_transfers_total', 'counter', 'TFTP transfers finished, by outcome.'));
-    labelled('bootserve_tftp_transfers_total', 'outcome', OUTCOMES, this.transfersByOutcome);
-    lines.push(...family('bootserve_tftp_sent_bytes_total', 'counter', 'File bytes acknowledged by TFTP clients.'));
-    lines.push(`bootserve_tftp_sent_bytes_total ${this.bytesSent + active.reduce((n, t) => n + t.bytesSent, 0)}`);
-    lines.push(...family('bootserve_tftp_active_transfers', 'gauge', 'TFTP transfers running.'));
-    lines.push(`bootserve_tftp_active_transfers ${active.length}`);
-    lines.push(...family('bootserve_tftp_refused_requests_total', 'counter', 'TFTP requests answered with an ERROR, by reason.'));
-    labelled('bootserve_tftp_refused_requests_total', 'reason', REFUSALS, this.refused);
-    lines.push(...family('bootserve_tftp_ignored_packets_total', 'counter', 'Datagrams to the TFTP port dropped without an answer, by reason.'));
-    labelled('bootserve_tftp_ignored_packets_total', 'reason', IGNORED, this.ignored);
-    lines.push(...family('bootserve_tftp_retransmissions_total', 'counter', 'Times a TFTP window or OACK was sent again on our timer.'));
-    lines.push(`bootserve_tftp_retransmissions_total ${this.retransmissions}`);
-    return lines;
+  /** Running transfers come from `transfers`. */
+  families(transfers: Transfers): MetricFamily[] {
+    const active = transfers.activeOf('tftp');
+    return [
+      counter('bootserve_tftp_transfers_total', 'TFTP transfers finished, by outcome.', this.byOutcome.samples('outcome', TRANSFER_OUTCOMES)),
+      counter('bootserve_tftp_sent_bytes_total', 'File bytes acknowledged by TFTP clients.', this.bytesSent + active.reduce((n, t) => n + t.bytesSent, 0)),
+      gauge('bootserve_tftp_active_transfers', 'TFTP transfers running.', active.length),
+      counter('bootserve_tftp_refused_requests_total', 'TFTP requests answered with an ERROR, by reason.', this.refused.samples('reason', REFUSAL_REASONS)),
+      counter('bootserve_tftp_ignored_packets_total', 'Datagrams to the TFTP port dropped without an answer, by reason.', this.ignored.samples('reason', IGNORED_REASONS)),
+      counter('bootserve_tftp_retransmissions_total', 'Times a TFTP window or OACK was sent again on our timer.', this.retransmissions),
+    ];
   }
 }

@@ -24,13 +24,13 @@ test('beyond --max-connections: 503 with Retry-After, closed, counted', async ()
   const s = await startServer({ maxConnections: 2, files: { 'boot.ipxe': '#!ipxe\n' } });
   try {
     const held = [await open(s.port), await open(s.port)];
-    await eventually(() => assert.equal(s.metrics.connections, 2));
+    await eventually(() => assert.equal(s.stats.connections, 2));
     const reply = await raw(s.port, 'GET /boot.ipxe HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.match(reply, /^HTTP\/1\.1 503 Service Unavailable\r\n/);
     assert.match(reply, /Retry-After: 5\r\n/);
-    assert.equal(s.metrics.rejected.get('max-connections'), 1);
+    assert.equal(s.stats.rejected.get('max-connections'), 1);
     for (const socket of held) socket.destroy();
-    await eventually(() => assert.equal(s.metrics.connections, 0));
+    await eventually(() => assert.equal(s.stats.connections, 0));
     assert.equal((await fetch(`${s.url}/boot.ipxe`)).status, 200);
   } finally {
     await s.close();
@@ -41,9 +41,9 @@ test('beyond --max-connections-per-ip: 503 for that address only', async () => {
   const s = await startServer({ maxConnectionsPerIp: 1, files: { 'boot.ipxe': '#!ipxe\n' } });
   try {
     const held = await open(s.port);
-    await eventually(() => assert.equal(s.metrics.connections, 1));
+    await eventually(() => assert.equal(s.stats.connections, 1));
     assert.match(await raw(s.port, 'GET /boot.ipxe HTTP/1.1\r\nHost: x\r\n\r\n'), /^HTTP\/1\.1 503/);
-    assert.equal(s.metrics.rejected.get('max-connections-per-ip'), 1);
+    assert.equal(s.stats.rejected.get('max-connections-per-ip'), 1);
     // Another loopback address is another client (Linux routes all of 127/8 to lo).
     const other = await open(s.port, '127.0.0.2');
     const answer = closedAfter(other);
@@ -105,7 +105,7 @@ test('shutdown lets an in-flight transfer finish within the grace, then stops', 
   assert.match(got, /^HTTP\/1\.1 200 OK/);
   await eventually(() => {
     assert.equal(s.logs.find((l) => l.path === '/a.img')?.outcome, 'complete');
-    assert.equal(s.metrics.connections, 0);
+    assert.equal(s.stats.connections, 0);
   });
 });
 
@@ -126,6 +126,6 @@ test('shutdown destroys what is still running when the grace runs out', async (t
 });
 
 /** Wait (bounded) until the server is sending a response. */
-async function transferStarted(s: { metrics: { active: Map<number, unknown> } }): Promise<void> {
-  await eventually(() => s.metrics.active.size > 0, { what: 'the transfer to start' });
+async function transferStarted(s: { transfers: { active: Map<number, unknown> } }): Promise<void> {
+  await eventually(() => s.transfers.active.size > 0, { what: 'the transfer to start' });
 }

@@ -3,8 +3,11 @@ import assert from 'node:assert/strict';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { recycle, recyclingRead } from '../../lib/http/readbuffers.js';
+import { BufferPool } from '../../lib/http/readbuffers.js';
 import { tempDir } from '../helpers/temp.js';
+
+const pool = new BufferPool();
+const recycle = (chunk: Buffer) => pool.recycle(chunk);
 
 const file = join(tempDir({ after }, 'bootserve-readbuffers-'), 'data');
 const bytes = Buffer.from(Array.from({ length: 100_000 }, (_, i) => i % 251));
@@ -14,7 +17,7 @@ after(() => closeSync(fd));
 
 const readAt = (length: number, position: number, given = Buffer.alloc(length)) =>
   new Promise<Buffer>((resolve, reject) =>
-    recyclingRead(fd, given, 0, length, position, (err, n, buf) => (err ? reject(err) : resolve(buf.subarray(0, n)))),
+    pool.read(fd, given, 0, length, position, (err, n, buf) => (err ? reject(err) : resolve(buf.subarray(0, n)))),
   );
 
 test('a large read lands in a recycled buffer, which the next read reuses once given back', async () => {

@@ -108,7 +108,7 @@ describe('stall guard (real time)', { concurrency: true }, () => {
       // the connection is left in the table (a FIN would leave ours in FIN-WAIT-1 for minutes).
       await eventually(() => {
         assert.deepEqual(connectionsOnPort(s.port), []);
-        assert.equal(s.metrics.connections, 0);
+        assert.equal(s.stats.connections, 0);
       });
       socket.destroy();
     } finally {
@@ -169,10 +169,10 @@ describe('stall guard (real time)', { concurrency: true }, () => {
       for (const socket of sockets) socket.destroy();
       const outcomes = new Set(s.logs.map((l) => l.outcome));
       assert.ok(outcomes.has('complete') && outcomes.has('client-gone') && outcomes.has('stalled'), [...outcomes].join());
-      assert.equal(s.metrics.active.size, 0);
+      assert.equal(s.transfers.active.size, 0);
       // Counted by what they point to: the other tests of this suite run at the same time.
       await eventually(() => {
-        assert.equal(s.metrics.connections, 0);
+        assert.equal(s.stats.connections, 0);
         assert.deepEqual(descriptorsOf(s), []);
       }, { timeoutMs: 2000 });
     } finally {

@@ -4,13 +4,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, renameSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { IncomingMessage } from 'node:http';
-import { DEFAULTS, type Config } from '../../lib/cli.js';
-import { adminReply, statusOf } from '../../lib/http/admin.js';
-import { Metrics } from '../../lib/metrics.js';
-import { TftpStats } from '../../lib/tftp/stats.js';
-import { renderLines } from '../../lib/live.js';
+import { statusOf } from '../../lib/admin/pages.js';
+import { renderLines } from '../../lib/observe/live.js';
+import type { TftpRecord } from '../../lib/observe/log.js';
+import { Transfers } from '../../lib/observe/transfers.js';
 import { encodeAck, encodeError, encodeRequest } from '../../lib/tftp/packet.js';
+import { createTftpService } from '../../lib/tftp/server.js';
 import { eventually } from '../helpers/eventually.js';
 import { tempRoot } from '../helpers/temp.js';
 import { descriptorsUnder, download, openFds, RawClient, startTftp } from '../helpers/tftp.js';
@@ -31,9 +30,9 @@ test('a plain request (no options) gets DATA 1 from a new port, 512-byte blocks,
   assert.equal(record.client, '127.0.0.1');
   assert.equal(record.outcome, 'complete');
   assert.deepEqual([record.bytesSent, record.bytesDue, record.blksize, record.windowsize, record.mode], [5000, 5000, 512, 1, 'octet']);
-  assert.equal(s.stats.transfersByOutcome.get('complete'), 1);
-  assert.equal(s.metrics.active.size, 0);
-  assert.equal(s.metrics.recent[0]?.protocol, 'tftp');
+  assert.equal(s.stats.byOutcome.get('complete'), 1);
+  assert.equal(s.transfers.active.size, 0);
+  assert.equal(s.transfers.recent[0]?.protocol, 'tftp');
 });
 
 test('edk2: the tsize probe gets exactly the OACK asked, ERROR 8 ends it quietly, the download follows', async (t) => {
@@ -148,7 +147,7 @@ test('a repeated RRQ from the same port starts nothing new', async (t) => {
   const packets = await client.drain(300);
   assert.equal(packets.length, 1);
   assert.equal(s.stats.ignored.get('duplicate-request'), 1);
-  assert.equal(s.metrics.activeOf('tftp').length, 1);
+  assert.equal(s.transfers.activeOf('tftp').length, 1);
 });
 
 test('paths: leading slash and backslashes accepted; traversal, escaping symlinks and dotfiles get ERROR 1', async (t) => {
@@ -307,13 +306,13 @@ test('/-/metrics lines for TFTP and the recent list', async (t) => {
   t.after(() => s.close());
   await download(s.port, 'f');
   await assert.rejects(download(s.port, 'nope'));
-  const text = s.stats.metricsLines(s.metrics).join('\n');
+  const text = s.metricsText();
   assert.match(text, /^# TYPE bootserve_tftp_transfers_total counter$/m);
   assert.match(text, /^bootserve_tftp_transfers_total\{outcome="complete"\} 1$/m);
   assert.match(text, /^bootserve_tftp_refused_requests_total\{reason="not-found"\} 1$/m);
   assert.match(text, /^bootserve_tftp_sent_bytes_total 1$/m);
   assert.match(text, /^bootserve_tftp_active_transfers 0$/m);
-  assert.equal(s.metrics.recent[0]?.detail, 'blksize 512, window 1');
+  assert.equal(s.transfers.recent[0]?.detail, 'blksize 512, window 1');
 });
 
 test('shutdown: running transfers are stopped with an ERROR and recorded', async (t) => {
@@ -337,45 +336,52 @@ test('/-/status and the live view list a running TFTP transfer beside HTTP ones'
   t.after(() => client.close());
   await client.request(s.port, 'snponly.efi', { blksize: 1468 });
   await client.next();
-  const status = statusOf({ version: 't', config: { ...DEFAULTS, root: s.root }, metrics: s.metrics, ready: () => true });
+  const status = statusOf({ version: 't', root: s.root, settings: {}, transfers: s.transfers, ready: () => true, services: () => s.app.services });
   assert.equal(status.active.length, 1);
   assert.deepEqual([status.active[0]?.protocol, status.active[0]?.path, status.active[0]?.client, status.active[0]?.bytesDue], ['tftp', 'snponly.efi', '127.0.0.1', 100_000]);
-  assert.match(renderLines(s.metrics, 100)[0] ?? '', /^ {2}tftp snponly\.efi 127\.0\.0\.1 \[/);
+  assert.match(renderLines(s.transfers, 100)[0] ?? '', /^ {2}tftp snponly\.efi 127\.0\.0\.1 \[/);
 });
 
-test('/-/metrics carries the bootserve_tftp_* families after the HTTP ones', async () => {
-  const metrics = new Metrics();
-  const stats = new TftpStats();
-  const state = { version: 't', config: DEFAULTS as Config, metrics, ready: () => true, moreMetrics: () => stats.metricsLines(metrics) };
-  const reply = adminReply({ url: '/-/metrics' } as IncomingMessage, state);
-  const text = (reply.parts[0] as Buffer).toString();
+test('/-/metrics carries the bootserve_tftp_* families after the HTTP ones', async (t) => {
+  const s = await startTftp();
+  t.after(() => s.close());
+  const text = s.metricsText();
   assert.match(text, /^# TYPE bootserve_requests_total counter$/m);
   assert.match(text, /^bootserve_tftp_transfers_total\{outcome="complete"\} 0$/m);
+  assert.ok(text.indexOf('bootserve_requests_total') < text.indexOf('bootserve_tftp_transfers_total'));
 });
 
 test('shutdown while a request is still being opened: nothing starts after it, and it ends at once', async (t) => {
-  // The late file lies outside the root, so the fallback resolves it: that runs while the request
-  // is being opened, and begins the shutdown right then.
+  // The service alone, for a hook into the opening: the late file lies outside the root, so the
+  // fallback resolves it, which runs while the request is being opened; it begins the shutdown.
+  const root = tempRoot({ a: randomBytes(100_000) }, t);
   const elsewhere = tempRoot({ b: randomBytes(100_000) }, t);
+  const logs: TftpRecord[] = [];
   let shutdown: Promise<void> | undefined;
   let started = 0;
-  const s = await startTftp({
-    files: { a: randomBytes(100_000) },
-    tftpTimeoutMs: 8000,
-    fallback: (segments) => {
-      if (segments.join('/') !== 'b') return undefined;
-      started = Date.now();
-      shutdown = s.server.shutdown(0);
-      return join(elsewhere, 'b');
+  const server = createTftpService(
+    { port: 0, host: '127.0.0.1', maxBlksize: 1468, timeoutMs: 8000, maxTransfers: 8, maxPerClient: 4, dotfiles: false },
+    {
+      root,
+      logger: { access: (r) => void (r.protocol === 'tftp' && logs.push(r)), error: () => {}, info: () => {} },
+      transfers: new Transfers(),
+      fallback: (segments) => {
+        if (segments.join('/') !== 'b') return undefined;
+        started = Date.now();
+        shutdown = server.shutdown(0);
+        return join(elsewhere, 'b');
+      },
     },
-  });
-  t.after(() => s.close());
+  );
+  await server.start();
+  t.after(() => server.shutdown(0));
+  const port = (server.addresses()[0] as { port: number }).port;
   const running = await new RawClient().open();
   const late = await new RawClient().open();
   try {
-    await running.request(s.port, 'a');
+    await running.request(port, 'a');
     await running.next();
-    await late.request(s.port, 'b');
+    await late.request(port, 'b');
     await eventually(() => shutdown !== undefined, { what: 'the late request to be opened' });
     await shutdown;
     assert.ok(Date.now() - started < 2000, `shutdown took ${Date.now() - started} ms`);
@@ -383,7 +389,7 @@ test('shutdown while a request is still being opened: nothing starts after it, a
     const packets = (await late.drain(300)).map((r) => r.packet);
     const seen = packets.map((p) => (p.op === 'data' ? `DATA ${p.block}` : p.op === 'error' ? `ERROR ${p.code}` : p.op));
     assert.ok(packets.length <= 1 && packets.every((p) => p.op === 'error'), `the late request got ${seen.join(', ')}`);
-    assert.deepEqual(s.logs.filter((l) => l.path === 'b' && l.bytesSent > 0), []);
+    assert.deepEqual(logs.filter((l) => l.path === 'b' && l.bytesSent > 0), []);
   } finally {
     running.close();
     late.close();
