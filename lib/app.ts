@@ -1,14 +1,13 @@
 // The builder: a parsed configuration in, the running services out, in an explicit order. main.ts
 // (the process) and the tests build bootserve through here, so every test runs the production
 // setup. Adding a service: a folder with a create function meeting service.ts, one entry below.
-import { networkInterfaces } from 'node:os';
 import { adminReply, type AdminState } from './admin/pages.js';
 import { parseHostPort, type Config } from './cli.js';
 import { advertisedAddress } from './dhcp/address.js';
 import { createDhcpService, type DhcpService } from './dhcp/server.js';
 import { fileCacheFor, type FileCache } from './http/filecache.js';
 import { createHttpService, type HttpOptions, type HttpService } from './http/server.js';
-import { urlsFor } from './net/addresses.js';
+import { listInterfaces, urlsFor } from './net/addresses.js';
 import { findIpxeBinaries, type IpxeCatalog } from './netboot/ipxe.js';
 import type { DhcpLogger, Logger } from './observe/log.js';
 import { Machines } from './observe/machines.js';
@@ -77,7 +76,7 @@ export function buildApp(options: AppOptions): App {
   const shuttingDown = () => stopping;
 
   // Refusals come before anything is bound, so a refusal leaves nothing behind.
-  const advertised = config.proxyDhcp ? advertisedAddress(config.host, networkInterfaces()) : undefined;
+  const advertised = config.proxyDhcp ? advertisedAddress(config.host, listInterfaces() ?? {}) : undefined;
   if (advertised?.kind === 'refused') throw new ConfigError(advertised.message);
   // iPXE binaries (the served dir's ipxe/, else --ipxe-dir or the system's package), for TFTP and HTTP.
   const ipxe: IpxeCatalog | undefined = config.proxyDhcp || config.tftp ? findIpxeBinaries({ root, ipxeDir: config.ipxeDir }) : undefined;
