@@ -216,7 +216,10 @@ async function exerciseActivated(child: Child, port: number, ownPort: number): P
   assert.ok(part.body.equals(BODY.subarray(1048570, 1114112)));
   assert.equal((await get(`${url}/-/ready`)).status, 200);
   // The requests were served and logged by the child (JSON access log).
-  await eventually(() => child.lines.some((l) => l.includes('"path":"/vmlinuz"') && l.includes('"status":206')), { timeoutMs: 5_000, what: 'the access log line' });
+  await eventually(() => child.lines.some((l) => l.includes('"path":"/vmlinuz"') && l.includes('"status":206')), {
+    timeoutMs: 5_000,
+    what: 'the access log line',
+  });
   if (existsSync(`/proc/${child.proc.pid}/fd`)) {
     assert.deepEqual(listeningPorts(child.proc.pid as number), [port], 'bootserve listens only on the inherited socket');
   }
@@ -340,7 +343,10 @@ describe('socket activation (LISTEN_FDS, fd 3)', () => {
     assert.equal(r.body.toString(), 'hello\n');
     const exited = child.lines.findIndex((l) => l === 'exited 1 0');
     assert.ok(exited >= 0, `generation 1 exited 0: ${child.lines.filter((l) => !l.startsWith('{')).join(' | ')}`);
-    await eventually(() => child.lines.some((l) => l.includes('"userAgent":"during-restart"')), { timeoutMs: 5_000, what: 'the access-log line' });
+    await eventually(() => child.lines.some((l) => l.includes('"userAgent":"during-restart"')), {
+      timeoutMs: 5_000,
+      what: 'the access-log line',
+    });
     const servedAt = child.lines.findIndex((l) => l.includes('"userAgent":"during-restart"'));
     const started2 = child.lines.findIndex((l) => /^started 2 /.test(l));
     assert.ok(started2 > exited && servedAt > started2, 'served by generation 2, after generation 1 had exited');
@@ -357,7 +363,10 @@ describe('socket activation (LISTEN_FDS, fd 3)', () => {
         env: cleanEnv(),
       });
       t.after(() => child.stop());
-      await eventually(() => /Listening on|Failed|already in use/i.test(child.stderr()) || child.proc.exitCode !== null, { timeoutMs: 15_000, what: 'systemd-socket-activate to listen' });
+      await eventually(() => /Listening on|Failed|already in use/i.test(child.stderr()) || child.proc.exitCode !== null, {
+        timeoutMs: 15_000,
+        what: 'systemd-socket-activate to listen',
+      });
       if (!/Listening on/.test(child.stderr())) {
         await child.stop();
         if (attempt < 3 && /in use/i.test(child.stderr())) continue;

@@ -15,8 +15,9 @@ test('port 69 without the capability: one line on stderr says how to grant it, e
   if (!need(t, 'unshare', 'util-linux') || !need(t, 'setpriv', 'util-linux') || !need(t, 'ip', 'iproute2', ['-V'])) return;
   const root = tempRoot({}, t);
   chmodSync(root, 0o755);
-  // A fresh namespace: only lo, down until we bring it up; then drop to nobody.
-  const inNamespace = 'ip link set lo up && exec setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"';
+  // A fresh namespace: only lo, down until we bring it up; then drop to nobody. Without c8's
+  // NODE_V8_COVERAGE (Node passes it to children whatever env says): nobody could not write there.
+  const inNamespace = 'ip link set lo up && unset NODE_V8_COVERAGE && exec setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"';
   const args = [process.execPath, BIN, root, '--tftp', '--port', '0', '--host', '127.0.0.1'];
   const r = spawnSync('unshare', ['--net', '--', 'sh', '-c', inNamespace, 'sh', ...args], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(r.status, 1, `exit ${r.status ?? r.signal}; stderr: ${r.stderr}`);

@@ -164,7 +164,7 @@ describe('stall guard (real time)', { concurrency: true }, () => {
         // else: never reads, stalls
       }
       await eventually(() => descriptorsOf(s).length > 0, { what: 'descriptorsOf() to see the connections' });
-      await eventually(() => s.logs.length >= 50, { timeoutMs: 15_000, what: '50 access-log lines' });
+      await eventually(() => s.logs.length >= 50, { timeoutMs: 60_000, what: '50 access-log lines' });
       await Promise.all(jobs);
       for (const socket of sockets) socket.destroy();
       const outcomes = new Set(s.logs.map((l) => l.outcome));
