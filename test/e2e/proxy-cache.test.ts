@@ -9,7 +9,7 @@ import { copyFileSync, mkdirSync, readFileSync, renameSync, statSync, utimesSync
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import { BIN, freePort, get, have, sha256, skipOrFail, start, type Child } from '../helpers/tools.js';
+import { BIN, freePort, get, have, KEEP_ROOT, sha256, skipOrFail, start, type Child } from '../helpers/tools.js';
 import { eventually } from '../helpers/eventually.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -47,7 +47,7 @@ interface Bootserve {
 async function startBootserve(t: { after: (fn: () => Promise<void>) => void }, root: string): Promise<Bootserve> {
   const env = { ...process.env };
   for (const k of Object.keys(env)) if (/^(BOOTSERVE_|LISTEN_|PORT$)/.test(k)) delete env[k];
-  const child = start(process.execPath, [BIN, root, '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--shutdown-grace', '1s'], { env });
+  const child = start(process.execPath, [BIN, ...KEEP_ROOT, root, '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--shutdown-grace', '1s'], { env });
   t.after(() => child.stop());
   const banner = await child.waitForLine(/listening on http:\/\/127\.0\.0\.1:\d+\//, 30_000);
   const port = Number(/127\.0\.0\.1:(\d+)/.exec(banner)?.[1]);

@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { eventually } from '../helpers/eventually.js';
 import { fetch, startServer } from '../helpers/server.js';
 import { tempRoot } from '../helpers/temp.js';
+import { KEEP_ROOT } from '../helpers/tools.js';
 
 const BIN = new URL('../../bin/bootserve.js', import.meta.url).pathname;
 
@@ -61,7 +62,9 @@ test('a client that leaves during the grace is "client-gone", not "shutdown"', a
 
 test('the binary on SIGTERM: a download still running at the end of --shutdown-grace gets its access-log line, then exit 0', { timeout: 20_000 }, async (t) => {
   const root = tempRoot({ 'big.img': randomBytes(32 * 1024 * 1024) }, t);
-  const child = spawn(process.execPath, [BIN, root, '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--shutdown-grace', '300ms', '--stall-timeout', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, ...KEEP_ROOT, root, '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--shutdown-grace', '300ms', '--stall-timeout', '0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   t.after(() => child.kill('SIGKILL'));
   let out = '';
   let err = '';
