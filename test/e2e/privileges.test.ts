@@ -110,8 +110,10 @@ test('e2e-privileges: --user NAME runs as that user; a folder it cannot read is 
   assert.equal(getInLab(lab, 'router', `http://${LAN.server}/hello.txt`).status, 200);
   await server.stop();
 
+  // The default drop gives way to a folder nobody cannot read (lib/privileges.ts); an explicit
+  // --user does not: refused.
   chmodSync(dir, 0o700);
-  const refused = lab.spawn('server', 'env', [...NO_COVERAGE, BIN, dir, '--tftp', '--host', LAN.server, '--port', '80']);
+  const refused = lab.spawn('server', 'env', [...NO_COVERAGE, BIN, dir, '--tftp', '--host', LAN.server, '--port', '80', '--user', 'nobody']);
   assert.equal(await refused.exited(20_000), 1);
   const err = refused.stderr().trim().split('\n');
   assert.equal(err.length, 1, refused.stderr());
