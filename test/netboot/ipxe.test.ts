@@ -70,6 +70,44 @@ test('HTTP: a binary from the system dir is served under its ipxe/ name; the roo
   }
 });
 
+test('HTTP: a listing of ipxe/ shows the binaries served from the system dir, with or without ipxe/ in the root', async (t) => {
+  const system = tempRoot({ 'snponly.efi': 'system-snp', 'undionly.kpxe': 'system-undi' }, t);
+  const bare = await startServer({ tftp: true, tftpPort: 0, ipxeDir: system });
+  const mixed = await startServer({ files: { 'ipxe/undionly.kpxe': 'root-undi', 'ipxe/custom.ipxe': '#!ipxe' }, tftp: true, tftpPort: 0, ipxeDir: system });
+  try {
+    const json = { Accept: 'application/json' };
+    assert.equal((await fetch(`${bare.url}/ipxe`)).status, 301);
+    const listed = JSON.parse((await fetch(`${bare.url}/ipxe/`, { headers: json })).body.toString()) as { name: string; size: number }[];
+    assert.deepEqual(listed.map((e) => `${e.name} ${e.size}`), ['snponly.efi 10', 'undionly.kpxe 11']);
+    assert.match((await fetch(`${bare.url}/ipxe/`)).body.toString(), /href="snponly\.efi"/);
+    const both = JSON.parse((await fetch(`${mixed.url}/ipxe/`, { headers: json })).body.toString()) as { name: string; size: number }[];
+    assert.deepEqual(both.map((e) => `${e.name} ${e.size}`), ['custom.ipxe 6', 'snponly.efi 10', 'undionly.kpxe 9'], "the root's own file wins, as when it is served");
+  } finally {
+    await bare.close();
+    await mixed.close();
+  }
+  const none = await startServer({});
+  try {
+    assert.equal((await fetch(`${none.url}/ipxe/`)).status, 404, 'no catalog, no ipxe/ in the root: nothing to list');
+  } finally {
+    await none.close();
+  }
+});
+
+test('HTTP: a browser\'s /favicon.ico is 204 when the root has none (no 404 in the log for it)', async () => {
+  const s = await startServer({ files: {} });
+  const own = await startServer({ files: { 'favicon.ico': 'icon' } });
+  try {
+    const r = await fetch(`${s.url}/favicon.ico`);
+    assert.equal(r.status, 204);
+    assert.equal(r.body.length, 0);
+    assert.equal((await fetch(`${own.url}/favicon.ico`)).body.toString(), 'icon');
+  } finally {
+    await s.close();
+    await own.close();
+  }
+});
+
 test('flags: --proxy-dhcp, --pxe (tftp and proxyDHCP), --ipxe-dir, and their BOOTSERVE_* variables', () => {
   const config = (argv: string[], env: Record<string, string> = {}) => {
     const inv = parseArgs(argv, env);
