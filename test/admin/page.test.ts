@@ -139,7 +139,7 @@ test('the page is bounded: the latest machines, and a count of the rest', () => 
 // The build (tsc, dist/) is what runs in production; the tests run the source through tsx.
 for (const build of ['source', 'dist'] as const) {
   test(`the page's script is the renderer itself: it runs alone and draws the same picture (${build})`, async (t) => {
-    const dist = new URL('../dist/admin/fleet.js', import.meta.url);
+    const dist = new URL('../../dist/admin/fleet.js', import.meta.url);
     if (build === 'dist' && !existsSync(dist)) return t.skip('not built (npm run build)');
     const fleet = (build === 'dist' ? await import(dist.href) : { fleetPage, renderFleet }) as { fleetPage: typeof fleetPage; renderFleet: typeof renderFleet };
     const d = data();
