@@ -208,7 +208,15 @@ export function renderFleet(data: FleetData): string {
     };
     const detail = t.detail ? ` <small>${esc(t.detail)}</small>` : '';
     const outcome = `<span class="result">${esc(result)}</span>${detail}`;
-    const cells = [clock(t.finishedAt, now), t.protocol.toUpperCase(), esc(t.client), esc(what), fileCell(t.path), outcome, stepFigures(step)];
+    const cells = [
+      clock(t.finishedAt, now),
+      t.protocol.toUpperCase(),
+      esc(t.client),
+      esc(what),
+      fileCell(t.path),
+      outcome,
+      stepFigures(step),
+    ];
     return row(cells, 'td', noise ? 'noise' : failed ? 'failed' : 'ok');
   });
   const hidden = s.recent.length - recentRows.length;
