@@ -134,7 +134,8 @@ test('README: the first code block works verbatim in a fresh clone; npx stopped 
   for (const line of shown.body.split('\n').filter((l) => l !== '' && l !== '...')) assert.ok(served.includes(line), `menu line from the README not served: ${line}`);
 
   process.kill(-(run.proc.pid as number), 'SIGINT'); // Ctrl-C: the terminal signals the whole group
-  assert.equal(await Promise.race([run.exited, new Promise((r) => setTimeout(() => r('still running'), 20_000))]), 0);
+  // unref(): once the command has exited, this timer must not keep the test process alive.
+  assert.equal(await Promise.race([run.exited, new Promise((r) => setTimeout(() => r('still running'), 20_000).unref())]), 0);
 
   // npx: npm exec → sh -c bootserve → node. SIGTERM to npm alone.
   // npx links the package into its cache (<cache>/_npx/<hash>): a cache of the test's own, removed with it.
