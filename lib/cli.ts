@@ -356,7 +356,7 @@ export function usage(): string {
   return lines.join('\n');
 }
 
-/** The README's option table, made from OPTIONS (test/readme.test.ts keeps the two equal). */
+/** The README's option table, made from OPTIONS (test/e2e/readme.test.ts keeps the two equal). */
 export function optionsMarkdown(): string {
   const rows = ['| Option | Environment | Meaning |', '| --- | --- | --- |'];
   for (const group of Object.keys(GROUP_TITLE) as Group[]) {

@@ -16,6 +16,7 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assetsDir, findExecutable, spawnVm, type Vm } from './qemu.js';
+import { eventually } from './eventually.js';
 import { start, type Child } from './tools.js';
 
 export const LAN = {
@@ -308,13 +309,14 @@ export async function startRouter(lab: Lab, tools: Pick<LabTools, 'dnsmasq' | 'p
 
 /** Wait for a line on a child's stdout or stderr (dnsmasq logs to stderr). */
 export async function waitForText(child: Child, re: RegExp, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!re.test(child.stderr()) && !child.lines.some((l) => re.test(l))) {
-    if (child.proc.exitCode !== null || Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${child.proc.exitCode !== null ? ` (it exited ${child.proc.exitCode})` : ''}:\n${child.stderr().slice(-2000)}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await eventually(
+    () => {
+      if (re.test(child.stderr()) || child.lines.some((l) => re.test(l))) return;
+      const exited = child.proc.exitCode !== null ? ` (it exited ${child.proc.exitCode})` : '';
+      throw new Error(`timed out waiting for ${what}${exited}:\n${child.stderr().slice(-2000)}`);
+    },
+    { timeoutMs: ms, intervalMs: 50 },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
