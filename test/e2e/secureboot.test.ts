@@ -23,11 +23,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { arm64Missing, createLab, findSecureBootTools, LAN, removeStaleLabs, startRouter, startSecureGuest, type Lab, type SecureBootTools } from './helpers/lab.js';
-import { markerInitramfs, PAYLOAD_LINE, payloadCpio, startBootserve, type AccessLine, type Bootserve, type DhcpLine, type Vm } from './helpers/qemu.js';
-import { sha256, skipOrFail, type Child } from './helpers/tools.js';
+import { arm64Missing, createLab, findSecureBootTools, LAN, removeStaleLabs, startRouter, startSecureGuest, type Lab, type SecureBootTools } from '../helpers/lab.js';
+import { markerInitramfs, PAYLOAD_LINE, payloadCpio, startBootserve, type AccessLine, type Bootserve, type DhcpLine, type Vm } from '../helpers/qemu.js';
+import { sha256, skipOrFail, type Child } from '../helpers/tools.js';
 
-const REPO = dirname(dirname(fileURLToPath(import.meta.url)));
+const REPO = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 const HTTP_PORT = 8080;
 const PAYLOAD_BYTES = 4 * 1024 * 1024;
 const MACS = {

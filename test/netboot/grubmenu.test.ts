@@ -5,8 +5,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { classifyEntries, RETRY_ATTEMPTS } from '../lib/netboot/bootmenu.js';
-import { generateGrubMenu, grubQuote, renderGrubMenu } from '../lib/netboot/grubmenu.js';
+import { classifyEntries, RETRY_ATTEMPTS } from '../../lib/netboot/bootmenu.js';
+import { generateGrubMenu, grubQuote, renderGrubMenu } from '../../lib/netboot/grubmenu.js';
 
 const files = (...paths: string[]) => paths.map((relPath) => ({ relPath, isFile: true }));
 const BASE = { timeoutMs: 5000, httpPort: 8080, httpFor: { x86_64: true, arm64: false } };

@@ -7,16 +7,16 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
-import { parseArgs, secureBootMacs, UsageError } from '../lib/cli.js';
-import { decide, type PolicyConfig } from '../lib/dhcp/policy.js';
-import { peSignature } from '../lib/netboot/authenticode.js';
-import { findBootFiles } from '../lib/netboot/catalog.js';
-import { findIpxeBinaries } from '../lib/netboot/ipxe.js';
-import { findSignedChains, grubAbilities } from '../lib/netboot/signed.js';
-import { MAC, requestPacket } from './helpers/dhcp.js';
-import { secureBootAssetsDir } from './helpers/lab.js';
-import { download, startTftp } from './helpers/tftp.js';
-import { BIN, get } from './helpers/tools.js';
+import { parseArgs, secureBootMacs, UsageError } from '../../lib/cli.js';
+import { decide, type PolicyConfig } from '../../lib/dhcp/policy.js';
+import { peSignature } from '../../lib/netboot/authenticode.js';
+import { findBootFiles } from '../../lib/netboot/catalog.js';
+import { findIpxeBinaries } from '../../lib/netboot/ipxe.js';
+import { findSignedChains, grubAbilities } from '../../lib/netboot/signed.js';
+import { MAC, requestPacket } from '../helpers/dhcp.js';
+import { secureBootAssetsDir } from '../helpers/lab.js';
+import { download, startTftp } from '../helpers/tftp.js';
+import { BIN, get } from '../helpers/tools.js';
 
 // ---------------------------------------------------------------------------------------------
 // A PE image as small as the check needs: MZ, PE\0\0, a PE32+ optional header with 16 data
