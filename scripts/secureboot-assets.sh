@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetch the Secure Boot chain the e2e-secureboot test boots, from Debian 13 (trixie), on any
+# Fetch the Secure Boot chain test/e2e/secureboot.test.ts boots, from Debian 13 (trixie), on any
 # Debian machine: the Microsoft-signed shim, the Debian-signed GRUB (network image) and a
 # Debian-signed kernel, for amd64 and arm64, plus a static busybox of each architecture for the
 # guest's initramfs. Packages are downloaded and unpacked (`dpkg -x`), never installed.

@@ -8,7 +8,7 @@
 // for as grub/grub.cfg (after grub/<platform>/grub.cfg, which bootserve does not have). It:
 //   1. finds the server from the device GRUB was loaded from ($root), else $net_default_server;
 //   2. loads kernels and initrds the way GRUB itself came, ($root): TFTP after PXE, HTTP after
-//      HTTP Boot. Measured through bootserve (test/e2e-secureboot.test.ts), GRUB's lockstep TFTP
+//      HTTP Boot. Measured through bootserve (test/e2e/secureboot.test.ts), GRUB's lockstep TFTP
 //      was as fast as or faster than its own http on the LAN, and GRUB 2.12 opens every initrd
 //      at `initrd` but reads it only when the kernel's EFI stub asks: an HTTP response then sits
 //      unread for seconds (more for each initrd before it) and may meet the stall guard, while a

@@ -362,7 +362,7 @@ export function startGuest(lab: Lab, tools: LabTools, options: GuestOptions): Vm
 }
 
 // ---------------------------------------------------------------------------------------------
-// Secure Boot guests (test/e2e-secureboot.test.ts)
+// Secure Boot guests (test/e2e/secureboot.test.ts)
 
 export interface SecureBootTools {
   ip: string;
