@@ -60,6 +60,8 @@ export interface DhcpRecord {
   /** Answers: the client kind and boot file; ignored: the reason and its detail. */
   kind?: string;
   bootFile?: string;
+  /** Answers: which boot path the machine was sent down (iPXE, or the signed shim → GRUB chain). */
+  bootPath?: 'ipxe' | 'signed';
   reason?: string;
   detail?: string;
 }
@@ -130,7 +132,7 @@ export function formatDhcp(r: DhcpRecord, format: LogFormat): string {
   const what =
     r.answer === 'ignored'
       ? `ignored ${r.reason} ${JSON.stringify(r.detail ?? '')}`
-      : `${r.answer} ${r.kind} ${JSON.stringify(r.bootFile ?? '')}`;
+      : `${r.answer} ${r.kind} ${JSON.stringify(r.bootFile ?? '')}${r.bootPath === 'signed' ? ' path=signed' : ''}`;
   return `${r.time} ${r.client} DHCP ${r.port} ${r.message} ${r.mac} xid=${r.xid} arch=${r.arch ?? '-'} ${what}`;
 }
 

@@ -57,9 +57,10 @@ test('human figures: sizes, durations, plurals, firmware', () => {
   assert.deepEqual([0, 1, 2].map((n) => plural(n, 'connection')), ['0 connections', '1 connection', '2 connections']);
   const firmware = [['bios-pxe', 0], ['ipxe', 0], ['uefi-pxe', 7], ['uefi-http', 16], [null, 11], [null, null]] as const;
   assert.deepEqual(
-    firmware.map(([f, arch]) => firmwareLabel({ firmware: f, arch })),
+    firmware.map(([f, arch]) => firmwareLabel({ firmware: f, arch, bootPath: null })),
     ['BIOS PXE', 'iPXE BIOS', 'UEFI PXE x64', 'UEFI HTTP Boot x64', 'ARM64', 'firmware unknown'],
   );
+  assert.equal(firmwareLabel({ firmware: 'uefi-pxe', arch: 11, bootPath: 'signed' }), 'UEFI PXE ARM64, signed shim → GRUB');
 });
 
 test('step names: a kernel over TFTP is a kernel, a listing is a listing, noise is noise', () => {

@@ -164,3 +164,11 @@ test("a NIC whose own firmware is iPXE (QEMU's ROM): its DHCP starts the boot an
   m.observe(dhcp({ kind: 'ipxe', arch: 0 }));
   assert.deepEqual(Object.keys(m.list()[0]?.timeline ?? {}), ['dhcp'], 'its next DISCOVER is a new boot');
 });
+
+test('the boot path the firmware was sent down is named: the signed chain, not the iPXE it never ran', () => {
+  const m = new Machines();
+  m.observe(dhcp({ mac: '52:54:00:00:00:aa', arch: 11, bootFile: 'shimaa64.efi', bootPath: 'signed' }));
+  assert.equal(m.list()[0]?.bootPath, 'signed');
+  m.observe(dhcp({ mac: '52:54:00:00:00:bb', arch: 7, bootFile: 'ipxe/snponly.efi', bootPath: 'ipxe' }));
+  assert.equal(m.list()[0]?.bootPath, 'ipxe');
+});
