@@ -8,7 +8,7 @@
 //      transfer, the generated menu's retry fetches it again, /-/machines shows both;
 //   5. the operator page (/-/) in headless chromium, loaded while that machine is frozen: the
 //      timelines of all four, the cut kernel in red; its screenshot is kept for CI at
-//      $BOOTSERVE_ARTIFACTS/operator-page.png when set (test/helpers/browser.ts).
+//      $BOOTSERVE_E2E_ARTIFACTS/operator-page.png when set (test/helpers/browser.ts).
 // Every boot goes through the generated boot.ipxe to a Linux whose initramfs prints the
 // sha256 of a payload it carries and a marker: the right bytes arrived. A boot that fails
 // names the step (no offer, no 4011 answer, TFTP, HTTP, Linux).

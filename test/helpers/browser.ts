@@ -9,13 +9,13 @@ import { join } from 'node:path';
 export const CHROMIUM = 'chromium';
 
 /**
- * Where the tests keep their screenshots: $BOOTSERVE_ARTIFACTS when set (.ci/run sets it to a
+ * Where the tests keep their screenshots: $BOOTSERVE_E2E_ARTIFACTS when set (.ci/run sets it to a
  * folder it keeps, outside the temp directory the suite must leave clean), else `fallback`, a
  * folder of the test's own that it removes. operator-page.png: the e2e PXE boot's;
  * operator-page-fed.png: test/admin-page.test.ts's.
  */
 export function artifactsDir(fallback: string): string {
-  return process.env.BOOTSERVE_ARTIFACTS || fallback;
+  return process.env.BOOTSERVE_E2E_ARTIFACTS || fallback;
 }
 
 const FLAGS = [

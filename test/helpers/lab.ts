@@ -380,7 +380,7 @@ export interface SecureBootTools {
 
 /** Where scripts/secureboot-assets.sh leaves its files (the same default as the script). */
 export function secureBootAssetsDir(): string {
-  return process.env.BOOTSERVE_SECUREBOOT_ASSETS || join(process.env.XDG_CACHE_HOME || join(process.env.HOME || tmpdir(), '.cache'), 'bootserve-ci', 'secureboot');
+  return process.env.BOOTSERVE_E2E_SECUREBOOT_ASSETS || join(process.env.XDG_CACHE_HOME || join(process.env.HOME || tmpdir(), '.cache'), 'bootserve-ci', 'secureboot');
 }
 
 /** Everything the Secure Boot lab needs, or a sentence saying what is missing and how to get it. */
