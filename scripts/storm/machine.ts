@@ -271,7 +271,10 @@ async function tftpRead(ctx: Ctx, server: string, file: string, options: [string
   let sends = 0;
   let timer: NodeJS.Timeout | undefined;
   return await new Promise<Fetched>((resolve, reject) => {
+    let ended = false;
     const end = (error?: Failure, value?: Fetched) => {
+      if (ended) return;
+      ended = true;
       clearTimeout(timer);
       socket.close();
       if (error) reject(error);
@@ -291,7 +294,7 @@ async function tftpRead(ctx: Ctx, server: string, file: string, options: [string
       }, 4000);
     };
     socket.on('message', (msg, rinfo) => {
-      if (rinfo.address !== server) return;
+      if (ended || rinfo.address !== server) return;
       if (tid === undefined) tid = rinfo.port;
       else if (rinfo.port !== tid) return socket.send(tftpError(5, 'unknown transfer ID'), rinfo.port, rinfo.address);
       const p = decodeTftp(msg);
@@ -300,8 +303,8 @@ async function tftpRead(ctx: Ctx, server: string, file: string, options: [string
         if (expected !== 1) return;
         if (mode === 'probe') {
           const tsize = Number(p.options.get('tsize'));
-          socket.send(tftpError(8, 'tsize only'), tid, server);
-          return end(undefined, { sha256: '', size: tsize });
+          // Closed only once sent: a close cancels a send still queued.
+          return socket.send(tftpError(8, 'tsize only'), tid, server, () => end(undefined, { sha256: '', size: tsize }));
         }
         blksize = Number(p.options.get('blksize') ?? 512);
         windowsize = Number(p.options.get('windowsize') ?? 1);
@@ -316,8 +319,9 @@ async function tftpRead(ctx: Ctx, server: string, file: string, options: [string
       const windowEnd = expected % windowsize === 0;
       expected++;
       if (last) {
-        socket.send(ack(p.block), tid, server);
-        return end(undefined, { sha256: hash.digest('hex'), size });
+        const digest = hash.digest('hex');
+        clearTimeout(timer);
+        return socket.send(ack(p.block), tid, server, () => end(undefined, { sha256: digest, size }));
       }
       if (windowEnd) send(ack(p.block), true);
       else {
