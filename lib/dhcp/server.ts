@@ -7,7 +7,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { LogBudget, type DhcpRecord } from '../log.js';
 import { decodePacket } from './packet.js';
-import { decide, factsOf, RateLimiter, type Decision, type PolicyConfig, type Port, type RequestFacts } from './policy.js';
+import { decide, factsOf, RateLimiter, trafficOf, type Decision, type PolicyConfig, type Port, type RequestFacts } from './policy.js';
 import type { DhcpStats } from './stats.js';
 
 export interface Endpoint {
@@ -152,8 +152,11 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<DhcpS
     if (decision.kind === 'ignore') return ignored(facts, decision);
     // 0.0.0.0 as a destination is this host itself (its own DHCP client on 68), never the sender.
     if (decision.to.kind === 'source' && rinfo.address === '0.0.0.0') return ignored(facts, { kind: 'ignore', reason: 'malformed', detail: 'a 4011 request from 0.0.0.0 has nowhere to be answered' });
-    const limit = limiter.take(facts.mac);
-    if (limit !== 'ok') return ignored(facts, { kind: 'ignore', reason: limit, detail: `too many replies to ${limit === 'rate-limited-client' ? facts.mac : 'all clients'}` });
+    const traffic = trafficOf(port, decision.client);
+    const limit = limiter.take(facts.mac, traffic);
+    if (limit !== 'ok') {
+      return ignored(facts, { kind: 'ignore', reason: limit, detail: `too many replies to ${limit === 'rate-limited-client' ? facts.mac : `all clients (${traffic})`}` });
+    }
 
     const to =
       decision.to.kind === 'broadcast' ? broadcast : decision.to.kind === 'relay' ? { address: decision.to.address, port: relayPort } : { address: rinfo.address, port: rinfo.port };
