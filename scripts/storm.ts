@@ -33,6 +33,7 @@ interface Options {
   json: string | undefined;
   keep: boolean;
   ipxeDir: string;
+  probe: boolean;
 }
 
 const HELP = `Usage: node --import tsx scripts/storm.ts [options]   (as root)
@@ -49,7 +50,9 @@ const HELP = `Usage: node --import tsx scripts/storm.ts [options]   (as root)
   --server-rmem BYTES  net.core.rmem_default/max inside the server's namespace (default: the kernel's)
   --ipxe-dir DIR       where snponly.efi and undionly.kpxe come from (default /usr/lib/ipxe)
   --json FILE          write every summary as JSON
-  --keep               keep the work folder (logs, configs)`;
+  --keep               keep the work folder (logs, configs)
+  --probe              load scripts/storm/probe.mjs into bootserve: event-loop delay and thread-pool
+                       wait once a second in its log (implies --keep)`;
 
 function parseSize(text: string): number {
   const m = /^(\d+)([KMG]?)$/i.exec(text);
@@ -73,6 +76,7 @@ function parseOptions(argv: string[]): Options {
     json: undefined,
     keep: false,
     ipxeDir: '/usr/lib/ipxe',
+    probe: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = (argv[i] as string).split(/=(.*)/s, 2) as [string, string | undefined];
@@ -122,6 +126,10 @@ function parseOptions(argv: string[]): Options {
         o.json = value();
         break;
       case '--keep':
+        o.keep = true;
+        break;
+      case '--probe':
+        o.probe = true;
         o.keep = true;
         break;
       case '--help':
@@ -220,7 +228,8 @@ async function tidy(): Promise<void> {
 
 async function runOne(o: Options, kind: ServerKind, lan: Lan, dir: string, data: string, files: Map<string, { sha256: string; size: number }>, plans: MachinePlan[]): Promise<RunSummary> {
   lan.flushNeighbours();
-  const server = await startServer(kind, lan, dir, data, o.bootserveArgs);
+  const nodeArgs = o.probe ? ['--import', join(ROOT, 'scripts/storm/probe.mjs')] : [];
+  const server = await startServer(kind, lan, dir, data, o.bootserveArgs, nodeArgs);
   cleanup.server = server;
   const drops0 = { server: lan.udpDrops('server'), clients: lan.udpDrops('clients') };
   // Workers need a moment to load: the storm starts for all of them at the same instant.

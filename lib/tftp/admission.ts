@@ -38,9 +38,6 @@ export class TftpAdmission {
   private readonly perAddress = new Map<string, number>();
   /** In order of arrival (Map keeps insertion order): the head is served first. */
   private readonly waiters = new Map<string, Waiter>();
-  /** The longest wait of a request admitted so far (ms), for the operator. */
-  longestAdmittedWaitMs = 0;
-  admittedAfterWaiting = 0;
 
   constructor(
     private readonly limits: AdmissionLimits,
@@ -69,12 +66,7 @@ export class TftpAdmission {
       this.waiters.delete(key);
       this.running++;
       this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
-      const waitedMs = waiter ? now - waiter.firstSeen : 0;
-      if (waiter) {
-        this.admittedAfterWaiting++;
-        this.longestAdmittedWaitMs = Math.max(this.longestAdmittedWaitMs, waitedMs);
-      }
-      return { kind: 'admit', waitedMs };
+      return { kind: 'admit', waitedMs: waiter ? now - waiter.firstSeen : 0 };
     }
     if (!waiter) {
       if (this.waiters.size >= this.limits.maxWaiters) return { kind: 'overflow' };

@@ -9,6 +9,7 @@ import type { Config } from '../cli.js';
 import { displayAddress, LogBudget, type Logger } from '../log.js';
 import type { ActiveTransfer, Metrics } from '../metrics.js';
 import { fileError, openRegular, parseFileName, resolveInRoot } from '../paths.js';
+import { TftpAdmission } from './admission.js';
 import { negotiate } from './options.js';
 import { decode, encodeError, ErrorCode, type Request } from './packet.js';
 import { BlockSource, netasciiReader, octetReader } from './source.js';
@@ -35,6 +36,14 @@ export interface TftpServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
+/**
+ * Requests beyond the caps wait unanswered; their clients are remembered (bounded: a flood of
+ * forged requests cannot grow it) and forgotten once silent for longer than any firmware waits
+ * between resends (edk2 and PXE ROMs 4 s, iPXE at most 10 s).
+ */
+const WAITERS_REMEMBERED = 4096;
+const FORGET_WAITER_MS = 12_000;
+
 /** Retransmission starts at 1 s unless the client negotiated its own timeout. */
 const RETRANSMIT_MS = 1000;
 
@@ -49,10 +58,16 @@ export async function startTftpServer(context: TftpContext): Promise<TftpServer>
     requests: new Set(),
     running: new Set(),
     busy: new Set(),
-    perAddress: new Map(),
+    admission: new TftpAdmission({
+      maxTransfers: context.config.tftpMaxTransfers,
+      maxPerClient: context.config.tftpMaxPerClient,
+      maxWaiters: WAITERS_REMEMBERED,
+      forgetAfterMs: FORGET_WAITER_MS,
+    }),
     refusalLog: new LogBudget(20, (n) => context.logger.error(`tftp: ${n} more refused requests in the last second were counted but not logged`)),
   };
   const { config, running, requests } = ctx;
+  ctx.stats.queue = () => ctx.admission.queue();
   const sockets: Socket[] = [];
   const addresses: { address: string; port: number }[] = [];
   for (const address of listenAddresses(config.host)) {
@@ -111,8 +126,8 @@ interface Service extends TftpContext {
   refusalLog: LogBudget;
   /** Clients ("address|port") with a transfer starting or running: a repeated RRQ starts nothing. */
   busy: Set<string>;
-  /** Transfers starting or running per client address. */
-  perAddress: Map<string, number>;
+  /** The caps, and who waits for a slot (first come first served). */
+  admission: TftpAdmission;
 }
 
 function bind(socket: Socket, address: string, port: number): Promise<void> {
@@ -153,7 +168,7 @@ export function listenAddresses(host: string | undefined): string[] {
 }
 
 async function onRequest(ctx: Service, socket: Socket, localAddress: string, msg: Buffer, rinfo: RemoteInfo): Promise<void> {
-  const { config, stats, busy, perAddress } = ctx;
+  const { stats, busy, admission } = ctx;
   const client = displayAddress(rinfo.address);
   const packet = decode(msg);
   const refuse = (reason: RefusalReason, code: number, message: string) => {
@@ -176,22 +191,23 @@ async function onRequest(ctx: Service, socket: Socket, localAddress: string, msg
   const key = `${client}|${rinfo.port}`;
   // The client resent its request before our first packet reached it: the transfer is under way.
   if (busy.has(key)) return stats.ignore('duplicate-request');
-  if (busy.size >= config.tftpMaxTransfers) return refuse('server-busy', ErrorCode.undefined, 'server busy, try again later');
-  if ((perAddress.get(client) ?? 0) >= config.tftpMaxPerClient) return refuse('client-busy', ErrorCode.undefined, 'server busy: too many transfers from this address');
+  // At a cap the request is not answered: firmware fails its boot on any ERROR, but resends an
+  // unanswered request, and the resend is admitted once a slot is free, in order of arrival.
+  const admitted = admission.request(key, client);
+  if (admitted.kind !== 'admit') return stats.wait(admitted.kind === 'overflow' ? 'overflow' : admitted.cause === 'server' ? 'server-cap' : 'client-cap');
+  if (admitted.waitedMs > 0) stats.admittedAfter(admitted.waitedMs);
   busy.add(key);
-  perAddress.set(client, (perAddress.get(client) ?? 0) + 1);
   let released = false;
   // Once the transfer has ended the client may ask again from the same port, before our cleanup.
   const release = () => {
     if (released) return;
     released = true;
     busy.delete(key);
-    const left = (perAddress.get(client) ?? 1) - 1;
-    if (left === 0) perAddress.delete(client);
-    else perAddress.set(client, left);
+    admission.release(client);
   };
   try {
     const opened = await openRequested(ctx, packet);
+    if ('wait' in opened) return stats.wait(opened.wait);
     if ('refusal' in opened) return refuse(opened.refusal, opened.code, opened.message);
     await transfer(ctx, packet, opened, localAddress, rinfo, client, release);
   } finally {
@@ -199,7 +215,7 @@ async function onRequest(ctx: Service, socket: Socket, localAddress: string, msg
   }
 }
 
-type Opened = { fd: number; size: number } | { refusal: RefusalReason; code: number; message: string };
+type Opened = { fd: number; size: number } | { refusal: RefusalReason; code: number; message: string } | { wait: 'descriptors' };
 
 /** Resolve the name by the rules HTTP uses and open it, before any OACK (PXELINUX and others are
  * confused by an error after one). */
@@ -219,8 +235,9 @@ async function openRequested(ctx: TftpContext, request: Request): Promise<Opened
       case 'forbidden':
         return { refusal: 'access-denied', code: ErrorCode.accessViolation, message: 'access violation' };
       case 'out-of-descriptors':
+        // Load, not the client's fault: no answer; its resend finds the descriptors given back.
         ctx.shed?.();
-        return { refusal: 'server-busy', code: ErrorCode.undefined, message: 'server busy, try again later' };
+        return { wait: 'descriptors' };
       case 'unexpected':
         ctx.logger.error(`tftp: cannot open ${JSON.stringify(request.file)}: ${(err as Error).message}`);
         return { refusal: 'open-failed', code: ErrorCode.undefined, message: 'cannot read file' };

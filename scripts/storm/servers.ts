@@ -63,10 +63,10 @@ function stopChild(child: ChildProcess, ms = 5000): Promise<void> {
   });
 }
 
-export async function startServer(kind: ServerKind, lan: Lan, dir: string, data: string, extra: string[]): Promise<Running> {
+export async function startServer(kind: ServerKind, lan: Lan, dir: string, data: string, extra: string[], nodeArgs: string[] = []): Promise<Running> {
   if (kind === 'bootserve') {
     const log = join(dir, 'bootserve.log');
-    const child = startLogged(lan, [process.execPath, BIN, data, '--pxe', '--host', SERVER_IP, '--port', '80', ...extra], log);
+    const child = startLogged(lan, [process.execPath, ...nodeArgs, BIN, data, '--pxe', '--host', SERVER_IP, '--port', '80', ...extra], log);
     await waitUntil(() => child.exitCode === null && listening(lan, true), 15_000, `bootserve to listen (see ${log}: ${tail(log)})`);
     return { kind, pids: () => [child.pid as number], stop: () => stopChild(child), logs: [log] };
   }
