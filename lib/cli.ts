@@ -1,6 +1,6 @@
 // Command-line and environment parsing: argv and env in, a Config (or a usage error) out.
 
-export type LogFormat = 'text' | 'json';
+import type { LogFormat } from './observe/log.js';
 
 export interface Config {
   root: string;

@@ -5,30 +5,27 @@ import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { adminReply, metricsText, type AdminState } from '../lib/http/admin.js';
-import { DEFAULTS } from '../lib/cli.js';
-import { createLiveView, renderLines } from '../lib/live.js';
-import { Metrics } from '../lib/metrics.js';
+import type { IncomingMessage } from 'node:http';
+import { adminReply, metricsText, type AdminState } from '../lib/admin/pages.js';
+import { createHttpService } from '../lib/http/server.js';
+import { createLiveView, renderLines } from '../lib/observe/live.js';
+import { Transfers } from '../lib/observe/transfers.js';
 import { fetch, spawnBinary, startServer, tempRoot } from './helpers/server.js';
 
 
 async function adminServer(files: Record<string, string | Buffer> = {}, stallTimeoutMs = 10_000) {
-  let ready = true;
-  const holder: { state?: AdminState } = {};
-  const s = await startServer({ files, stallTimeoutMs, extra: { admin: (req) => adminReply(req, holder.state as AdminState) } });
-  holder.state = { version: '9.9.9', config: { ...DEFAULTS, root: s.root }, metrics: s.metrics, ready: () => ready };
-  return { s, setReady: (r: boolean) => (ready = r) };
+  return { s: await startServer({ files, stallTimeoutMs }) };
 }
 
 test('/-/healthy, /-/ready (503 while shutting down), unknown admin paths 404', async () => {
-  const { s, setReady } = await adminServer();
+  const { s } = await adminServer();
   try {
     assert.equal((await fetch(`${s.url}/-/healthy`)).body.toString(), 'ok\n');
     assert.equal((await fetch(`${s.url}/-/ready`)).status, 200);
-    setReady(false);
-    const notReady = await fetch(`${s.url}/-/ready`);
+    const stopping: AdminState = { version: 't', root: s.root, settings: {}, transfers: s.transfers, ready: () => false, services: () => s.app.services };
+    const notReady = adminReply({ url: '/-/ready' } as IncomingMessage, stopping);
     assert.equal(notReady.status, 503);
-    assert.equal(notReady.headers['retry-after'], '5');
+    assert.equal(notReady.headers['Retry-After'], '5');
     assert.equal((await fetch(`${s.url}/-/nope`)).status, 404);
     assert.equal(s.logs.length, 0, 'admin requests are not access-logged');
   } finally {
@@ -47,7 +44,7 @@ test('/-/status shows active transfers with progress and the last finished ones'
     await sleep(300);
     const status = JSON.parse((await fetch(`${s.url}/-/status`)).body.toString());
     assert.equal(status.version, '9.9.9');
-    assert.equal(status.config.stallTimeoutMs, 10_000);
+    assert.equal(status.config.stallTimeoutMs, 2000, 'the settings in force');
     assert.equal(typeof status.uptimeSeconds, 'number');
     assert.equal(status.active.length, 1);
     const t = status.active[0];
@@ -101,30 +98,37 @@ test('/-/metrics follows the Prometheus text format', async () => {
 });
 
 test('metrics: durations land in the right histogram buckets', () => {
-  const m = new Metrics();
-  const t = m.begin({ client: 'c', path: '/p', range: undefined, bytesDue: 1 });
-  (t as { startedAt: number }).startedAt -= 2000;
-  m.end(t, 200, 'complete');
-  const text = metricsText(m);
+  const transfers = new Transfers();
+  const http = createHttpService(
+    { name: 'http', port: 0, host: '127.0.0.1', headerTimeoutMs: 1000, keepAliveTimeoutMs: 1000, maxConnections: 1, maxConnectionsPerIp: 1, stallTimeoutMs: 1000, listing: true, dotfiles: false },
+    { root: undefined, logger: { access: () => {}, error: () => {}, info: () => {} }, transfers, shuttingDown: () => false },
+  );
+  const state: AdminState = { version: 't', root: '/', settings: {}, transfers, ready: () => true, services: () => [http] };
+  const finish = (path: string, ago: number, outcome: 'complete' | 'stalled') => {
+    const t = transfers.begin({ protocol: 'http', client: 'c', path, range: undefined, bytesDue: 0 });
+    (t as { startedAt: number }).startedAt -= ago;
+    const done = transfers.end(t, outcome, { status: 200 });
+    http.stats.finished(200, outcome, 0, done.durationMs);
+  };
+  finish('/p', 2000, 'complete');
+  const text = metricsText(state);
   assert.match(text, /le="1"\} 0\n/);
   assert.match(text, /le="5"\} 1\n/);
   assert.match(text, /le="\+Inf"\} 1\n/);
-  for (let i = 0; i < 120; i++) m.end(m.begin({ client: 'c', path: `/${i}`, range: undefined, bytesDue: 0 }), 200, 'complete');
-  assert.equal(m.recent.length, 100);
-  const slow = m.begin({ client: 'c', path: '/slow', range: undefined, bytesDue: 0 });
-  (slow as { startedAt: number }).startedAt -= 4000 * 1000;
-  m.end(slow, 200, 'stalled');
-  assert.match(metricsText(m), /le="1800"\} 121\n.*le="\+Inf"\} 122\n/s);
+  for (let i = 0; i < 120; i++) finish(`/${i}`, 0, 'complete');
+  assert.equal(transfers.recent.length, 100);
+  finish('/slow', 4000 * 1000, 'stalled');
+  assert.match(metricsText(state), /le="1800"\} 121\n.*le="\+Inf"\} 122\n/s);
 });
 
 test('live view: one line per transfer on a terminal, plain lines elsewhere', () => {
-  const m = new Metrics();
-  const t = m.begin({ client: '10.0.0.7', path: '/debian/initrd.img', range: undefined, bytesDue: 1000 });
+  const m = new Transfers();
+  const t = m.begin({ protocol: 'http', client: '10.0.0.7', path: '/debian/initrd.img', range: undefined, bytesDue: 1000 });
   t.bytesSent = 500;
   const [line] = renderLines(m, 120);
   assert.match(line as string, /\/debian\/initrd\.img 10\.0\.0\.7 \[#{10}-{10}\] 50\.0%/);
   assert.ok((renderLines(m, 30)[0] as string).length <= 29);
-  for (let i = 0; i < 10; i++) m.begin({ client: 'c', path: `/${i}`, range: undefined, bytesDue: 1 });
+  for (let i = 0; i < 10; i++) m.begin({ protocol: 'http', client: 'c', path: `/${i}`, range: undefined, bytesDue: 1 });
   assert.match(renderLines(m, 120).at(-1) as string, /and 3 more/);
 
   const written: string[] = [];

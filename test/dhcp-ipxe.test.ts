@@ -50,10 +50,7 @@ test('catalog: --ipxe-dir replaces the system dirs; snponly.efi is preferred ove
 
 test('HTTP: a binary from the system dir is served under its ipxe/ name; the root still wins', async () => {
   const system = tempRoot({ 'snponly.efi': 'system-snp' });
-  const server = await startServer({
-    files: { 'ipxe/undionly.kpxe': 'root-undi' },
-    extra: { ipxeFile: (name) => (name === 'ipxe/snponly.efi' ? join(system, 'snponly.efi') : name === 'ipxe/undionly.kpxe' ? join(system, 'nope') : undefined) },
-  });
+  const server = await startServer({ files: { 'ipxe/undionly.kpxe': 'root-undi' }, tftp: true, tftpPort: 0, ipxeDir: system });
   try {
     const efi = await fetch(`${server.url}/ipxe/snponly.efi`);
     assert.equal(efi.status, 200);

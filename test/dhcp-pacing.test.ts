@@ -5,8 +5,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { test } from 'node:test';
 import { MessageType } from '../lib/dhcp/packet.js';
 import { DEFAULT_RATE_LIMITS, RateLimiter, trafficOf, type PolicyConfig } from '../lib/dhcp/policy.js';
-import { startDhcpServer } from '../lib/dhcp/server.js';
-import { DhcpStats } from '../lib/dhcp/stats.js';
+import { createDhcpService } from '../lib/dhcp/server.js';
 import { requestBytes } from './helpers/dhcp.js';
 
 const POLICY: PolicyConfig = { serverAddress: '127.0.0.1', httpPort: 8080, binaryFor: (fw) => (fw === 'bios' ? { name: 'ipxe/undionly.kpxe' } : { name: 'ipxe/snponly.efi' }) };
@@ -62,12 +61,10 @@ async function until(test: () => boolean, ms = 3000): Promise<void> {
 test('sockets: a 4011 request is answered behind a burst of DISCOVERs that exhausts their ceiling', async () => {
   const discovers = await udp(); // stands in for 255.255.255.255:68
   const proxyClient = await udp();
-  const stats = new DhcpStats();
   // A small ceiling that a burst of 50 DISCOVERs overruns, refilled slowly.
   const limiter = new RateLimiter({ perClientBurst: 8, perClientPerSecond: 2, totalBurst: 20, totalPerSecond: 0.001, maxClients: 1000 });
-  const server = await startDhcpServer({
-    policy: POLICY,
-    stats,
+  const server = createDhcpService({
+    policy: () => POLICY,
     log: () => {},
     error: () => {},
     dhcp: { address: '127.0.0.1', port: 0 },
@@ -76,19 +73,22 @@ test('sockets: a 4011 request is answered behind a burst of DISCOVERs that exhau
     broadcast: { address: '127.0.0.1', port: discovers.port },
     limiter,
   });
+  await server.start();
+  const stats = server.stats;
+  const ports = server.ports();
   try {
-    for (let i = 0; i < 50; i++) discovers.socket.send(requestBytes({ chaddr: mac(i), xid: i }), server.dhcpPort, '127.0.0.1');
+    for (let i = 0; i < 50; i++) discovers.socket.send(requestBytes({ chaddr: mac(i), xid: i }), ports.dhcp, '127.0.0.1');
     await until(() => (stats.ignored.get('rate-limited-total') ?? 0) + discovers.received.length >= 50);
     assert.equal(discovers.received.length, 20);
     // edk2's boot-server request on 4011 and an iPXE DISCOVER, both after the burst.
-    proxyClient.socket.send(requestBytes({ type: MessageType.request, ciaddr: '127.0.0.1', chaddr: mac(1000), xid: 7 }), server.proxyPort, '127.0.0.1');
+    proxyClient.socket.send(requestBytes({ type: MessageType.request, ciaddr: '127.0.0.1', chaddr: mac(1000), xid: 7 }), ports.proxy, '127.0.0.1');
     await until(() => proxyClient.received.length === 1);
-    discovers.socket.send(requestBytes({ chaddr: mac(1001), xid: 8, userClass: 'iPXE' }), server.dhcpPort, '127.0.0.1');
+    discovers.socket.send(requestBytes({ chaddr: mac(1001), xid: 8, userClass: 'iPXE' }), ports.dhcp, '127.0.0.1');
     await until(() => discovers.received.length === 21);
     assert.equal(stats.answers.get('uefi-pxe'), 21);
     assert.equal(stats.answers.get('ipxe'), 1);
   } finally {
-    await server.close();
+    await server.shutdown(0);
     discovers.socket.close();
     proxyClient.socket.close();
   }

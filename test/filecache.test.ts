@@ -240,7 +240,7 @@ describe('the cache module', () => {
 /** A server with a cache that keeps bytes at once (no settling time: the tests write files just before). */
 async function cachedServer(files: Record<string, string | Buffer>, limits: { files?: number; bytes?: number } = {}): Promise<{ s: TestServer; cache: FileCache }> {
   const cache = new FileCache({ files: limits.files ?? 16, bytes: limits.bytes ?? 1024 * 1024, racyMs: -60_000 });
-  const s = await startServer({ files, extra: { files: cache } });
+  const s = await startServer({ files, cache });
   return { s, cache };
 }
 
@@ -418,7 +418,7 @@ describe('a server with the cache, between two requests that hit it', () => {
       // Slow readers hold their transfers (and so their descriptors) open.
       const held = await Promise.all([0, 1, 2].map((i) => paused(`${s.url}/held${i}.iso`)));
       for (let i = 0; i < 20; i++) await fetch(`${s.url}/f${i}.img`);
-      assert.equal(s.metrics.active.size, 3, 'three transfers in flight');
+      assert.equal(s.transfers.active.size, 3, 'three transfers in flight');
       // Each transfer in flight: its file and its connection (both ends: the client is this
       // process too); the cache 4, whatever it held before.
       const bound = before + 4 + 3 * held.length;
@@ -455,8 +455,7 @@ describe('a server with the cache, between two requests that hit it', () => {
   test('an iPXE binary from outside the root is served but not kept (its check would stat a path the root lacks)', async () => {
     const outside = tempRoot({ 'undionly.kpxe': 'iPXE binary' });
     const cache = new FileCache({ files: 4, bytes: 1024 * 1024, racyMs: -60_000 });
-    const ipxeFile = (name: string) => (name === 'ipxe/undionly.kpxe' ? join(outside, 'undionly.kpxe') : undefined);
-    const s = await startServer({ files: { 'boot.ipxe': '#!ipxe\n' }, extra: { files: cache, ipxeFile } });
+    const s = await startServer({ files: { 'boot.ipxe': '#!ipxe\n' }, cache, tftp: true, tftpPort: 0, ipxeDir: outside });
     try {
       for (let i = 0; i < 2; i++) assert.equal((await fetch(`${s.url}/ipxe/undionly.kpxe`)).body.toString(), 'iPXE binary');
       assert.equal(cache.size, 0);

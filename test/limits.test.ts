@@ -28,7 +28,7 @@ test('beyond --max-connections: 503 with Retry-After, closed, counted', async ()
     const reply = await raw(s.port, 'GET /boot.ipxe HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.match(reply, /^HTTP\/1\.1 503 Service Unavailable\r\n/);
     assert.match(reply, /Retry-After: 5\r\n/);
-    assert.equal(s.metrics.rejected.get('max-connections'), 1);
+    assert.equal(s.stats.rejected.get('max-connections'), 1);
     for (const socket of held) socket.destroy();
     await sleep(50);
     assert.equal((await fetch(`${s.url}/boot.ipxe`)).status, 200);
@@ -43,7 +43,7 @@ test('beyond --max-connections-per-ip: 503 for that address only', async () => {
     const held = await open(s.port);
     await sleep(50);
     assert.match(await raw(s.port, 'GET /boot.ipxe HTTP/1.1\r\nHost: x\r\n\r\n'), /^HTTP\/1\.1 503/);
-    assert.equal(s.metrics.rejected.get('max-connections-per-ip'), 1);
+    assert.equal(s.stats.rejected.get('max-connections-per-ip'), 1);
     // Another loopback address is another client (Linux routes all of 127/8 to lo).
     const other = await open(s.port, '127.0.0.2');
     const answer = closedAfter(other);
@@ -105,7 +105,7 @@ test('shutdown lets an in-flight transfer finish within the grace, then stops', 
   const entry = s.logs.find((l) => l.path === '/a.img');
   assert.equal(entry?.outcome, 'complete');
   assert.match(got, /^HTTP\/1\.1 200 OK/);
-  assert.equal(s.metrics.connections, 0);
+  assert.equal(s.stats.connections, 0);
 });
 
 test('shutdown destroys what is still running when the grace runs out', async () => {
@@ -125,7 +125,7 @@ test('shutdown destroys what is still running when the grace runs out', async ()
 });
 
 /** Wait (bounded) until the server is sending a response: a fixed sleep is too short under load. */
-async function transferStarted(s: { metrics: { active: Map<number, unknown> } }): Promise<void> {
-  for (let i = 0; i < 500 && s.metrics.active.size === 0; i++) await sleep(10);
-  assert.ok(s.metrics.active.size > 0, 'the transfer started');
+async function transferStarted(s: { transfers: { active: Map<number, unknown> } }): Promise<void> {
+  for (let i = 0; i < 500 && s.transfers.active.size === 0; i++) await sleep(10);
+  assert.ok(s.transfers.active.size > 0, 'the transfer started');
 }

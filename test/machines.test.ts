@@ -2,11 +2,10 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { test } from 'node:test';
-import { DEFAULTS } from '../lib/cli.js';
-import { adminReply } from '../lib/http/admin.js';
-import type { DhcpRecord, HttpRecord, TftpRecord } from '../lib/log.js';
-import { Machines } from '../lib/machines.js';
-import { Metrics } from '../lib/metrics.js';
+import { adminReply } from '../lib/admin/pages.js';
+import type { DhcpRecord, HttpRecord, TftpRecord } from '../lib/observe/log.js';
+import { Machines } from '../lib/observe/machines.js';
+import { Transfers } from '../lib/observe/transfers.js';
 
 let clock = Date.parse('2026-11-29T10:00:00Z');
 const time = () => new Date((clock += 1000)).toISOString();
@@ -71,7 +70,7 @@ test('ignored DHCP packets make no machine; the list is bounded, newest first', 
 test('/-/machines answers the list as JSON; the /-/ page has the table', () => {
   const machines = new Machines();
   machines.observe(dhcp({}));
-  const state = { version: 't', config: { ...DEFAULTS, root: '/srv' }, metrics: new Metrics(), machines, ready: () => true };
+  const state = { version: 't', root: '/srv', settings: {}, transfers: new Transfers(), machines, ready: () => true, services: () => [] };
   const json = JSON.parse((adminReply({ url: '/-/machines' } as IncomingMessage, state).parts[0] as Buffer).toString());
   assert.equal(json[0].mac, '52:54:00:12:34:56');
   assert.equal(json[0].firmware, 'uefi-pxe');

@@ -5,7 +5,10 @@ import { createServer, connect, type Socket } from 'node:net';
 import { endianness } from 'node:os';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseSendQueues, procAddress, socketProbe } from '../lib/http/progress.js';
+import { AckWatcher, parseSendQueues, procAddress } from '../lib/http/progress.js';
+
+const watcher = new AckWatcher();
+const socketProbe = (socket: import('node:net').Socket) => watcher.probe(socket);
 
 test('addresses are spelled as /proc/net/tcp{,6} spells them', { skip: endianness() !== 'LE' && 'little-endian layout only' }, () => {
   assert.equal(procAddress('127.0.0.1', 8080, false), '0100007F:1F90');

@@ -4,7 +4,10 @@ import { mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { recycle, recyclingRead } from '../lib/http/readbuffers.js';
+import { BufferPool } from '../lib/http/readbuffers.js';
+
+const pool = new BufferPool();
+const recycle = (chunk: Buffer) => pool.recycle(chunk);
 
 const file = join(mkdtempSync(join(tmpdir(), 'bootserve-readbuffers-')), 'data');
 const bytes = Buffer.from(Array.from({ length: 100_000 }, (_, i) => i % 251));
@@ -13,7 +16,7 @@ const fd = openSync(file, 'r');
 
 const readAt = (length: number, position: number, given = Buffer.alloc(length)) =>
   new Promise<Buffer>((resolve, reject) =>
-    recyclingRead(fd, given, 0, length, position, (err, n, buf) => (err ? reject(err) : resolve(buf.subarray(0, n)))),
+    pool.read(fd, given, 0, length, position, (err, n, buf) => (err ? reject(err) : resolve(buf.subarray(0, n)))),
   );
 
 test('a large read lands in a recycled buffer, which the next read reuses once given back', async () => {

@@ -7,7 +7,6 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { metricsText } from '../lib/http/admin.js';
 import { startServer, tempRoot } from './helpers/server.js';
 
 const BIN = new URL('../bin/bootserve.js', import.meta.url).pathname;
@@ -30,7 +29,7 @@ test('a transfer cut when the grace ends is logged as "shutdown" before shutdown
   const socket = await stuckDownload(s.port, '/big.img');
   socket.on('error', () => {});
   await sleep(100);
-  assert.equal(s.metrics.active.size, 1);
+  assert.equal(s.transfers.active.size, 1);
   await s.server.shutdown(200);
   // No sleep here: the line must be written by the time shutdown resolves.
   const lines = s.logs.filter((l) => l.path === '/big.img');
@@ -38,8 +37,8 @@ test('a transfer cut when the grace ends is logged as "shutdown" before shutdown
   assert.equal(lines[0]?.outcome, 'shutdown');
   assert.ok((lines[0]?.bytesSent ?? 0) < 32 * 1024 * 1024);
   assert.equal(lines[0]?.bytesDue, 32 * 1024 * 1024);
-  assert.equal(s.metrics.active.size, 0);
-  assert.match(metricsText(s.metrics), /^bootserve_transfers_total\{outcome="shutdown"\} 1$/m);
+  assert.equal(s.transfers.active.size, 0);
+  assert.match(s.metricsText(), /^bootserve_transfers_total\{outcome="shutdown"\} 1$/m);
   socket.destroy();
 });
 
@@ -55,7 +54,7 @@ test('a client that leaves during the grace is "client-gone", not "shutdown"', a
     s.logs.map((l) => [l.path, l.outcome]),
     [['/big.img', 'client-gone']],
   );
-  assert.match(metricsText(s.metrics), /^bootserve_transfers_total\{outcome="shutdown"\} 0$/m);
+  assert.match(s.metricsText(), /^bootserve_transfers_total\{outcome="shutdown"\} 0$/m);
 });
 
 test('the binary on SIGTERM: a download still running at the end of --shutdown-grace gets its access-log line, then exit 0', { timeout: 20_000 }, async (t) => {

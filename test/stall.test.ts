@@ -94,7 +94,7 @@ describe('stall guard (real time)', { concurrency: true }, () => {
       // the connection is left in the table (a FIN would leave ours in FIN-WAIT-1 for minutes).
       await sleep(100);
       assert.deepEqual(connectionsOnPort(s.port), []);
-      assert.equal(s.metrics.connections, 0);
+      assert.equal(s.stats.connections, 0);
       socket.destroy();
     } finally {
       await s.close();
@@ -154,10 +154,10 @@ describe('stall guard (real time)', { concurrency: true }, () => {
       while (s.logs.length < 50) await sleep(50);
       await Promise.all(jobs);
       for (const socket of sockets) socket.destroy();
-      for (let i = 0; i < 100 && (s.metrics.connections > 0 || fds() > before); i++) await sleep(20);
+      for (let i = 0; i < 100 && (s.stats.connections > 0 || fds() > before); i++) await sleep(20);
       const outcomes = new Set(s.logs.map((l) => l.outcome));
       assert.ok(outcomes.has('complete') && outcomes.has('client-gone') && outcomes.has('stalled'), [...outcomes].join());
-      assert.equal(s.metrics.active.size, 0);
+      assert.equal(s.transfers.active.size, 0);
       const list = () => readdirSync('/proc/self/fd').map((fd) => { try { return readlinkSync(`/proc/self/fd/${fd}`); } catch { return '?'; } });
       assert.ok(fds() <= before, `${fds()} descriptors open, ${before} before: ${list().join(' ')}`);
     } finally {

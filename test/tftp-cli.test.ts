@@ -5,7 +5,8 @@ import { createSocket } from 'node:dgram';
 import { chmodSync } from 'node:fs';
 import { test } from 'node:test';
 import { parseArgs, UsageError } from '../lib/cli.js';
-import { bindFailure, listenAddresses } from '../lib/tftp/server.js';
+import { bindMessage } from '../lib/net/bind.js';
+import { listenAddresses } from '../lib/tftp/server.js';
 import { tempRoot } from './helpers/server.js';
 import { BIN, cannotRunAsNobody } from './helpers/tools.js';
 
@@ -39,9 +40,14 @@ test('listen addresses: --host alone, else every local address (a wildcard canno
 });
 
 test('bind failures name the port and the cure', () => {
-  assert.match(bindFailure('EADDRINUSE', '0.0.0.0', 69, ''), /UDP port 69 on 0\.0\.0\.0 is already in use .*tftpd-hpa/);
-  assert.match(bindFailure('EACCES', '192.0.2.1', 69, ''), /permission denied for UDP port 69 .*CAP_NET_BIND_SERVICE/);
-  assert.match(bindFailure('EINVAL', '::1', 69, 'bad'), /cannot listen on UDP port 69 on ::1: bad/);
+  const tftp = (address: string) => ({ service: 'TFTP', protocol: 'UDP' as const, address, port: 69, usualSuspects: 'another TFTP server: tftpd-hpa?' });
+  assert.match(bindMessage(tftp('0.0.0.0'), 'EADDRINUSE', ''), /^TFTP: UDP port 69 is already in use \(.*tftpd-hpa/);
+  assert.match(bindMessage(tftp('192.0.2.1'), 'EACCES', ''), /permission denied for UDP port 69 on 192\.0\.2\.1: .*CAP_NET_BIND_SERVICE/);
+  assert.match(bindMessage(tftp('::1'), 'EINVAL', 'bad'), /cannot listen on UDP port 69 on \[::1\]: bad/);
+  // HTTP's privileged port gets the same advice, and a busy port names the flag.
+  assert.match(bindMessage({ service: 'HTTP', protocol: 'TCP', address: undefined, port: 80, portFlag: '--port' }, 'EACCES', ''), /ports below 1024 need root .*CAP_NET_BIND_SERVICE/);
+  assert.match(bindMessage({ service: 'HTTP', protocol: 'TCP', address: undefined, port: 8080, portFlag: '--port' }, 'EADDRINUSE', ''), /^HTTP: port 8080 is already in use; choose another with --port$/);
+  assert.match(bindMessage({ service: 'HTTP', protocol: 'TCP', address: '192.0.2.9', port: 8080 }, 'EADDRNOTAVAIL', ''), /192\.0\.2\.9 is not an address of this host \(--host\)/);
 });
 
 test('a busy TFTP port: one line on stderr that names it, exit 1', async (t) => {

@@ -5,12 +5,8 @@ import { mkdirSync, readdirSync, renameSync, symlinkSync, truncateSync, writeFil
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { IncomingMessage } from 'node:http';
-import { DEFAULTS, type Config } from '../lib/cli.js';
-import { adminReply, statusOf } from '../lib/http/admin.js';
-import { Metrics } from '../lib/metrics.js';
-import { TftpStats } from '../lib/tftp/stats.js';
-import { renderLines } from '../lib/live.js';
+import { statusOf } from '../lib/admin/pages.js';
+import { renderLines } from '../lib/observe/live.js';
 import { encodeAck, encodeError, encodeRequest } from '../lib/tftp/packet.js';
 import { tempRoot } from './helpers/server.js';
 import { download, openFds, RawClient, startTftp } from './helpers/tftp.js';
@@ -31,9 +27,9 @@ test('a plain request (no options) gets DATA 1 from a new port, 512-byte blocks,
   assert.equal(record.client, '127.0.0.1');
   assert.equal(record.outcome, 'complete');
   assert.deepEqual([record.bytesSent, record.bytesDue, record.blksize, record.windowsize, record.mode], [5000, 5000, 512, 1, 'octet']);
-  assert.equal(s.stats.transfersByOutcome.get('complete'), 1);
-  assert.equal(s.metrics.active.size, 0);
-  assert.equal(s.metrics.recent[0]?.protocol, 'tftp');
+  assert.equal(s.stats.byOutcome.get('complete'), 1);
+  assert.equal(s.transfers.active.size, 0);
+  assert.equal(s.transfers.recent[0]?.protocol, 'tftp');
 });
 
 test('edk2: the tsize probe gets exactly the OACK asked, ERROR 8 ends it quietly, the download follows', async (t) => {
@@ -148,7 +144,7 @@ test('a repeated RRQ from the same port starts nothing new', async (t) => {
   const packets = await client.drain(300);
   assert.equal(packets.length, 1);
   assert.equal(s.stats.ignored.get('duplicate-request'), 1);
-  assert.equal(s.metrics.activeOf('tftp').length, 1);
+  assert.equal(s.transfers.activeOf('tftp').length, 1);
 });
 
 test('paths: leading slash and backslashes accepted; traversal, escaping symlinks and dotfiles get ERROR 1', async (t) => {
@@ -213,7 +209,7 @@ test('caps: a request beyond --tftp-max-transfers gets no answer (never ERROR 0)
   await c.request(s.port, 'f');
   assert.deepEqual(await c.drain(300), [], 'no answer at all: no ERROR for load');
   assert.equal(s.stats.waited.get('server-cap'), 1);
-  assert.match(s.stats.metricsLines(s.metrics).join('\n'), /^bootserve_tftp_queue_waiting 1$/m);
+  assert.match(s.metricsText(), /^bootserve_tftp_queue_waiting 1$/m);
   // Still full: the resend waits too.
   await c.request(s.port, 'f');
   assert.deepEqual(await c.drain(200), []);
@@ -223,8 +219,8 @@ test('caps: a request beyond --tftp-max-transfers gets no answer (never ERROR 0)
   await c.request(s.port, 'f');
   assert.equal((await c.next())?.packet.op, 'data');
   assert.equal(s.stats.admittedAfterWaiting, 1);
-  assert.match(s.stats.metricsLines(s.metrics).join('\n'), /^bootserve_tftp_queue_waiting 0$/m);
-  assert.equal(s.stats.refused.size, 0);
+  assert.match(s.metricsText(), /^bootserve_tftp_queue_waiting 0$/m);
+  assert.deepEqual(s.stats.refused.keys(), [], 'nothing refused');
 });
 
 test('a file renamed over mid-transfer is sent as it was; one truncated mid-transfer ends with an ERROR', async (t) => {
@@ -323,13 +319,13 @@ test('/-/metrics lines for TFTP and the recent list', async (t) => {
   t.after(() => s.close());
   await download(s.port, 'f');
   await assert.rejects(download(s.port, 'nope'));
-  const text = s.stats.metricsLines(s.metrics).join('\n');
+  const text = s.metricsText();
   assert.match(text, /^# TYPE bootserve_tftp_transfers_total counter$/m);
   assert.match(text, /^bootserve_tftp_transfers_total\{outcome="complete"\} 1$/m);
   assert.match(text, /^bootserve_tftp_refused_requests_total\{reason="not-found"\} 1$/m);
   assert.match(text, /^bootserve_tftp_sent_bytes_total 1$/m);
   assert.match(text, /^bootserve_tftp_active_transfers 0$/m);
-  assert.equal(s.metrics.recent[0]?.detail, 'blksize 512, window 1');
+  assert.equal(s.transfers.recent[0]?.detail, 'blksize 512, window 1');
 });
 
 test('shutdown: running transfers are stopped with an ERROR and recorded', async (t) => {
@@ -352,20 +348,19 @@ test('/-/status and the live view list a running TFTP transfer beside HTTP ones'
   t.after(() => client.close());
   await client.request(s.port, 'snponly.efi', { blksize: 1468 });
   await client.next();
-  const status = statusOf({ version: 't', config: { ...DEFAULTS, root: s.root }, metrics: s.metrics, ready: () => true });
+  const status = statusOf({ version: 't', root: s.root, settings: {}, transfers: s.transfers, ready: () => true, services: () => s.app.services });
   assert.equal(status.active.length, 1);
   assert.deepEqual([status.active[0]?.protocol, status.active[0]?.path, status.active[0]?.client, status.active[0]?.bytesDue], ['tftp', 'snponly.efi', '127.0.0.1', 100_000]);
-  assert.match(renderLines(s.metrics, 100)[0] ?? '', /^ {2}tftp snponly\.efi 127\.0\.0\.1 \[/);
+  assert.match(renderLines(s.transfers, 100)[0] ?? '', /^ {2}tftp snponly\.efi 127\.0\.0\.1 \[/);
 });
 
-test('/-/metrics carries the bootserve_tftp_* families after the HTTP ones', async () => {
-  const metrics = new Metrics();
-  const stats = new TftpStats();
-  const state = { version: 't', config: DEFAULTS as Config, metrics, ready: () => true, moreMetrics: () => stats.metricsLines(metrics) };
-  const reply = adminReply({ url: '/-/metrics' } as IncomingMessage, state);
-  const text = (reply.parts[0] as Buffer).toString();
+test('/-/metrics carries the bootserve_tftp_* families after the HTTP ones', async (t) => {
+  const s = await startTftp();
+  t.after(() => s.close());
+  const text = s.metricsText();
   assert.match(text, /^# TYPE bootserve_requests_total counter$/m);
   assert.match(text, /^bootserve_tftp_transfers_total\{outcome="complete"\} 0$/m);
+  assert.ok(text.indexOf('bootserve_requests_total') < text.indexOf('bootserve_tftp_transfers_total'));
 });
 
 test('shutdown while a request is still being opened: nothing starts after it, and it ends at once', async () => {

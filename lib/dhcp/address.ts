@@ -1,7 +1,6 @@
-// Which address the proxy advertises, and what to tell the operator when its ports cannot be had.
+// Which address the proxy advertises.
 import { isIPv4 } from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
-import type { DhcpBindError } from './server.js';
 
 export type AdvertisedAddress = { kind: 'address'; address: string } | { kind: 'refused'; message: string };
 
@@ -27,20 +26,3 @@ export function advertisedAddress(host: string | undefined, interfaces: NodeJS.D
   return { kind: 'refused', message: `--proxy-dhcp: this host has several IPv4 addresses (${addresses.join(', ')}); give the one on the boot LAN with --host ADDR` };
 }
 
-/** One line for a socket that could not be bound, naming the port and the likely cause. */
-export function bindErrorMessage(err: DhcpBindError): string {
-  const where = err.address === '0.0.0.0' ? `UDP port ${err.port}` : `UDP port ${err.port} on ${err.address}`;
-  switch (err.code) {
-    case 'EADDRINUSE':
-      return err.port === 67
-        ? `${where} is already in use: another DHCP server runs on this host (dnsmasq, dhcpd/isc-dhcp-server, or libvirt's dnsmasq); stop it, or run bootserve on another host`
-        : `${where} is already in use: another proxyDHCP or PXE server runs on this host (dnsmasq with pxe-service, or another bootserve)`;
-    case 'EACCES':
-    case 'EPERM':
-      return `permission denied for ${where}: run as root, or grant the capability: setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")" (systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE)`;
-    case 'EADDRNOTAVAIL':
-      return `cannot bind ${where}: ${err.address} is not an address of this host`;
-    default:
-      return `cannot bind ${where}: ${err.message}`;
-  }
-}

@@ -1,31 +1,23 @@
 // DHCP counters for /-/metrics: answers by client kind, ignored packets by reason.
+import { counter, Tally, type MetricFamily } from '../observe/prometheus.js';
 import { CLIENT_KINDS, IGNORE_REASONS, type ClientKind, type IgnoreReason } from './policy.js';
 
 export class DhcpStats {
-  readonly answers = new Map<ClientKind, number>();
-  readonly ignored = new Map<IgnoreReason, number>();
+  readonly answers = new Tally<ClientKind>();
+  readonly ignored = new Tally<IgnoreReason>();
 
   answered(kind: ClientKind): void {
-    this.answers.set(kind, (this.answers.get(kind) ?? 0) + 1);
+    this.answers.add(kind);
   }
 
   ignoredFor(reason: IgnoreReason): void {
-    this.ignored.set(reason, (this.ignored.get(reason) ?? 0) + 1);
+    this.ignored.add(reason);
   }
-}
 
-/** Prometheus text lines (exposition format 0.0.4), every label present even at 0. */
-export function dhcpMetricsLines(stats: DhcpStats): string[] {
-  return [
-    '# HELP bootserve_dhcp_answers_total proxyDHCP replies sent, by client kind.',
-    '# TYPE bootserve_dhcp_answers_total counter',
-    ...CLIENT_KINDS.map((kind) => `bootserve_dhcp_answers_total{client="${kind}"} ${stats.answers.get(kind) ?? 0}`),
-    '# HELP bootserve_dhcp_ignored_total DHCP packets not answered, by reason.',
-    '# TYPE bootserve_dhcp_ignored_total counter',
-    ...IGNORE_REASONS.map((reason) => `bootserve_dhcp_ignored_total{reason="${reason}"} ${stats.ignored.get(reason) ?? 0}`),
-  ];
-}
-
-export function dhcpMetricsText(stats: DhcpStats): string {
-  return dhcpMetricsLines(stats).join('\n') + '\n';
+  families(): MetricFamily[] {
+    return [
+      counter('bootserve_dhcp_answers_total', 'proxyDHCP replies sent, by client kind.', this.answers.samples('client', CLIENT_KINDS)),
+      counter('bootserve_dhcp_ignored_total', 'DHCP packets not answered, by reason.', this.ignored.samples('reason', IGNORE_REASONS)),
+    ];
+  }
 }

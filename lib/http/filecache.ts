@@ -14,7 +14,6 @@
 // file another. Evicting drops the cache's; the descriptor closes when the last one goes, so a
 // transfer never loses its file under its feet.
 import { close, readFileSync, statSync, type Stats } from 'node:fs';
-import type { Config } from '../cli.js';
 import { validatorsOf, type Validators } from './conditional.js';
 import { contentTypeFor } from './mime.js';
 import type { FileLease } from './transfer.js';
@@ -250,9 +249,9 @@ function readLimits(): string | undefined {
 }
 
 /** The cache the flags ask for, within the descriptor budget; undefined when turned off. */
-export function fileCacheFor(config: Config, users: () => number): FileCache | undefined {
-  if (!config.fileCache) return undefined;
+export function fileCacheFor(options: { fileCache: boolean; fileCacheFiles: number; fileCacheBytes: number }, users: () => number): FileCache | undefined {
+  if (!options.fileCache) return undefined;
   // Each connection or transfer (`users`) may need two: a socket, and a file the cache does not hold.
   const othersNeed = () => 2 * users();
-  return new FileCache({ files: config.fileCacheFiles, bytes: config.fileCacheBytes, descriptorLimit: descriptorLimit(), othersNeed });
+  return new FileCache({ files: options.fileCacheFiles, bytes: options.fileCacheBytes, descriptorLimit: descriptorLimit(), othersNeed });
 }

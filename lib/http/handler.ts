@@ -3,47 +3,43 @@
 import { read } from 'node:fs';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { promisify } from 'node:util';
-import type { Config } from '../cli.js';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { displayAddress } from '../net/addresses.js';
+import type { Logger } from '../observe/log.js';
+import type { Transfers } from '../observe/transfers.js';
+import { fileError, openRegular, parseRequestPath, resolveInRoot } from '../paths.js';
 import { evaluatePreconditions, ifRangeAllows } from './conditional.js';
 import { FileCache, OpenFile, SMALL_FILE } from './filecache.js';
 import { readListing, renderListingHtml, wantsJson } from './listing.js';
-import { displayAddress, type Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
 import { multipartBody } from './multipart.js';
-import { fileError, openRegular, parseRequestPath, resolveInRoot } from '../paths.js';
-import { socketProbe } from './progress.js';
+import type { AckWatcher } from './progress.js';
 import { parseRange } from './range.js';
-import { recycle, recyclingRead } from './readbuffers.js';
-import { sendBody, type BodyPart, type FileLease } from './transfer.js';
+import { bodyReply, textReply, unavailable, type Reply } from './reply.js';
+import type { HttpStats } from './stats.js';
+import { sendBody, TransferEngine, type BodyPart } from './transfer.js';
 
-/** What a response will be, decided before a byte of it is sent. */
-export interface Reply {
-  status: number;
-  headers: OutgoingHttpHeaders;
-  /** The body GET would get; HEAD gets the same headers and none of it. */
-  parts: BodyPart[];
-  /** The open file the parts' ranges refer to; sendBody releases it. */
-  file?: FileLease;
-  /** A recycled read buffer in the parts (readbuffers.ts): back to the pool once it is sent. */
-  scratch?: Buffer;
-  /** "bytes a-b/size" when partial, for the status page. */
-  range?: string;
-  /** Admin pages: counted, but neither logged nor listed among recent transfers. */
-  internal?: boolean;
+/** How requests are answered: the narrow part of the configuration the handler reads. */
+export interface HandlerOptions {
+  /** Abort a transfer after this long without progress; 0 disables the guard. */
+  stallTimeoutMs: number;
+  listing: boolean;
+  dotfiles: boolean;
 }
 
 export interface Context {
-  config: Config;
-  /** The served directory's real path. */
-  root: string;
+  options: HandlerOptions;
+  /** The served directory's real path; undefined: no files here, only /-/ (the admin listener). */
+  root: string | undefined;
   logger: Logger;
-  metrics: Metrics;
+  stats: HttpStats;
+  transfers: Transfers;
+  engine: TransferEngine;
+  watcher: AckWatcher;
   /** Generates /boot.ipxe when the directory has none (undefined: turned off). */
   bootMenu?: (() => Promise<string>) | undefined;
   /** Answers requests under /-/ (undefined: 404 there). */
-  admin?: ((req: IncomingMessage) => Reply | Promise<Reply>) | undefined;
+  admin?: ((req: IncomingMessage) => Reply) | undefined;
   shuttingDown: () => boolean;
   /** iPXE binaries from outside the root (e.g. /usr/lib/ipxe), by request name; see netboot/ipxe.ts. */
   ipxeFile?: ((name: string) => string | undefined) | undefined;
@@ -57,19 +53,13 @@ const readFd = promisify(read);
 /** Without a cache: one that keeps nothing, so that both ways share one path. */
 const NO_CACHE = new FileCache({ files: 0, bytes: 0 });
 
-export function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Context): Promise<void> {
-  let reply: Reply | Promise<Reply>;
-  try {
-    reply = decide(req, ctx);
-  } catch (err) {
-    return Promise.reject(err); // as a rejection, like every other failure (server.ts logs it)
-  }
-  // A hit on a small file the cache keeps whole is decided without waiting on anything.
-  return reply instanceof Promise ? reply.then((r) => sendReply(req, res, r, ctx)) : sendReply(req, res, reply, ctx);
+/** Decide, then send and record: the whole life of one request. */
+export async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Context): Promise<void> {
+  await sendReply(req, res, await decide(req, ctx), ctx);
 }
 
 /** Send a decided reply through the stall-guarded loop, then record its outcome. */
-export async function sendReply(req: IncomingMessage, res: ServerResponse, reply: Reply, ctx: Context): Promise<void> {
+async function sendReply(req: IncomingMessage, res: ServerResponse, reply: Reply, ctx: Context): Promise<void> {
   const method = req.method ?? 'GET';
   if (ctx.shuttingDown() || hasBody(req)) reply.headers['Connection'] = 'close';
   const parts = method === 'HEAD' ? [] : reply.parts;
@@ -77,19 +67,21 @@ export async function sendReply(req: IncomingMessage, res: ServerResponse, reply
   const client = displayAddress(req.socket.remoteAddress ?? '-');
   const path = req.url ?? '/';
 
-  const transfer = ctx.metrics.begin({ client, path, range: reply.range, bytesDue });
+  const transfer = ctx.transfers.begin({ protocol: 'http', client, path, range: reply.range, bytesDue });
   res.writeHead(reply.status, reply.headers);
   const socket = req.socket;
   const result = await sendBody(res, reply.file, parts, {
-    stallMs: ctx.config.stallTimeoutMs,
-    probe: socketProbe(socket),
+    stallMs: ctx.options.stallTimeoutMs,
+    probe: ctx.watcher.probe(socket),
     abort: () => socket.resetAndDestroy(),
     progress: transfer,
+    engine: ctx.engine,
   });
   // Only a complete transfer is sure to be done with the buffer (an aborted write may still hold it).
-  if (reply.scratch && result.outcome === 'complete') recycle(reply.scratch);
+  if (reply.scratch && result.outcome === 'complete') ctx.engine.buffers.recycle(reply.scratch);
   const outcome = result.outcome !== 'complete' && ctx.cutByShutdown?.(socket) ? 'shutdown' : result.outcome;
-  const finished = ctx.metrics.end(transfer, reply.status, outcome, !reply.internal);
+  const finished = ctx.transfers.end(transfer, outcome, { status: reply.status }, !reply.internal);
+  ctx.stats.finished(reply.status, outcome, result.bytesSent, finished.durationMs);
   if (reply.internal) return;
   ctx.logger.access({
     protocol: 'http',
@@ -111,33 +103,35 @@ function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
 }
 
-/** Decide the reply: at once when the cache has the answer, else once the file system has. */
-function decide(req: IncomingMessage, ctx: Context): Reply | Promise<Reply> {
+/** Decide the reply: from the cache when it has the file, else from the file system. */
+async function decide(req: IncomingMessage, ctx: Context): Promise<Reply> {
   if (req.method !== 'GET' && req.method !== 'HEAD') return textReply(405, 'Method Not Allowed', { Allow: 'GET, HEAD' });
   const url = req.url ?? '/';
   if (url === '/-' || url.startsWith('/-/') || url.startsWith('/-?')) {
-    const admin = ctx.admin;
-    return admin ? Promise.resolve(admin(req)).then((reply) => ({ ...reply, internal: true })) : textReply(404, 'Not Found');
+    return ctx.admin ? { ...ctx.admin(req), internal: true } : textReply(404, 'Not Found');
   }
-  const target = parseRequestPath(url, ctx.config.dotfiles);
+  if (ctx.root === undefined) return textReply(404, 'Not Found');
+  const target = parseRequestPath(url, ctx.options.dotfiles);
   if (target.kind === 'bad-request') return textReply(400, 'Bad Request');
   if (target.kind === 'not-found') return textReply(404, 'Not Found');
 
   const files = ctx.files ?? NO_CACHE;
   const path = join(ctx.root, ...target.segments);
   const cached = files.lookup(path);
-  if (!cached) return decideFromDisk(req, ctx, target.segments, target.trailingSlash, path);
-  const reply = fileReply(req, cached, files, path);
-  return reply instanceof Promise ? reply.catch((err: unknown) => errorReply(err, ctx.logger, url)) : reply;
+  if (!cached) return decideFromDisk(req, ctx, ctx.root, target.segments, target.trailingSlash, path);
+  try {
+    return await fileReply(req, cached, files, path, ctx.engine);
+  } catch (err) {
+    return errorReply(err, ctx.logger, url);
+  }
 }
 
 /** The ordinary path: containment and symlinks (paths.ts), open, fstat; the cache keeps the file. */
-async function decideFromDisk(req: IncomingMessage, ctx: Context, segments: string[], trailingSlash: boolean, path: string): Promise<Reply> {
-  const { config, root } = ctx;
+async function decideFromDisk(req: IncomingMessage, ctx: Context, root: string, segments: string[], trailingSlash: boolean, path: string): Promise<Reply> {
   const files = ctx.files ?? NO_CACHE;
   const url = req.url ?? '/';
   try {
-    const inRoot = await resolveInRoot(root, segments, config.dotfiles);
+    const inRoot = await resolveInRoot(root, segments, ctx.options.dotfiles);
     // A name the root lacks may be an iPXE binary from the system's package (ipxe/undionly.kpxe).
     const real = inRoot ?? ctx.ipxeFile?.(segments.join('/')) ?? null;
     if (real === null) {
@@ -149,10 +143,10 @@ async function decideFromDisk(req: IncomingMessage, ctx: Context, segments: stri
       // Only files under the root: a hit is checked by a stat of the requested path, which an
       // iPXE binary taken from outside the root does not have.
       if (inRoot !== null) files.admit(path, opened);
-      return await fileReply(req, opened, files, path);
+      return await fileReply(req, opened, files, path, ctx.engine);
     }
     if (opened !== 'directory') return textReply(404, 'Not Found');
-    return directoryReply(req, ctx, real, trailingSlash || segments.length === 0);
+    return directoryReply(req, ctx, root, real, trailingSlash || segments.length === 0);
   } catch (err) {
     return errorReply(err, ctx.logger, url);
   }
@@ -178,7 +172,7 @@ const single = (h: string | string[] | undefined) => (Array.isArray(h) ? h[0] : 
  * A regular file, open and held for this request: conditionals, then Range, decide the status;
  * everything from `file`, which the reply (or its transfer) lets go of.
  */
-function fileReply(req: IncomingMessage, file: OpenFile, files: FileCache, path: string): Reply | Promise<Reply> {
+function fileReply(req: IncomingMessage, file: OpenFile, files: FileCache, path: string, engine: TransferEngine): Reply | Promise<Reply> {
   const v = file.validators;
   const size = file.size;
   const headers: OutgoingHttpHeaders = {
@@ -219,7 +213,7 @@ function fileReply(req: IncomingMessage, file: OpenFile, files: FileCache, path:
   // HEAD sends no body, and an empty body needs no file.
   if (req.method === 'HEAD' || reply.parts.length === 0) return done(reply);
   if (file.bytes) return done({ ...reply, parts: slices(reply.parts, file.bytes) });
-  return withBody(reply, file, files, path);
+  return withBody(reply, file, files, path, engine);
 }
 
 /** The parts as pieces of `whole`, the file's bytes. */
@@ -228,10 +222,10 @@ function slices(parts: BodyPart[], whole: Buffer): BodyPart[] {
 }
 
 /** The reply with its body: bytes read now when small, else ranges the transfer streams from `file`. */
-async function withBody(reply: Reply, file: OpenFile, files: FileCache, path: string): Promise<Reply> {
+async function withBody(reply: Reply, file: OpenFile, files: FileCache, path: string, engine: TransferEngine): Promise<Reply> {
   let literal: BodyPart[] | Buffer | undefined;
   try {
-    literal = await smallBody(reply.parts, file, files, path);
+    literal = await smallBody(reply.parts, file, files, path, engine);
   } catch (err) {
     file.release();
     throw err;
@@ -248,7 +242,7 @@ async function withBody(reply: Reply, file: OpenFile, files: FileCache, path: st
  * stream the ranges from the descriptor (also when a read comes back short: the file shrank,
  * and the transfer aborts rather than send a short body).
  */
-async function smallBody(parts: BodyPart[], file: OpenFile, files: FileCache, path: string): Promise<BodyPart[] | Buffer | undefined> {
+async function smallBody(parts: BodyPart[], file: OpenFile, files: FileCache, path: string, engine: TransferEngine): Promise<BodyPart[] | Buffer | undefined> {
   if (file.size <= SMALL_FILE) {
     const readAt = Date.now();
     const whole = Buffer.allocUnsafeSlow(file.size);
@@ -259,20 +253,13 @@ async function smallBody(parts: BodyPart[], file: OpenFile, files: FileCache, pa
   const [only] = parts;
   if (parts.length !== 1 || !only || Buffer.isBuffer(only) || only.end - only.start + 1 > SMALL_FILE) return undefined;
   const length = only.end - only.start + 1;
-  const chunk = await readPooled(file.fd, length, only.start);
+  const chunk = await engine.buffers.readAt(file.fd, length, only.start);
   if (chunk.length === length) return chunk;
-  recycle(chunk);
+  engine.buffers.recycle(chunk);
   return undefined;
 }
 
-/** `length` bytes at `position`, read into a recycled buffer (the one passed is left untouched, as for read streams). */
-function readPooled(fd: number, length: number, position: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    recyclingRead(fd, Buffer.allocUnsafe(length), 0, length, position, (err, bytesRead, buffer) => (err ? reject(err) : resolve(buffer.subarray(0, bytesRead))));
-  });
-}
-
-async function directoryReply(req: IncomingMessage, ctx: Context, dir: string, trailingSlash: boolean): Promise<Reply> {
+async function directoryReply(req: IncomingMessage, ctx: Context, root: string, dir: string, trailingSlash: boolean): Promise<Reply> {
   const url = req.url ?? '/';
   if (!trailingSlash) {
     // Relative links in a listing only work below "/dir/"; keep the query string.
@@ -280,22 +267,11 @@ async function directoryReply(req: IncomingMessage, ctx: Context, dir: string, t
     const location = q < 0 ? `${url}/` : `${url.slice(0, q)}/${url.slice(q)}`;
     return textReply(301, 'Moved Permanently', { Location: location });
   }
-  if (!ctx.config.listing) return textReply(404, 'Not Found');
-  const entries = await readListing(ctx.root, dir, ctx.config.dotfiles);
+  if (!ctx.options.listing) return textReply(404, 'Not Found');
+  const entries = await readListing(root, dir, ctx.options.dotfiles);
   if (wantsJson(req.headers.accept)) return bodyReply(200, JSON.stringify(entries) + '\n', 'application/json', { Vary: 'Accept' });
   const pathOnly = decodeURIComponent((url.split('?')[0] as string));
   return bodyReply(200, renderListingHtml(pathOnly, entries), 'text/html; charset=utf-8', { Vary: 'Accept' });
-}
-
-export function bodyReply(status: number, body: string, type: string, extra: OutgoingHttpHeaders = {}): Reply {
-  const bytes = Buffer.from(body);
-  return { status, headers: { ...extra, 'Content-Type': type, 'Content-Length': bytes.length, 'Cache-Control': 'no-cache' }, parts: [bytes] };
-}
-
-/** A short text answer; errors get "404 Not Found" as their body. */
-export function textReply(status: number, message: string, extra: OutgoingHttpHeaders = {}, kind: 'error' | 'generated' = 'error'): Reply {
-  const body = kind === 'error' ? `${status} ${message}\n` : message;
-  return bodyReply(status, body, 'text/plain; charset=utf-8', extra);
 }
 
 /** Map a file-system error to an answer; only the unexpected ones are worth a log line. */
@@ -307,7 +283,7 @@ export function errorReply(err: unknown, logger: Logger, url: string): Reply {
       return textReply(403, 'Forbidden');
     case 'out-of-descriptors':
       logger.error(`out of file descriptors (${(err as NodeJS.ErrnoException).code}) serving ${url}`);
-      return textReply(503, 'Service Unavailable', { 'Retry-After': '5' });
+      return unavailable();
     case 'unexpected':
       logger.error(`error serving ${url}: ${(err as Error).message ?? String(err)}`);
       return textReply(500, 'Internal Server Error');

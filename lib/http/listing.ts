@@ -4,6 +4,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { resolveInRoot } from '../paths.js';
+import { escapeHtml } from './reply.js';
 
 export interface ListingEntry {
   name: string;
@@ -48,7 +49,6 @@ export function humanSize(bytes: number): string {
   return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${UNITS[unit]}`;
 }
 
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 export function renderListingHtml(urlPath: string, entries: ListingEntry[]): string {
   const rows = entries.map((e) => {

@@ -11,28 +11,8 @@ import { readFileSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { isIPv4 } from 'node:net';
 import type { Socket } from 'node:net';
+import { kernelAccepted } from './internals.js';
 import type { ProgressProbe } from './transfer.js';
-
-/**
- * Node internals that say how much of what we wrote the kernel has taken: bytes handed to libuv
- * (`_bytesDispatched`, a getter for the handle's own count, the same in Node 20, 22 and 24) and
- * the part of them libuv still holds because the kernel would not take it yet (`writeQueueSize`).
- * The public figures cannot stand in: `bytesWritten - writableLength` leaves out the whole write
- * in progress, also the part of it the kernel already took.
- */
-interface SocketInternals {
-  _bytesDispatched?: unknown;
-  _handle?: { writeQueueSize?: unknown } | null;
-}
-
-/** Bytes the kernel has accepted from this socket so far; undefined if Node no longer says. */
-function kernelAccepted(socket: Socket): number | undefined {
-  const s = socket as unknown as SocketInternals;
-  const dispatched = s._bytesDispatched;
-  const inLibuv = s._handle ? s._handle.writeQueueSize : 0; // no handle: nothing left to write
-  if (typeof dispatched !== 'number' || typeof inLibuv !== 'number') return undefined;
-  return dispatched - inLibuv;
-}
 
 /** The stall guard's looks need no fresher snapshot than this. */
 const STALL_LOOK_MS = 250;
@@ -50,43 +30,94 @@ interface Watched {
   /** Acknowledged bytes at the last snapshot; undefined until one has seen it. */
   acked: number | undefined;
 }
-const watched = new Set<Watched>();
-let snapshotAt = -Infinity;
-let minIntervalMs = 0;
 
 /**
- * Read the send queues, unless the last snapshot is younger than `maxAgeMs` (or than its own
- * cost allows), and in the same synchronous step work out every watched socket's acknowledged
- * bytes. No socket write can run in between, so bytes accepted and bytes queued describe the
- * same moment: when the kernel finds room for more of a silent client's data (as other
- * connections close), both grow alike and nothing looks acknowledged.
+ * The sockets one HTTP service's stall guard watches, and the one snapshot of /proc/net/tcp{,6}
+ * they share: one read serves every socket that asks within a short while.
  */
-function refresh(maxAgeMs: number): void {
-  const started = performance.now();
-  if (started - snapshotAt < Math.max(maxAgeMs, minIntervalMs)) return;
-  const tables = new Map<string, SendQueues | null>();
-  for (const w of watched) {
-    if (w.socket.destroyed) {
-      watched.delete(w);
-      continue;
-    }
-    let table = tables.get(w.file);
-    if (table === undefined) {
-      try {
-        table = parseSendQueues(readFileSync(w.file, 'latin1'));
-      } catch {
-        table = null;
+export class AckWatcher {
+  private readonly watched = new Set<Watched>();
+  private snapshotAt = -Infinity;
+  private minIntervalMs = 0;
+  /** Whether this machine lists its connections in /proc at all (checked once). */
+  private procReadable: boolean | undefined;
+
+  /**
+   * A probe for one response on `socket`: how much has the client acknowledged? Undefined
+   * where /proc/net/tcp cannot be read (not Linux, or hidden) or Node no longer exposes the
+   * internals (internals.ts): the guard then goes by 'drain'.
+   */
+  probe(socket: Socket): ProgressProbe | undefined {
+    if (process.platform !== 'linux') return undefined;
+    this.procReadable ??= canRead('/proc/net/tcp');
+    // Without the internals no look could ever see progress: better the guard goes by 'drain'.
+    if (!this.procReadable || kernelAccepted(socket) === undefined) return undefined;
+    let me: Watched | null | undefined; // found on the first look: most responses never need one
+    let best: number | undefined;
+    const look = (maxAgeMs: number): number | undefined => {
+      if (me === undefined) {
+        const entry = procEntry(socket);
+        me = entry && { socket, ...entry, acked: undefined };
+        if (me) this.watched.add(me);
       }
-      tables.set(w.file, table);
-    }
-    const queued = table?.get(w.key);
-    const accepted = kernelAccepted(w.socket);
-    // Not listed (the table is read in pages and can miss a row): no news this time.
-    w.acked = queued === undefined || accepted === undefined ? undefined : accepted - queued;
+      if (!me) return undefined;
+      this.refresh(maxAgeMs);
+      return me.acked;
+    };
+    return {
+      tookMore() {
+        const acked = look(STALL_LOOK_MS);
+        if (acked === undefined) return false;
+        // The first value is only a baseline: until the client's receive buffer is full, its
+        // kernel acknowledges bytes whether or not the client reads them.
+        const moved = best !== undefined && acked > best;
+        if (best === undefined || acked > best) best = acked;
+        return moved;
+      },
+      unacknowledged() {
+        const acked = look(0);
+        return acked === undefined ? undefined : socket.bytesWritten - acked;
+      },
+      release: () => {
+        if (me) this.watched.delete(me);
+      },
+    };
   }
-  snapshotAt = performance.now();
-  // Never so spaced that the stall guard would miss a reading client's progress.
-  minIntervalMs = Math.min(STALL_LOOK_MS, COST_SHARE * (snapshotAt - started));
+
+  /**
+   * Read the send queues, unless the last snapshot is younger than `maxAgeMs` (or than its own
+   * cost allows), and in the same synchronous step work out every watched socket's acknowledged
+   * bytes. No socket write can run in between, so bytes accepted and bytes queued describe the
+   * same moment: when the kernel finds room for more of a silent client's data (as other
+   * connections close), both grow alike and nothing looks acknowledged.
+   */
+  private refresh(maxAgeMs: number): void {
+    const started = performance.now();
+    if (started - this.snapshotAt < Math.max(maxAgeMs, this.minIntervalMs)) return;
+    const tables = new Map<string, SendQueues | null>();
+    for (const w of this.watched) {
+      if (w.socket.destroyed) {
+        this.watched.delete(w);
+        continue;
+      }
+      let table = tables.get(w.file);
+      if (table === undefined) {
+        try {
+          table = parseSendQueues(readFileSync(w.file, 'latin1'));
+        } catch {
+          table = null;
+        }
+        tables.set(w.file, table);
+      }
+      const queued = table?.get(w.key);
+      const accepted = kernelAccepted(w.socket);
+      // Not listed (the table is read in pages and can miss a row): no news this time.
+      w.acked = queued === undefined || accepted === undefined ? undefined : accepted - queued;
+    }
+    this.snapshotAt = performance.now();
+    // Never so spaced that the stall guard would miss a reading client's progress.
+    this.minIntervalMs = Math.min(STALL_LOOK_MS, COST_SHARE * (this.snapshotAt - started));
+  }
 }
 
 /**
@@ -145,51 +176,6 @@ function ipv6Bytes(address: string): number[] {
   const bytes = groups.flatMap((g) => [g >> 8, g & 0xff]);
   if (tail.length) bytes.splice(12, 4, ...tail);
   return bytes;
-}
-
-/** Whether this machine lists its connections in /proc at all (checked once). */
-let procReadable: boolean | undefined;
-
-/**
- * A probe for one response on `socket`: how much has the client acknowledged? Undefined where
- * /proc/net/tcp cannot be read (not Linux, or hidden) or Node no longer exposes the internals
- * above: the guard then goes by 'drain'.
- */
-export function socketProbe(socket: Socket): ProgressProbe | undefined {
-  if (process.platform !== 'linux') return undefined;
-  procReadable ??= canRead('/proc/net/tcp');
-  // Without the internals no look could ever see progress: better the guard goes by 'drain'.
-  if (!procReadable || kernelAccepted(socket) === undefined) return undefined;
-  let me: Watched | null | undefined; // found on the first look: most responses never need one
-  let best: number | undefined;
-  const look = (maxAgeMs: number): number | undefined => {
-    if (me === undefined) {
-      const entry = procEntry(socket);
-      me = entry && { socket, ...entry, acked: undefined };
-      if (me) watched.add(me);
-    }
-    if (!me) return undefined;
-    refresh(maxAgeMs);
-    return me.acked;
-  };
-  return {
-    tookMore() {
-      const acked = look(STALL_LOOK_MS);
-      if (acked === undefined) return false;
-      // The first value is only a baseline: until the client's receive buffer is full, its
-      // kernel acknowledges bytes whether or not the client reads them.
-      const moved = best !== undefined && acked > best;
-      if (best === undefined || acked > best) best = acked;
-      return moved;
-    },
-    unacknowledged() {
-      const acked = look(0);
-      return acked === undefined ? undefined : socket.bytesWritten - acked;
-    },
-    release() {
-      if (me) watched.delete(me);
-    },
-  };
 }
 
 function canRead(file: string): boolean {

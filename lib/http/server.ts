@@ -1,125 +1,132 @@
-// The HTTP server: timeouts, connection caps and graceful shutdown around handleRequest.
-import { createServer, type Server } from 'node:http';
-import type { Socket } from 'node:net';
-import { handleRequest, type Context } from './handler.js';
+// The HTTP service: a plain TCP server that admits connections (caps in total and per client
+// address; beyond them 503 with Retry-After, without ever reaching the HTTP parser) and hands
+// the admitted ones to node:http, which parses requests for handleRequest. Graceful, bounded
+// shutdown. The admin listener (--admin-listen) is the same service serving /-/ alone.
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import { hostLiteral, urlsFor } from '../net/addresses.js';
+import { listenAnywhere } from '../net/bind.js';
+import { AddressCounter } from '../net/counter.js';
+import { drain, InFlight } from '../net/shutdown.js';
+import type { Logger } from '../observe/log.js';
+import type { MetricFamily } from '../observe/prometheus.js';
+import type { Transfers } from '../observe/transfers.js';
+import { info, type BannerLine, type Service } from '../service.js';
+import type { FileCache } from './filecache.js';
+import { handleRequest, type Context, type HandlerOptions } from './handler.js';
+import { startHttpDeadlines } from './internals.js';
+import { AckWatcher } from './progress.js';
+import { RETRY_AFTER_SECONDS, type Reply } from './reply.js';
+import { HttpStats } from './stats.js';
+import { TransferEngine } from './transfer.js';
 
-export interface BootServer {
-  http: Server;
-  /**
-   * Stop accepting, let in-flight responses finish for up to `graceMs`, then destroy what
-   * remains (those are logged with the outcome "shutdown"). Resolves once every connection is
-   * gone and every response has been recorded, so the caller may exit at once.
-   */
-  shutdown(graceMs: number): Promise<void>;
+export interface HttpOptions extends HandlerOptions {
+  /** "HTTP", or "admin" for the admin listener: names it in messages and /-/status. */
+  name: 'http' | 'admin';
+  port: number;
+  /** undefined: every interface, IPv6 and IPv4 on one dual-stack socket. */
+  host: string | undefined;
+  /** A listening socket inherited from systemd (socket activation), used instead of port and host. */
+  fd?: number | undefined;
+  headerTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
 }
 
-/**
- * After the cut, how long shutdown waits for the cut responses to be recorded. Each one only
- * has its file descriptor to close, so this bound matters only if something hangs.
- */
+export interface HttpDeps {
+  /** The served directory's real path; undefined: /-/ only. */
+  root: string | undefined;
+  logger: Logger;
+  transfers: Transfers;
+  files?: FileCache | undefined;
+  bootMenu?: (() => Promise<string>) | undefined;
+  ipxeFile?: ((name: string) => string | undefined) | undefined;
+  admin?: ((req: import('node:http').IncomingMessage) => Reply) | undefined;
+  shuttingDown: () => boolean;
+}
+
+export interface HttpService extends Service {
+  readonly name: 'http' | 'admin';
+  /** Where it listens, once started. */
+  address(): AddressInfo;
+  readonly stats: HttpStats;
+  /** node:http's server (for its events in tests; it never listens itself). */
+  readonly http: HttpServer;
+}
+
+/** After the cut, how long shutdown waits for the cut responses to be recorded. Each one only
+ * has its file descriptor to close, so this bound matters only if something hangs. */
 const RECORD_WAIT_MS = 2000;
 
-export function createBootServer(ctx: Context): BootServer {
-  const { config, metrics, logger } = ctx;
-  // Sockets destroyed because the grace ended: their transfers' outcome is "shutdown".
-  const cut = new WeakSet<Socket>();
-  const serving: Context = { ...ctx, cutByShutdown: (socket) => cut.has(socket) };
-  // Every request being handled, until its access-log line is written.
-  const handling = new Set<Promise<void>>();
-  const server = createServer(
-    {
-      // Node checks header and request deadlines on this interval (30 s by default): a
-      // slowloris would otherwise hold its socket up to 30 s past --header-timeout.
-      connectionsCheckingInterval: Math.max(250, Math.min(1000, Math.floor(config.headerTimeoutMs / 4))),
-      headersTimeout: config.headerTimeoutMs,
-      requestTimeout: config.headerTimeoutMs * 2,
-      keepAliveTimeout: config.keepAliveTimeoutMs,
-      noDelay: true,
-    },
-    (req, res) => {
-      const handled = handleRequest(req, res, serving).catch((err: unknown) => {
-        logger.error(`request failed: ${err instanceof Error ? err.stack : String(err)}`);
-        res.destroy();
-      });
-      handling.add(handled);
-      void handled.then(() => handling.delete(handled));
-    },
-  );
-
-  admitConnections(server, ctx);
-  // Once listening, an 'error' is an accept() failure (EMFILE, ENFILE): log it and go on.
-  server.on('error', (err) => {
-    if (server.listening) logger.error(`accept failed: ${err.message}`);
-  });
-  // A socket error after the response (ECONNRESET and the like) is the client's business.
-  server.on('connection', (socket: Socket) => socket.on('error', () => {}));
-  // Open sockets, for cutAll (node:http destroys them, but does not say which it destroyed).
-  const connections = new Set<Socket>();
-  server.on('connection', (socket: Socket) => {
-    connections.add(socket);
-    socket.once('close', () => connections.delete(socket));
-  });
-
-  // server.close() calls back once the last socket has closed, but a response on a socket
-  // destroyed by the cut is recorded only later, after sendBody has closed its file: exiting
-  // on server.close() alone lost the access-log line of every transfer cut at the grace's end.
-  // So shutdown also waits for the handlers (bounded, in case one hangs).
-  let closing: Promise<void> | undefined;
-  function shutdown(graceMs: number): Promise<void> {
-    closing ??= new Promise<void>((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      const closed = new Promise<void>((done) => server.close(() => done()));
-      server.closeIdleConnections();
-      const deadline = Date.now() + graceMs;
-      const check = () => {
-        // HTTP responses only: TFTP transfers in the same Metrics have a shutdown of their own.
-        if (metrics.activeOf('http').length === 0 || Date.now() >= deadline) cutAll();
-        else timer = setTimeout(check, 100);
-      };
-      check();
-      void closed.then(async () => {
-        clearTimeout(timer);
-        let bound: NodeJS.Timeout | undefined;
-        const timeout = new Promise<void>((done) => (bound = setTimeout(done, RECORD_WAIT_MS)));
-        await Promise.race([Promise.all(handling), timeout]);
-        clearTimeout(bound);
-        resolve();
-      });
-    });
-    return closing;
-  }
-
-  /** The grace is over: destroy every connection left, marking the ones still open as cut. */
-  function cutAll(): void {
-    for (const socket of connections) if (!socket.destroyed) cut.add(socket);
-    server.closeAllConnections();
-  }
-  return { http: server, shutdown };
-}
-
 const REJECT = Buffer.from(
-  'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 24\r\nConnection: close\r\n\r\n503 Service Unavailable\n',
+  `HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${RETRY_AFTER_SECONDS}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+    'Content-Length: 24\r\nConnection: close\r\n\r\n503 Service Unavailable\n',
   'latin1',
 );
 
-/**
- * Count connections in total and per client address; beyond either cap, answer 503 with
- * Retry-After (iPXE honours it) and close, without handing the socket to the HTTP parser.
- */
-function admitConnections(server: Server, ctx: Context): void {
-  const { config, metrics } = ctx;
-  const perIp = new Map<string, number>();
-  const [httpListener] = server.listeners('connection') as ((socket: Socket) => void)[];
-  if (!httpListener) throw new Error('node:http registered no connection listener');
-  server.removeListener('connection', httpListener);
+export function createHttpService(options: HttpOptions, deps: HttpDeps): HttpService {
+  const { logger } = deps;
+  const stats = new HttpStats();
+  // Sockets destroyed because the grace ended: their transfers' outcome is "shutdown".
+  const cut = new WeakSet<Socket>();
+  const ctx: Context = {
+    options,
+    root: deps.root,
+    logger,
+    stats,
+    transfers: deps.transfers,
+    engine: new TransferEngine(),
+    watcher: new AckWatcher(),
+    bootMenu: deps.bootMenu,
+    admin: deps.admin,
+    ipxeFile: deps.ipxeFile,
+    files: deps.files,
+    shuttingDown: deps.shuttingDown,
+    cutByShutdown: (socket) => cut.has(socket),
+  };
+  // Every request being handled, until its access-log line is written.
+  const handling = new InFlight();
+  const http = createHttpServer(
+    {
+      // Node checks header and request deadlines on this interval (30 s by default): a
+      // slowloris would otherwise hold its socket up to 30 s past --header-timeout.
+      connectionsCheckingInterval: Math.max(250, Math.min(1000, Math.floor(options.headerTimeoutMs / 4))),
+      headersTimeout: options.headerTimeoutMs,
+      requestTimeout: options.headerTimeoutMs * 2,
+      keepAliveTimeout: options.keepAliveTimeoutMs,
+      noDelay: true,
+    },
+    (req, res) => {
+      void handling.track(
+        handleRequest(req, res, ctx).catch((err: unknown) => {
+          logger.error(`request failed: ${err instanceof Error ? err.stack : String(err)}`);
+          res.destroy();
+        }),
+      );
+    },
+  );
+  // Open sockets, for the cut at the end of the grace (node:http destroys them, but does not say which).
+  const connections = new Set<Socket>();
+  const perIp = new AddressCounter();
+  const tcp = createTcpServer({ allowHalfOpen: true, noDelay: true }, (socket) => admit(socket));
+  // Once listening, an 'error' is an accept() failure (EMFILE, ENFILE): log it and go on; the
+  // file cache gives its idle descriptors back.
+  tcp.on('error', (err: NodeJS.ErrnoException) => {
+    if (!tcp.listening) return;
+    logger.error(`accept failed: ${err.message}`);
+    if (err.code === 'EMFILE' || err.code === 'ENFILE') void deps.files?.shed();
+  });
 
-  server.on('connection', (socket: Socket) => {
+  /** Count connections in total and per client address; beyond either cap, 503 and close. */
+  function admit(socket: Socket): void {
+    // A socket error (ECONNRESET and the like) is the client's business; node:http answers
+    // malformed or late requests itself (400, 408) through its default 'clientError'.
+    socket.on('error', () => {});
     const ip = socket.remoteAddress ?? '';
-    const count = perIp.get(ip) ?? 0;
-    const reason = metrics.connections >= config.maxConnections ? 'max-connections' : count >= config.maxConnectionsPerIp ? 'max-connections-per-ip' : undefined;
+    const reason = stats.connections >= options.maxConnections ? 'max-connections' : !perIp.acquire(ip, options.maxConnectionsPerIp) ? 'max-connections-per-ip' : undefined;
     if (reason) {
-      metrics.reject(reason);
-      socket.on('error', () => {});
+      stats.rejected.add(reason);
       // Discard what the client sends so that its close is seen; end() after the reply, and a
       // hard stop shortly after in case the client never reads it.
       socket.resume();
@@ -127,14 +134,57 @@ function admitConnections(server: Server, ctx: Context): void {
       setTimeout(() => socket.destroy(), 2000).unref();
       return;
     }
-    metrics.connections++;
-    perIp.set(ip, count + 1);
+    stats.connections++;
+    connections.add(socket);
     socket.once('close', () => {
-      metrics.connections--;
-      const left = (perIp.get(ip) ?? 1) - 1;
-      if (left === 0) perIp.delete(ip);
-      else perIp.set(ip, left);
+      stats.connections--;
+      perIp.release(ip);
+      connections.delete(socket);
     });
-    httpListener.call(server, socket);
-  });
+    http.emit('connection', socket);
+  }
+
+  let closing: Promise<void> | undefined;
+  let deadlines: 'node' | 'idle-timeout' = 'node';
+  return {
+    name: options.name,
+    stats,
+    http,
+    address: () => tcp.address() as AddressInfo,
+    async start() {
+      deadlines = startHttpDeadlines(http, options.headerTimeoutMs);
+      const portFlag = options.name === 'admin' ? '--admin-listen' : '--port';
+      await listenAnywhere(tcp, { service: options.name === 'admin' ? 'admin' : 'HTTP', protocol: 'TCP', address: options.host, port: options.port, fd: options.fd, portFlag });
+    },
+    banner(): BannerLine[] {
+      const at = tcp.address() as AddressInfo;
+      if (options.name === 'admin') return [info(`admin on http://${hostLiteral(at.address)}:${at.port}/-/`)];
+      const lines = urlsFor(at).map((url) => info(`listening on ${url}`));
+      if (deadlines === 'idle-timeout') lines.push({ level: 'warn', text: 'warning: this Node does not start node:http deadline checks; header timeouts fall back to idle timeouts' });
+      return lines;
+    },
+    metrics: (): MetricFamily[] => (options.name === 'admin' ? [] : stats.families(deps.transfers)),
+    status: () => ({ connections: stats.connections, activeTransfers: deps.transfers.activeOf('http').length }),
+    // Stop accepting, let in-flight responses finish for up to `graceMs`, then destroy what
+    // remains (logged with the outcome "shutdown"). Resolves once every connection is gone and
+    // every response has been recorded, so the caller may exit at once.
+    shutdown(graceMs: number) {
+      closing ??= (async () => {
+        tcp.close();
+        http.close(); // stops node:http's deadline checks; it never listened, so its callback errs
+        http.closeIdleConnections();
+        await drain(
+          handling,
+          graceMs,
+          () => {
+            for (const socket of connections) if (!socket.destroyed) cut.add(socket);
+            http.closeAllConnections();
+            for (const socket of connections) socket.destroy();
+          },
+          RECORD_WAIT_MS,
+        );
+      })();
+      return closing;
+    },
+  };
 }

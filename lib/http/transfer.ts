@@ -1,14 +1,19 @@
 // The transfer loop: every response body goes out through sendBody, guarded against stalls.
 //
 // Reads come from the already-open file with fs.createReadStream (one stream per range) and are
-// written by hand, never pipe(): when a write returns false the loop pauses the file and races
-// the sink's 'drain', the sink closing, and the stall timer. The timer is lazy: progress only
-// stamps a time, and the timer looks at that stamp when it fires, so a healthy transfer costs
-// one timer per window, not one per chunk.
+// written by hand, never pipe(): when a write returns false the transfer pauses the file and
+// races the sink's 'drain', the sink closing, and the stall timer. A transfer is always in one
+// named phase (Phase below), and every change of phase goes through `enter`.
+//
+// Three small parts decide the rest: ReadSizer (how much each file read takes), InFlightBudget
+// (how much an unproven client may hold unacknowledged) and StallGuard (the lazy timer: progress
+// only stamps a time, and the timer looks at that stamp when it fires, so a healthy transfer
+// costs one timer per window, not one per chunk).
 import { createReadStream, type ReadStream } from 'node:fs';
-import { monotonicNow, type TransferOutcome, type TransferProgress } from '../metrics.js';
+import type { TransferOutcome } from '../observe/outcomes.js';
+import { monotonicNow, type TransferProgress } from '../observe/transfers.js';
 import type { ByteRange } from './range.js';
-import { recycle, recyclingRead } from './readbuffers.js';
+import { BufferPool } from './readbuffers.js';
 
 /** A piece of a body: literal bytes (small bodies, multipart framing) or a range of the file. */
 export type BodyPart = Buffer | ByteRange;
@@ -57,23 +62,54 @@ export interface ProgressProbe {
   release?(): void;
 }
 
+/**
+ * What transfers of one server share: the recycled read buffers, and how many transfers read
+ * LARGE_CHUNK_SIZE at a time right now. One per HTTP service (tests make their own).
+ */
+export class TransferEngine {
+  readonly buffers = new BufferPool();
+  largeReaders = 0;
+}
+
 export interface TransferOptions {
   /** Abort after this long without progress; 0 disables the guard. */
   stallMs: number;
   /** Bytes per file read once the client has proven itself; by default 1 MiB while few
-   * transfers read that much, else 256 KiB (see START_CHUNK_SIZE). */
+   * transfers read that much, else 256 KiB (see ReadSizer). */
   chunkSize?: number;
   /** Bytes per file read at first; defaults to START_CHUNK_SIZE. */
   startChunkSize?: number;
-  /** Body bytes after which reads grow to chunkSize; defaults to GROW_AFTER. */
+  /** Body bytes after which reads grow to chunkSize where the probe is blind; defaults to GROW_AFTER. */
   growAfter?: number;
   probe?: ProgressProbe | undefined;
   /** Tear the connection down at once (a TCP reset) after a stall or a read error. */
   abort: () => void;
   progress?: TransferProgress | undefined;
-  /** The clock; tests pass a mocked Date.now. */
+  /** The clock; tests pass a mocked one. */
   now?: () => number;
+  engine?: TransferEngine;
 }
+
+/**
+ * Where a transfer is. The client is what it waits on in 'held-back', 'awaiting-drain' and
+ * 'flushing': only there can it stall.
+ */
+export type Phase =
+  /** Literal parts going out (or the next part being chosen). */
+  | 'writing-parts'
+  /** A read stream flows into the socket. */
+  | 'streaming'
+  /** Over an unproven client's in-flight budget: the stream is paused, and looked at again soon. */
+  | 'held-back'
+  /** The socket pushed back: paused until 'drain'. */
+  | 'awaiting-drain'
+  /** end() is called: 'finish' comes once the tail is flushed to the kernel. */
+  | 'flushing'
+  /** The outcome is known: waiting for read streams to close before the file is let go. */
+  | 'closing'
+  | 'done';
+
+const WAITING_ON_CLIENT: ReadonlySet<Phase> = new Set(['held-back', 'awaiting-drain', 'flushing']);
 
 /**
  * Reads start small and grow once the client has proven it reads: it acknowledged
@@ -91,8 +127,37 @@ const GROW_AFTER = 8 * 1024 * 1024;
 /** A rest of a range up to this size is read at once: it pins no more than two small reads. */
 const ONE_READ_MAX = 64 * 1024;
 const FEW_LARGE_READERS = 4;
-/** Transfers reading LARGE_CHUNK_SIZE at a time right now. */
-let largeReaders = 0;
+
+/** How much each read of the file takes: small until the client is proven, then large, once. */
+class ReadSizer {
+  size: number;
+  grown = false;
+  private large = false;
+
+  constructor(
+    private readonly options: TransferOptions,
+    private readonly engine: TransferEngine,
+  ) {
+    this.size = options.startChunkSize ?? START_CHUNK_SIZE;
+  }
+
+  /** The stream's read size for the rest of a range. */
+  highWaterMark(rest: number): number {
+    return !this.grown && rest <= ONE_READ_MAX ? Math.max(this.size, rest) : this.size;
+  }
+
+  grow(): void {
+    this.grown = true;
+    this.large = this.options.chunkSize === undefined && this.engine.largeReaders < FEW_LARGE_READERS;
+    if (this.large) this.engine.largeReaders++;
+    this.size = this.options.chunkSize ?? (this.large ? LARGE_CHUNK_SIZE : DEFAULT_CHUNK_SIZE);
+  }
+
+  release(): void {
+    if (this.large) this.engine.largeReaders--;
+    this.large = false;
+  }
+}
 
 /**
  * Until the client has acknowledged this many bytes of a response, no more than this many are
@@ -106,231 +171,300 @@ export const UNPROVEN_IN_FLIGHT = 256 * 1024;
 const HOLD_RECHECK_MS = 4;
 const HOLD_RECHECK_MAX_MS = 1000;
 
+/** Whether the client has shown it reads: 'blind' when the probe cannot see acknowledgements. */
+type Trust = 'unproven' | 'proven' | 'blind';
+
+class InFlightBudget {
+  trust: Trust;
+
+  constructor(private readonly probe: ProgressProbe | undefined) {
+    this.trust = probe?.unacknowledged ? 'unproven' : 'blind';
+  }
+
+  /** Bytes the client has not acknowledged, if the probe can tell; a failed look is no figure. */
+  unacknowledged(): number | undefined {
+    try {
+      return this.probe?.unacknowledged?.();
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** May more go out, `sent` bytes in? This is also where the client becomes proven. */
+  allows(sent: number): boolean {
+    // A response that fits in the budget needs no look at all.
+    if (this.trust !== 'unproven' || sent < UNPROVEN_IN_FLIGHT) return true;
+    const unacked = this.unacknowledged();
+    if (unacked === undefined) return false; // no figure yet
+    if (sent - unacked >= UNPROVEN_IN_FLIGHT) this.trust = 'proven';
+    return this.trust === 'proven' || unacked < UNPROVEN_IN_FLIGHT;
+  }
+}
+
 /**
- * The file-system calls our read streams make. Reads go into recycled buffers (readbuffers.ts).
- * A ReadStream closes its descriptor when it is destroyed, whatever autoClose says; ours share
- * one descriptor (ranges, growing reads) that sendBody releases once, after the last of them:
- * so their close does nothing.
+ * The stall timer. It wakes every eighth of a window; recent progress needs no look, otherwise
+ * the probe samples the socket while the transfer waits on the client, and only a whole window
+ * without any progress is a stall.
  */
-const STREAM_FS = { read: recyclingRead, close: (_fd: number, done: (err: null) => void) => done(null) };
+class StallGuard {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly sampleMs: number;
+
+  constructor(
+    private readonly stallMs: number,
+    private readonly live: TransferProgress,
+    private readonly now: () => number,
+    private readonly probe: ProgressProbe | undefined,
+    private readonly waitingOnClient: () => boolean,
+    private readonly stalled: () => void,
+  ) {
+    this.sampleMs = Math.max(1, Math.floor(stallMs / 8));
+  }
+
+  start(): void {
+    if (this.stallMs > 0) this.arm(this.sampleMs);
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+
+  private arm(ms: number): void {
+    this.timer = setTimeout(() => this.fire(), ms);
+  }
+
+  private fire(): void {
+    const idle = this.now() - this.live.lastProgressAt;
+    if (idle < this.sampleMs) return this.arm(this.sampleMs - idle);
+    // Waiting on the disk, not the client: that is not the client's stall.
+    let moved = !this.waitingOnClient();
+    if (!moved) {
+      try {
+        moved = this.probe?.tookMore() ?? false;
+      } catch {
+        // a failed look is no news
+      }
+    }
+    if (moved) this.live.lastProgressAt = this.now();
+    const still = this.now() - this.live.lastProgressAt;
+    if (still >= this.stallMs) return this.stalled();
+    this.arm(Math.min(this.sampleMs, this.stallMs - still));
+  }
+}
+
+const NO_ENGINE = new TransferEngine();
 
 /**
  * Send `parts` to `sink` and end it. Releases `file` before the promise settles, whatever the
  * outcome, once no read on it is in flight. Never rejects.
  */
 export function sendBody(sink: Sink, file: FileLease | undefined, parts: readonly BodyPart[], options: TransferOptions): Promise<TransferResult> {
-  return new Promise((resolve) => {
-    const { stallMs, probe, abort } = options;
-    const now = options.now ?? monotonicNow;
-    const sampleMs = Math.max(1, Math.floor(stallMs / 8));
-    const live = options.progress ?? { bytesSent: 0, lastProgressAt: 0 };
-    live.bytesSent = 0;
-    live.lastProgressAt = now();
-    const growAfter = options.growAfter ?? GROW_AFTER;
-    let readSize = options.startChunkSize ?? START_CHUNK_SIZE;
-    let grown = false;
-    let largeReader = false;
-    let next = 0; // index of the next part
-    let stream: ReadStream | undefined;
-    let pos = 0; // next byte of the file to send
-    let end = 0; // last byte of the current range
-    let streams = 0; // read streams not yet closed: the descriptor outlives every one of them
-    let closing: (() => void) | undefined;
-    let waitingOnClient = false; // a write returned false, or end() was called and is not flushed
-    let ended = false;
-    let done = false;
-    let timer: NodeJS.Timeout | undefined;
-    let hold: NodeJS.Timeout | undefined;
-    // Whether the client has shown it reads: 'blind' when the probe cannot see acknowledgements.
-    let trust: 'unproven' | 'proven' | 'blind' = probe?.unacknowledged ? 'unproven' : 'blind';
-    const blindAfterMs = stallMs > 0 ? Math.min(HOLD_RECHECK_MAX_MS, stallMs / 4) : HOLD_RECHECK_MAX_MS;
+  return new BodyTransfer(sink, file, parts, options).run();
+}
 
-    const onDrain = () => {
-      if (!waitingOnClient || ended) return;
-      // With a probe, only acknowledged bytes are progress: a drain may be no more than the
-      // kernel finding memory for a silent client's socket as other connections close.
-      if (!probe) live.lastProgressAt = now();
-      waitingOnClient = false;
-      // (A write of a chunk above the socket's write mark, 16 KiB on Node 20 and 64 KiB from 22,
-      // always returns false: growing happens here.)
-      if (!stream) writeParts();
-      else if (!mayWriteMore()) holdBack(stream);
-      else if (shouldGrow()) grow(stream);
-      else stream.resume();
+class BodyTransfer {
+  phase: Phase = 'writing-parts';
+  private readonly live: TransferProgress;
+  private readonly now: () => number;
+  private readonly engine: TransferEngine;
+  private readonly sizer: ReadSizer;
+  private readonly budget: InFlightBudget;
+  private readonly guard: StallGuard;
+  /** Index of the next part. */
+  private next = 0;
+  private stream: ReadStream | undefined;
+  /** Next byte of the file to send, and the last byte of the current range. */
+  private pos = 0;
+  private end = 0;
+  /** Read streams not yet closed: the descriptor outlives every one of them. */
+  private openStreams = 0;
+  private hold: NodeJS.Timeout | undefined;
+  private resolve!: (result: TransferResult) => void;
+  private result: TransferResult | undefined;
+  private readonly blindAfterMs: number;
+
+  constructor(
+    private readonly sink: Sink,
+    private readonly file: FileLease | undefined,
+    private readonly parts: readonly BodyPart[],
+    private readonly options: TransferOptions,
+  ) {
+    this.now = options.now ?? monotonicNow;
+    this.engine = options.engine ?? NO_ENGINE;
+    this.live = options.progress ?? { bytesSent: 0, lastProgressAt: 0 };
+    this.live.bytesSent = 0;
+    this.live.lastProgressAt = this.now();
+    this.sizer = new ReadSizer(options, this.engine);
+    this.budget = new InFlightBudget(options.probe);
+    this.guard = new StallGuard(options.stallMs, this.live, this.now, options.probe, () => WAITING_ON_CLIENT.has(this.phase), () => this.finish('stalled'));
+    this.blindAfterMs = options.stallMs > 0 ? Math.min(HOLD_RECHECK_MAX_MS, options.stallMs / 4) : HOLD_RECHECK_MAX_MS;
+  }
+
+  run(): Promise<TransferResult> {
+    const settled = new Promise<TransferResult>((resolve) => (this.resolve = resolve));
+    if (this.sink.destroyed) {
+      this.finish('client-gone');
+      return settled;
+    }
+    this.sink.on('drain', this.onDrain);
+    this.sink.on('finish', this.onFinish);
+    this.sink.on('close', this.onClose);
+    this.guard.start();
+    this.writeParts();
+    return settled;
+  }
+
+  /** Every change of phase, in one place. */
+  private enter(phase: Phase): void {
+    this.phase = phase;
+  }
+
+  private readonly onDrain = (): void => {
+    if (this.phase !== 'awaiting-drain' && this.phase !== 'held-back') return;
+    // With a probe, only acknowledged bytes are progress: a drain may be no more than the
+    // kernel finding memory for a silent client's socket as other connections close.
+    if (!this.options.probe) this.live.lastProgressAt = this.now();
+    // (A write of a chunk above the socket's write mark, 16 KiB on Node 20 and 64 KiB from 22,
+    // always returns false: growing happens here.)
+    if (this.stream) this.afterWrite(this.stream, 'paused');
+    else this.writeParts();
+  };
+
+  private readonly onFinish = (): void => this.finish('complete');
+  private readonly onClose = (): void => this.finish('client-gone');
+
+  /** Write literal parts until one is a file range or the socket pushes back; then end. */
+  private writeParts(): void {
+    this.enter('writing-parts');
+    while (this.next < this.parts.length) {
+      const part = this.parts[this.next++] as BodyPart;
+      if (!Buffer.isBuffer(part)) return this.startRange(part);
+      this.live.bytesSent += part.length;
+      if (!this.sink.write(part)) return this.enter('awaiting-drain');
+    }
+    // The guard stays on for the tail: end() returns at once, 'finish' comes when it is flushed.
+    this.enter('flushing');
+    this.sink.end();
+  }
+
+  private startRange(range: ByteRange): void {
+    this.pos = range.start;
+    this.end = range.end;
+    this.openStream();
+  }
+
+  /** Stream the file from `pos` to `end` in reads of the sizer's size. */
+  private openStream(): void {
+    const highWaterMark = this.sizer.highWaterMark(this.end - this.pos + 1);
+    const fs = { read: this.engine.buffers.read, close: keepOpen };
+    const s = createReadStream('', { fd: this.file?.fd, fs, start: this.pos, end: this.end, highWaterMark });
+    this.stream = s;
+    this.openStreams++;
+    this.enter('streaming');
+    s.once('close', () => {
+      if (--this.openStreams === 0 && this.phase === 'closing') this.settle();
+    });
+    s.on('data', (chunk) => this.onData(s, chunk as Buffer));
+    s.on('end', () => {
+      if (this.stream !== s) return;
+      this.stream = undefined;
+      // A short read means the file shrank under us: a short body would be silently wrong.
+      if (this.pos <= this.end) this.finish('read-error');
+      else this.writeParts();
+    });
+    s.on('error', () => {
+      if (this.stream === s) this.finish('read-error');
+    });
+  }
+
+  private onData(s: ReadStream, buf: Buffer): void {
+    if (this.stream !== s || this.result) return; // a chunk read before the stream was let go
+    // The bytes must be the ones read (internals.ts); if not, this body cannot be trusted.
+    if (!this.engine.buffers.verify(buf)) return this.finish('read-error');
+    this.pos += buf.length;
+    this.live.bytesSent += buf.length;
+    // Once the socket has the bytes, the buffer can take the next read.
+    const written = (err?: Error | null) => {
+      if (!err) this.engine.buffers.recycle(buf);
     };
-    const onFinish = () => finish('complete');
-    const onClose = () => finish('client-gone');
-
-    function finish(outcome: TransferOutcome): void {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      clearTimeout(hold);
-      if (largeReader) largeReaders--;
-      sink.off('drain', onDrain);
-      sink.off('finish', onFinish);
-      sink.off('close', onClose);
-      if (outcome === 'stalled' || outcome === 'read-error') abort();
-      probe?.release?.();
-      const settle = () => resolve({ outcome, bytesSent: live.bytesSent });
-      closing = () => {
-        file?.release();
-        settle();
-      };
-      stream?.destroy();
-      stream = undefined;
-      // Let the descriptor go only once no stream has a read in flight on it.
-      if (streams === 0) closing();
-    }
-
-    /** Write literal parts until one is a file range or the socket pushes back. */
-    function writeParts(): void {
-      while (next < parts.length) {
-        const part = parts[next++] as BodyPart;
-        if (!Buffer.isBuffer(part)) return startRange(part);
-        live.bytesSent += part.length;
-        if (!sink.write(part)) {
-          waitingOnClient = true; // until 'drain'
-          return;
-        }
-      }
-      // The guard stays on for the tail: end() returns at once, 'finish' comes when it is flushed.
-      ended = true;
-      waitingOnClient = true;
-      sink.end();
-    }
-
-    function startRange(range: ByteRange): void {
-      pos = range.start;
-      end = range.end;
-      openStream();
-    }
-
-    const shouldGrow = () => !grown && pos <= end && (trust === 'blind' ? live.bytesSent >= growAfter : trust === 'proven');
-    /** Proven: go on from `pos` with large reads (what `s` read ahead is dropped). */
-    function grow(s: ReadStream): void {
-      stream = undefined;
-      s.destroy();
-      grown = true;
-      largeReader = options.chunkSize === undefined && largeReaders < FEW_LARGE_READERS;
-      if (largeReader) largeReaders++;
-      readSize = options.chunkSize ?? (largeReader ? LARGE_CHUNK_SIZE : DEFAULT_CHUNK_SIZE);
-      openStream();
-    }
-
-    /** Stream the file from `pos` to `end` in reads of `readSize`. */
-    function openStream(): void {
-      const rest = end - pos + 1;
-      const highWaterMark = !grown && rest <= ONE_READ_MAX ? Math.max(readSize, rest) : readSize;
-      const s = createReadStream('', { fd: file?.fd, fs: STREAM_FS, start: pos, end, highWaterMark });
-      stream = s;
-      streams++;
-      s.once('close', () => {
-        if (--streams === 0) closing?.();
-      });
-      s.on('data', (chunk) => {
-        if (stream !== s || done) return; // a chunk read before the stream was let go
-        const buf = chunk as Buffer;
-        pos += buf.length;
-        live.bytesSent += buf.length;
-        // Once the socket has the bytes, the buffer can take the next read.
-        const written = (err?: Error | null) => {
-          if (!err) recycle(buf);
-        };
-        if (!sink.write(buf, written)) {
-          waitingOnClient = true; // until 'drain'
-          s.pause();
-        } else if (!mayWriteMore()) holdBack(s);
-        else if (shouldGrow()) grow(s);
-      });
-      s.on('end', () => {
-        if (stream !== s) return;
-        stream = undefined;
-        // A short read means the file shrank under us: a short body would be silently wrong.
-        if (pos <= end) finish('read-error');
-        else writeParts();
-      });
-      s.on('error', () => {
-        if (stream === s) finish('read-error');
-      });
-    }
-
-    /** Bytes the client has not acknowledged, if the probe can tell; a failed look is no figure. */
-    function unacknowledged(): number | undefined {
-      try {
-        return probe?.unacknowledged?.();
-      } catch {
-        return undefined;
-      }
-    }
-
-    /**
-     * Within its budget? An unproven client may hold UNPROVEN_IN_FLIGHT unacknowledged bytes, no
-     * more; this is also where it becomes proven.
-     */
-    function mayWriteMore(): boolean {
-      // A response that fits in the budget needs no look at all.
-      if (trust !== 'unproven' || live.bytesSent < UNPROVEN_IN_FLIGHT) return true;
-      const unacked = unacknowledged();
-      if (unacked === undefined) return false; // no figure yet
-      if (live.bytesSent - unacked >= UNPROVEN_IN_FLIGHT) trust = 'proven';
-      return trust === 'proven' || unacked < UNPROVEN_IN_FLIGHT;
-    }
-
-    /** Over that budget: look again soon, then less and less often, until the client acknowledges. */
-    function holdBack(s: ReadStream, delay = HOLD_RECHECK_MS, heldMs = 0): void {
-      waitingOnClient = true;
+    if (!this.sink.write(buf, written)) {
       s.pause();
-      clearTimeout(hold);
-      hold = setTimeout(() => {
-        if (done || stream !== s) return;
-        heldMs += delay;
-        // No figure for a while: the probe cannot see this socket, so stop holding (well
-        // before a short stall window would cut the transfer for it).
-        if (heldMs >= blindAfterMs && unacknowledged() === undefined) trust = 'blind';
-        if (!mayWriteMore()) return holdBack(s, Math.min(2 * delay, HOLD_RECHECK_MAX_MS), heldMs);
-        waitingOnClient = false;
-        if (shouldGrow()) grow(s);
-        else s.resume();
-      }, delay);
+      return this.enter('awaiting-drain');
     }
+    this.afterWrite(s, 'flowing');
+  }
 
-    function arm(ms: number): void {
-      timer = setTimeout(onTimer, ms);
-    }
+  /** The socket took a chunk (or drained): hold back, grow the reads, or go on. */
+  private afterWrite(s: ReadStream, flow: 'flowing' | 'paused'): void {
+    if (!this.budget.allows(this.live.bytesSent)) return this.holdBack(s);
+    if (this.shouldGrow()) return this.grow(s);
+    if (flow === 'flowing') return;
+    this.enter('streaming');
+    s.resume();
+  }
 
-    // The timer wakes every eighth of a window. Recent progress needs no look; otherwise the
-    // probe samples the socket, and only a whole window without any progress is a stall.
-    function onTimer(): void {
-      if (done) return;
-      const idle = now() - live.lastProgressAt;
-      if (idle < sampleMs) return arm(sampleMs - idle);
-      // Waiting on the disk, not the client: that is not the client's stall.
-      if (!waitingOnClient) return progressed(true);
-      let answer = false;
-      try {
-        answer = probe?.tookMore() ?? false;
-      } catch {
-        // a failed look is no news
-      }
-      progressed(answer);
-    }
+  private shouldGrow(): boolean {
+    if (this.sizer.grown || this.pos > this.end) return false;
+    const trust = this.budget.trust;
+    return trust === 'blind' ? this.live.bytesSent >= (this.options.growAfter ?? GROW_AFTER) : trust === 'proven';
+  }
 
-    function progressed(yes: boolean): void {
-      if (yes) live.lastProgressAt = now();
-      const idle = now() - live.lastProgressAt;
-      if (idle >= stallMs) return finish('stalled');
-      arm(Math.min(sampleMs, stallMs - idle));
-    }
+  /** Proven: go on from `pos` with large reads (what `s` read ahead is dropped). */
+  private grow(s: ReadStream): void {
+    this.stream = undefined;
+    s.destroy();
+    this.sizer.grow();
+    this.openStream();
+  }
 
-    if (sink.destroyed) {
-      finish('client-gone');
-      return;
-    }
-    sink.on('drain', onDrain);
-    sink.on('finish', onFinish);
-    sink.on('close', onClose);
-    if (stallMs > 0) arm(sampleMs);
-    writeParts();
-  });
+  /** Over the budget: look again soon, then less and less often, until the client acknowledges. */
+  private holdBack(s: ReadStream, delay = HOLD_RECHECK_MS, heldMs = 0): void {
+    this.enter('held-back');
+    s.pause();
+    clearTimeout(this.hold);
+    this.hold = setTimeout(() => {
+      if (this.phase !== 'held-back' || this.stream !== s) return;
+      heldMs += delay;
+      // No figure for a while: the probe cannot see this socket, so stop holding (well
+      // before a short stall window would cut the transfer for it).
+      if (heldMs >= this.blindAfterMs && this.budget.unacknowledged() === undefined) this.budget.trust = 'blind';
+      if (!this.budget.allows(this.live.bytesSent)) return this.holdBack(s, Math.min(2 * delay, HOLD_RECHECK_MAX_MS), heldMs);
+      if (this.shouldGrow()) return this.grow(s);
+      this.enter('streaming');
+      s.resume();
+    }, delay);
+  }
+
+  private finish(outcome: TransferOutcome): void {
+    if (this.result) return;
+    this.result = { outcome, bytesSent: this.live.bytesSent };
+    this.enter('closing');
+    this.guard.stop();
+    clearTimeout(this.hold);
+    this.sizer.release();
+    this.sink.off('drain', this.onDrain);
+    this.sink.off('finish', this.onFinish);
+    this.sink.off('close', this.onClose);
+    if (outcome === 'stalled' || outcome === 'read-error') this.options.abort();
+    this.options.probe?.release?.();
+    this.stream?.destroy();
+    this.stream = undefined;
+    // Let the descriptor go only once no stream has a read in flight on it.
+    if (this.openStreams === 0) this.settle();
+  }
+
+  private settle(): void {
+    this.enter('done');
+    this.file?.release();
+    this.resolve(this.result as TransferResult);
+  }
+}
+
+/**
+ * A ReadStream closes its descriptor when it is destroyed, whatever autoClose says; ours share
+ * one descriptor (ranges, growing reads) that the transfer releases once, after the last of
+ * them: so their close does nothing.
+ */
+function keepOpen(_fd: number, done: (err: null) => void): void {
+  done(null);
 }

@@ -3,37 +3,50 @@
 // its outcome is a straight line: decode → admit → resolve and open → negotiate → transfer → record.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { close } from 'node:fs';
-import { networkInterfaces } from 'node:os';
 import { isIPv6 } from 'node:net';
-import type { Config } from '../cli.js';
-import { displayAddress, LogBudget, type Logger } from '../log.js';
-import type { ActiveTransfer, Metrics } from '../metrics.js';
+import { displayAddress, hostLiteral, localAddresses } from '../net/addresses.js';
+import { BindError, bindUdp, closeUdp } from '../net/bind.js';
+import { drain, InFlight } from '../net/shutdown.js';
+import { LogBudget, type Logger } from '../observe/log.js';
+import type { ActiveTransfer, Transfers } from '../observe/transfers.js';
 import { fileError, openRegular, parseFileName, resolveInRoot } from '../paths.js';
+import { info, warn, type BannerLine, type Service } from '../service.js';
 import { TftpAdmission } from './admission.js';
 import { negotiate } from './options.js';
 import { decode, encodeError, ErrorCode, type Request } from './packet.js';
 import { BlockSource, netasciiReader, octetReader } from './source.js';
-import type { RefusalReason, TftpStats } from './stats.js';
+import { TftpStats, type RefusalReason } from './stats.js';
 import { TftpTransfer, type TransferEnd } from './transfer.js';
 
-export interface TftpContext {
-  config: Config;
+export interface TftpOptions {
+  port: number;
+  /** undefined: a request socket on every local address. */
+  host: string | undefined;
+  /** Largest block size granted, counting a 20-byte IPv4 header (--tftp-max-blksize). */
+  maxBlksize: number;
+  /** Give up a transfer after this long without an acknowledgement that moves it. */
+  timeoutMs: number;
+  maxTransfers: number;
+  maxPerClient: number;
+  dotfiles: boolean;
+}
+
+export interface TftpDeps {
   /** The served directory's real path. */
   root: string;
   logger: Logger;
-  metrics: Metrics;
-  stats: TftpStats;
+  transfers: Transfers;
   /** A file from outside the root for a name the root does not have (the system's iPXE binaries). */
   fallback?: ((segments: string[]) => string | undefined) | undefined;
   /** Out of descriptors: whoever keeps some idle (the HTTP file cache) gives them back. */
   shed?: (() => void) | undefined;
 }
 
-export interface TftpServer {
-  /** Where requests are taken: one per local address. */
-  addresses: { address: string; port: number }[];
-  /** Take no new requests; let transfers finish for up to `graceMs`, then stop them. */
-  shutdown(graceMs: number): Promise<void>;
+export interface TftpService extends Service {
+  readonly name: 'tftp';
+  /** Where requests are taken, once started: one per local address. */
+  addresses(): { address: string; port: number }[];
+  readonly stats: TftpStats;
 }
 
 /**
@@ -46,81 +59,94 @@ const FORGET_WAITER_MS = 12_000;
 
 /** Retransmission starts at 1 s unless the client negotiated its own timeout. */
 const RETRANSMIT_MS = 1000;
+/** After the grace, how long shutdown waits for the transfers it stopped to be recorded. */
+const RECORD_WAIT_MS = 2000;
 
 /** Close, whatever happens: a failed close (EIO on a network file system) must not end the process. */
 const closeQuietly = (fd: number) => new Promise<void>((resolve) => close(fd, () => resolve()));
 
-/** Bind the request sockets; rejects with a one-line message naming the port and the cure. */
-export async function startTftpServer(context: TftpContext): Promise<TftpServer> {
-  const ctx: Service = {
-    ...context,
+export function createTftpService(options: TftpOptions, deps: TftpDeps): TftpService {
+  const stats = new TftpStats();
+  const ctx: Ctx = {
+    ...deps,
+    options,
+    stats,
     closing: false,
-    requests: new Set(),
     running: new Set(),
     busy: new Set(),
-    admission: new TftpAdmission({
-      maxTransfers: context.config.tftpMaxTransfers,
-      maxPerClient: context.config.tftpMaxPerClient,
-      maxWaiters: WAITERS_REMEMBERED,
-      forgetAfterMs: FORGET_WAITER_MS,
-    }),
-    refusalLog: new LogBudget(20, (n) => context.logger.error(`tftp: ${n} more refused requests in the last second were counted but not logged`)),
+    admission: new TftpAdmission({ maxTransfers: options.maxTransfers, maxPerClient: options.maxPerClient, maxWaiters: WAITERS_REMEMBERED, forgetAfterMs: FORGET_WAITER_MS }),
+    refusalLog: new LogBudget(20, (n) => deps.logger.error(`tftp: ${n} more refused requests in the last second were counted but not logged`)),
   };
-  const { config, running, requests } = ctx;
-  ctx.stats.queue = () => ctx.admission.queue();
+  const requests = new InFlight();
   const sockets: Socket[] = [];
-  const addresses: { address: string; port: number }[] = [];
-  for (const address of listenAddresses(config.host)) {
+  const bound: { address: string; port: number }[] = [];
+  const skipped: string[] = [];
+  let closing: Promise<void> | undefined;
+
+  async function listen(address: string): Promise<void> {
     const socket = createSocket({ type: isIPv6(address.split('%')[0] as string) ? 'udp6' : 'udp4' });
     try {
-      await bind(socket, address, config.tftpPort);
+      await bindUdp(socket, { service: 'TFTP', protocol: 'UDP', address, port: options.port, usualSuspects: 'another TFTP server: tftpd-hpa, atftpd or dnsmasq?' });
     } catch (err) {
-      socket.close();
-      const code = (err as NodeJS.ErrnoException).code;
       // A tentative or vanished IPv6 address need not stop the others.
-      if (code === 'EADDRNOTAVAIL' && config.host === undefined) {
-        ctx.logger.error(`tftp: not listening on ${address}: address not available`);
-        continue;
-      }
-      for (const s of sockets) s.close();
-      throw new Error(bindFailure(code, address, config.tftpPort, (err as Error).message));
+      if (err instanceof BindError && err.code === 'EADDRNOTAVAIL' && options.host === undefined) return void skipped.push(address);
+      throw err;
     }
     sockets.push(socket);
-    addresses.push({ address, port: socket.address().port });
+    bound.push({ address, port: socket.address().port });
     socket.on('message', (msg, rinfo) => {
-      const handled = onRequest(ctx, socket, address, msg, rinfo)
-        .catch((err: unknown) => ctx.logger.error(`tftp: request from ${rinfo.address}: ${err instanceof Error ? err.message : String(err)}`))
-        .finally(() => requests.delete(handled));
-      requests.add(handled);
+      void requests.track(
+        onRequest(ctx, socket, address, msg, rinfo).catch((err: unknown) =>
+          deps.logger.error(`tftp: request from ${rinfo.address}: ${err instanceof Error ? err.message : String(err)}`),
+        ),
+      );
     });
-    socket.on('error', (err) => ctx.logger.error(`tftp: ${address}: ${err.message}`));
+    socket.on('error', (err) => deps.logger.error(`tftp: ${address}: ${err.message}`));
   }
-  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  let closing: Promise<void> | undefined;
+
   return {
-    addresses,
+    name: 'tftp',
+    stats,
+    addresses: () => bound,
+    async start() {
+      try {
+        for (const address of listenAddresses(options.host)) await listen(address);
+      } catch (err) {
+        await Promise.all(sockets.map(closeUdp));
+        throw err;
+      }
+    },
+    banner(): BannerLine[] {
+      const at = bound.map((a) => hostLiteral(a.address)).join(', ');
+      return [
+        ...skipped.map((a) => warn(`tftp: not listening on ${a}: address not available`)),
+        info(`TFTP on UDP port ${bound[0]?.port ?? options.port} (${at})`),
+      ];
+    },
+    metrics: () => stats.families(deps.transfers, ctx.admission.queue()),
+    status: () => {
+      const queue = ctx.admission.queue();
+      return { addresses: bound, activeTransfers: ctx.running.size, queue: { waiting: queue.waiting, oldestWaitSeconds: queue.oldestWaitMs / 1000 } };
+    },
     // Resolves once every request has ended and been recorded; a request still being opened when
     // the grace ends is stopped as soon as its transfer starts.
     shutdown: (graceMs) =>
       (closing ??= (async () => {
         ctx.closing = true;
-        for (const s of sockets) s.close();
-        const deadline = Date.now() + graceMs;
-        while (requests.size > 0 && Date.now() < deadline) await pause(50);
-        while (requests.size > 0) {
-          for (const t of running) t.abort('shutdown', 'server shutting down');
-          await pause(10);
-        }
+        await Promise.all(sockets.map(closeUdp));
+        await drain(requests, graceMs, () => {
+          for (const t of ctx.running) t.abort('shutdown', 'server shutting down');
+        }, RECORD_WAIT_MS);
       })()),
   };
 }
 
-/** The context and what is in flight, across the request sockets. */
-interface Service extends TftpContext {
-  /** Shutting down: a transfer that has not started yet is not started. */
+/** The service's state, across the request sockets. */
+interface Ctx extends TftpDeps {
+  options: TftpOptions;
+  stats: TftpStats;
+  /** Shutting down: a transfer that has not started yet is not started, and says so. */
   closing: boolean;
-  /** Every request being handled, from its datagram to its record. */
-  requests: Set<Promise<void>>;
   running: Set<TftpTransfer>;
   /** Refusals are logged, within a budget: anyone can send RRQs from forged addresses. */
   refusalLog: LogBudget;
@@ -130,25 +156,6 @@ interface Service extends TftpContext {
   admission: TftpAdmission;
 }
 
-function bind(socket: Socket, address: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind({ address, port, exclusive: true }, () => {
-      socket.off('error', reject);
-      resolve();
-    });
-  });
-}
-
-export function bindFailure(code: string | undefined, address: string, port: number, message: string): string {
-  const where = `UDP port ${port} on ${address}`;
-  if (code === 'EADDRINUSE') return `TFTP: ${where} is already in use (another TFTP server: tftpd-hpa, atftpd or dnsmasq?)`;
-  if (code === 'EACCES' || code === 'EPERM') {
-    return `TFTP: permission denied for ${where}: ports below 1024 need root or CAP_NET_BIND_SERVICE (systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE; or --tftp-port above 1023)`;
-  }
-  return `TFTP: cannot listen on ${where}: ${message}`;
-}
-
 /**
  * The addresses to take requests on. Node cannot tell which local address a datagram was sent
  * to, and a reply must leave from that address (firmware locks onto it), so without --host
@@ -156,18 +163,14 @@ export function bindFailure(code: string | undefined, address: string, port: num
  */
 export function listenAddresses(host: string | undefined): string[] {
   if (host !== undefined && host !== '::' && host !== '0.0.0.0') return [host];
-  let all;
-  try {
-    all = Object.entries(networkInterfaces()).flatMap(([name, list]) => (list ?? []).map((i) => ({ ...i, name })));
-  } catch {
-    return ['0.0.0.0']; // no netlink: replies leave from the routed address
-  }
+  const all = localAddresses();
+  if (!all) return ['0.0.0.0']; // no netlink: replies leave from the routed address
   return all
     .filter((i) => host !== '0.0.0.0' || i.family === 'IPv4')
     .map((i) => (i.family === 'IPv6' && i.address.startsWith('fe80') ? `${i.address}%${i.name}` : i.address));
 }
 
-async function onRequest(ctx: Service, socket: Socket, localAddress: string, msg: Buffer, rinfo: RemoteInfo): Promise<void> {
+async function onRequest(ctx: Ctx, socket: Socket, localAddress: string, msg: Buffer, rinfo: RemoteInfo): Promise<void> {
   const { stats, busy, admission } = ctx;
   const client = displayAddress(rinfo.address);
   const packet = decode(msg);
@@ -219,12 +222,12 @@ type Opened = { fd: number; size: number } | { refusal: RefusalReason; code: num
 
 /** Resolve the name by the rules HTTP uses and open it, before any OACK (PXELINUX and others are
  * confused by an error after one). */
-async function openRequested(ctx: TftpContext, request: Request): Promise<Opened> {
+async function openRequested(ctx: Ctx, request: Request): Promise<Opened> {
   const notFound: Opened = { refusal: 'not-found', code: ErrorCode.notFound, message: 'file not found' };
-  const target = parseFileName(request.file, ctx.config.dotfiles);
+  const target = parseFileName(request.file, ctx.options.dotfiles);
   if (target.kind !== 'ok' || target.segments.length === 0) return notFound;
   try {
-    const path = (await resolveInRoot(ctx.root, target.segments, ctx.config.dotfiles)) ?? ctx.fallback?.(target.segments);
+    const path = (await resolveInRoot(ctx.root, target.segments, ctx.options.dotfiles)) ?? ctx.fallback?.(target.segments);
     if (path === undefined || path === null) return notFound;
     const opened = await openRegular(path);
     return typeof opened === 'string' ? notFound : { fd: opened.fd, size: opened.stats.size };
@@ -246,19 +249,19 @@ async function openRequested(ctx: TftpContext, request: Request): Promise<Opened
 }
 
 /** Run one transfer on its own socket and record it. Owns the file: closed before the record. */
-async function transfer(ctx: Service, request: Request, file: { fd: number; size: number }, localAddress: string, rinfo: RemoteInfo, client: string, release: () => void): Promise<void> {
-  const { config, metrics, stats } = ctx;
+async function transfer(ctx: Ctx, request: Request, file: { fd: number; size: number }, localAddress: string, rinfo: RemoteInfo, client: string, release: () => void): Promise<void> {
+  const { options, transfers, stats } = ctx;
   const netascii = request.mode === 'netascii';
   // --tftp-max-blksize counts a 20-byte IPv4 header; an IPv6 one is 20 bytes longer.
-  const maxBlksize = config.tftpMaxBlksize - (rinfo.family === 'IPv6' ? 20 : 0);
-  const params = negotiate(request.options, netascii ? undefined : file.size, { maxBlksize, maxTimeoutMs: config.tftpTimeoutMs / 4 });
+  const maxBlksize = options.maxBlksize - (rinfo.family === 'IPv6' ? 20 : 0);
+  const params = negotiate(request.options, netascii ? undefined : file.size, { maxBlksize, maxTimeoutMs: options.timeoutMs / 4 });
   const socket = createSocket({ type: rinfo.family === 'IPv6' ? 'udp6' : 'udp4' });
-  socket.on('error', () => {}); // until the transfer listens; see below
   try {
-    await bind(socket, localAddress, 0);
+    await bindUdp(socket, { service: 'TFTP', protocol: 'UDP', address: localAddress, port: 0 });
+    socket.on('error', () => {}); // until the transfer listens; see below
     await connect(socket, rinfo);
   } catch (err) {
-    socket.close();
+    await closeUdp(socket);
     await closeQuietly(file.fd);
     ctx.logger.error(`tftp: no socket for ${client}: ${(err as Error).message}`);
     stats.refuse('open-failed');
@@ -271,10 +274,10 @@ async function transfer(ctx: Service, request: Request, file: { fd: number; size
     return closeQuietly(file.fd);
   }
 
-  const live = metrics.begin({ protocol: 'tftp', client, path: request.file, range: undefined, bytesDue: file.size });
+  const live = transfers.begin({ protocol: 'tftp', client, path: request.file, range: undefined, bytesDue: file.size });
   const source = new BlockSource((netascii ? netasciiReader : octetReader)(file.fd, file.size), params.blksize, params.blksize * params.windowsize);
   const t = new TftpTransfer(
-    { blksize: params.blksize, windowsize: params.windowsize, oack: params.oack, retransmitMs: params.timeoutMs ?? RETRANSMIT_MS, giveUpMs: config.tftpTimeoutMs },
+    { blksize: params.blksize, windowsize: params.windowsize, oack: params.oack, retransmitMs: params.timeoutMs ?? RETRANSMIT_MS, giveUpMs: options.timeoutMs },
     {
       source,
       send: (packet) => {
@@ -312,10 +315,10 @@ async function transfer(ctx: Service, request: Request, file: { fd: number; size
   }
 }
 
-function recordEnd(ctx: TftpContext, live: ActiveTransfer, request: Request, blksize: number, windowsize: number, end: TransferEnd): void {
+function recordEnd(ctx: Ctx, live: ActiveTransfer, request: Request, blksize: number, windowsize: number, end: TransferEnd): void {
   const { outcome, retransmits } = end;
   ctx.stats.finished(outcome, live.bytesSent, retransmits);
-  const finished = ctx.metrics.record(live, outcome, { detail: `blksize ${blksize}, window ${windowsize}` });
+  const finished = ctx.transfers.end(live, outcome, { detail: `blksize ${blksize}, window ${windowsize}` });
   ctx.logger.access({
     protocol: 'tftp',
     time: finished.finishedAt,
@@ -334,7 +337,7 @@ function recordEnd(ctx: TftpContext, live: ActiveTransfer, request: Request, blk
 }
 
 /** A request answered with an ERROR: one access-log line, so the operator sees why. */
-function logRefusal(ctx: TftpContext, client: string, request: Request, error: string): void {
+function logRefusal(ctx: Ctx, client: string, request: Request, error: string): void {
   ctx.logger.access({
     protocol: 'tftp',
     time: new Date().toISOString(),

@@ -1,52 +1,55 @@
-// TFTP's own counters and their /-/metrics families (bootserve_tftp_*). The HTTP families keep
-// their meaning; TFTP has things HTTP has not (refused requests, ignored datagrams, resends).
-import { bump, family, type Metrics, type TransferOutcome } from '../metrics.js';
+// TFTP counters for /-/metrics: transfers by outcome, refusals and ignored datagrams by reason.
+import { TRANSFER_OUTCOMES, type TransferOutcome } from '../observe/outcomes.js';
+import { counter, gauge, Tally, type MetricFamily } from '../observe/prometheus.js';
+import type { Transfers } from '../observe/transfers.js';
 
 /** Why a request got an ERROR instead of a transfer. */
-export type RefusalReason = 'not-found' | 'access-denied' | 'write-request' | 'unsupported-mode' | 'malformed' | 'open-failed';
+export const REFUSAL_REASONS = ['not-found', 'access-denied', 'write-request', 'unsupported-mode', 'malformed', 'open-failed'] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 /**
  * Why a request was left unanswered to be resent (pacing, never an ERROR for load): a cap on
  * transfers in all or per address, too many waiters already to remember it, no descriptor free.
  */
-export type WaitCause = 'server-cap' | 'client-cap' | 'overflow' | 'descriptors';
-/** Why a datagram was dropped without an answer. */
-export type IgnoredReason = 'not-a-request' | 'duplicate-request' | 'malformed';
+export const WAIT_CAUSES = ['server-cap', 'client-cap', 'overflow', 'descriptors'] as const;
+export type WaitCause = (typeof WAIT_CAUSES)[number];
 
-const OUTCOMES: TransferOutcome[] = ['complete', 'client-gone', 'stalled', 'read-error', 'shutdown'];
-const REFUSALS: RefusalReason[] = ['not-found', 'access-denied', 'write-request', 'unsupported-mode', 'malformed', 'open-failed'];
-const WAITS: WaitCause[] = ['server-cap', 'client-cap', 'overflow', 'descriptors'];
-const IGNORED: IgnoredReason[] = ['not-a-request', 'duplicate-request', 'malformed'];
+/** Who waits for a transfer slot now. */
+export interface QueueFigures {
+  waiting: number;
+  oldestWaitMs: number;
+}
+/** Why a datagram was dropped without an answer. */
+export const IGNORED_REASONS = ['not-a-request', 'duplicate-request', 'malformed'] as const;
+export type IgnoredReason = (typeof IGNORED_REASONS)[number];
 
 export class TftpStats {
-  readonly transfersByOutcome = new Map<TransferOutcome, number>();
-  readonly refused = new Map<RefusalReason, number>();
-  readonly ignored = new Map<IgnoredReason, number>();
+  readonly byOutcome = new Tally<TransferOutcome>();
+  readonly refused = new Tally<RefusalReason>();
+  readonly ignored = new Tally<IgnoredReason>();
   /** File bytes acknowledged by clients of finished transfers. */
   bytesSent = 0;
   retransmissions = 0;
-  readonly waited = new Map<WaitCause, number>();
+  readonly waited = new Tally<WaitCause>();
   /** Requests admitted on a resend after waiting, and the longest such wait (ms). */
   admittedAfterWaiting = 0;
   longestAdmittedWaitMs = 0;
-  /** Who waits now (set by the server). */
-  queue: () => { waiting: number; oldestWaitMs: number } = () => ({ waiting: 0, oldestWaitMs: 0 });
 
   finished(outcome: TransferOutcome, bytesSent: number, retransmissions: number): void {
-    bump(this.transfersByOutcome, outcome);
+    this.byOutcome.add(outcome);
     this.bytesSent += bytesSent;
     this.retransmissions += retransmissions;
   }
 
   refuse(reason: RefusalReason): void {
-    bump(this.refused, reason);
+    this.refused.add(reason);
   }
 
   ignore(reason: IgnoredReason): void {
-    bump(this.ignored, reason);
+    this.ignored.add(reason);
   }
 
   wait(cause: WaitCause): void {
-    bump(this.waited, cause);
+    this.waited.add(cause);
   }
 
   admittedAfter(waitedMs: number): void {
@@ -54,34 +57,21 @@ export class TftpStats {
     this.longestAdmittedWaitMs = Math.max(this.longestAdmittedWaitMs, waitedMs);
   }
 
-  /** Prometheus exposition lines; running transfers come from `metrics`. */
-  metricsLines(metrics: Metrics): string[] {
-    const active = metrics.activeOf('tftp');
-    const lines: string[] = [];
-    const labelled = (name: string, label: string, keys: string[], map: Map<string, number>) => keys.forEach((k) => lines.push(`${name}{${label}="${k}"} ${map.get(k) ?? 0}`));
-    lines.push(...family('bootserve_tftp_transfers_total', 'counter', 'TFTP transfers finished, by outcome.'));
-    labelled('bootserve_tftp_transfers_total', 'outcome', OUTCOMES, this.transfersByOutcome);
-    lines.push(...family('bootserve_tftp_sent_bytes_total', 'counter', 'File bytes acknowledged by TFTP clients.'));
-    lines.push(`bootserve_tftp_sent_bytes_total ${this.bytesSent + active.reduce((n, t) => n + t.bytesSent, 0)}`);
-    lines.push(...family('bootserve_tftp_active_transfers', 'gauge', 'TFTP transfers running.'));
-    lines.push(`bootserve_tftp_active_transfers ${active.length}`);
-    lines.push(...family('bootserve_tftp_refused_requests_total', 'counter', 'TFTP requests answered with an ERROR, by reason.'));
-    labelled('bootserve_tftp_refused_requests_total', 'reason', REFUSALS, this.refused);
-    lines.push(...family('bootserve_tftp_ignored_packets_total', 'counter', 'Datagrams to the TFTP port dropped without an answer, by reason.'));
-    labelled('bootserve_tftp_ignored_packets_total', 'reason', IGNORED, this.ignored);
-    lines.push(...family('bootserve_tftp_retransmissions_total', 'counter', 'Times a TFTP window or OACK was sent again on our timer.'));
-    lines.push(`bootserve_tftp_retransmissions_total ${this.retransmissions}`);
-    const queue = this.queue();
-    lines.push(...family('bootserve_tftp_paced_requests_total', 'counter', 'TFTP requests left unanswered to be resent (pacing, not refusal), by cause.'));
-    labelled('bootserve_tftp_paced_requests_total', 'cause', WAITS, this.waited);
-    lines.push(...family('bootserve_tftp_queue_waiting', 'gauge', 'TFTP clients waiting for a transfer slot.'));
-    lines.push(`bootserve_tftp_queue_waiting ${queue.waiting}`);
-    lines.push(...family('bootserve_tftp_queue_oldest_wait_seconds', 'gauge', 'How long the longest-waiting TFTP client has waited.'));
-    lines.push(`bootserve_tftp_queue_oldest_wait_seconds ${(queue.oldestWaitMs / 1000).toFixed(3)}`);
-    lines.push(...family('bootserve_tftp_admitted_after_wait_total', 'counter', 'TFTP requests admitted on a resend after waiting.'));
-    lines.push(`bootserve_tftp_admitted_after_wait_total ${this.admittedAfterWaiting}`);
-    lines.push(...family('bootserve_tftp_longest_wait_seconds', 'gauge', 'The longest wait of a TFTP request admitted so far.'));
-    lines.push(`bootserve_tftp_longest_wait_seconds ${(this.longestAdmittedWaitMs / 1000).toFixed(3)}`);
-    return lines;
+  /** Running transfers come from `transfers`. */
+  families(transfers: Transfers, queue: QueueFigures = { waiting: 0, oldestWaitMs: 0 }): MetricFamily[] {
+    const active = transfers.activeOf('tftp');
+    return [
+      counter('bootserve_tftp_transfers_total', 'TFTP transfers finished, by outcome.', this.byOutcome.samples('outcome', TRANSFER_OUTCOMES)),
+      counter('bootserve_tftp_sent_bytes_total', 'File bytes acknowledged by TFTP clients.', this.bytesSent + active.reduce((n, t) => n + t.bytesSent, 0)),
+      gauge('bootserve_tftp_active_transfers', 'TFTP transfers running.', active.length),
+      counter('bootserve_tftp_refused_requests_total', 'TFTP requests answered with an ERROR, by reason.', this.refused.samples('reason', REFUSAL_REASONS)),
+      counter('bootserve_tftp_ignored_packets_total', 'Datagrams to the TFTP port dropped without an answer, by reason.', this.ignored.samples('reason', IGNORED_REASONS)),
+      counter('bootserve_tftp_retransmissions_total', 'Times a TFTP window or OACK was sent again on our timer.', this.retransmissions),
+      counter('bootserve_tftp_paced_requests_total', 'TFTP requests left unanswered to be resent (pacing, not refusal), by cause.', this.waited.samples('cause', WAIT_CAUSES)),
+      gauge('bootserve_tftp_queue_waiting', 'TFTP clients waiting for a transfer slot.', queue.waiting),
+      gauge('bootserve_tftp_queue_oldest_wait_seconds', 'How long the longest-waiting TFTP client has waited so far.', queue.oldestWaitMs / 1000),
+      counter('bootserve_tftp_admitted_after_wait_total', 'TFTP requests admitted on a resend after waiting.', this.admittedAfterWaiting),
+      gauge('bootserve_tftp_longest_wait_seconds', 'The longest wait of a TFTP request admitted so far.', this.longestAdmittedWaitMs / 1000),
+    ];
   }
 }

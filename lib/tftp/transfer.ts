@@ -5,8 +5,8 @@
 // The window's packets are held, each built once and sent (and resent) from its own buffer until
 // the client acknowledges it. Only our own timer resends: a duplicate ACK is never an occasion to
 // send (the Sorcerer's Apprentice bug, RFC 1123 4.2.3.1).
-import type { TransferOutcome, TransferProgress } from '../metrics.js';
-import { monotonicNow } from '../metrics.js';
+import type { TransferOutcome } from '../observe/outcomes.js';
+import { monotonicNow, type TransferProgress } from '../observe/transfers.js';
 import { encodeError, encodeOack, ErrorCode, writeDataHeader, type Packet } from './packet.js';
 import type { BlockSource } from './source.js';
 

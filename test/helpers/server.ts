@@ -1,14 +1,17 @@
-// Start a bootserve in-process on 127.0.0.1 port 0 over a temporary directory.
-import { mkdtempSync, realpathSync, writeFileSync, mkdirSync } from 'node:fs';
+// Start a bootserve in-process on 127.0.0.1 port 0 over a temporary directory, built by the
+// same builder as the real process (lib/app.ts): file cache, admin pages, machines and all.
+import { mkdtempSync, realpathSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { request, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { buildApp, type App } from '../../lib/app.js';
 import { DEFAULTS, type Config } from '../../lib/cli.js';
-import type { HttpRecord, Logger } from '../../lib/log.js';
-import { Metrics } from '../../lib/metrics.js';
-import { createBootServer, type BootServer } from '../../lib/http/server.js';
-import type { Context } from '../../lib/http/handler.js';
+import type { FileCache } from '../../lib/http/filecache.js';
+import type { HttpService } from '../../lib/http/server.js';
+import type { HttpStats } from '../../lib/http/stats.js';
+import { metricsText } from '../../lib/admin/pages.js';
+import type { DhcpRecord, HttpRecord, Logger, DhcpLogger } from '../../lib/observe/log.js';
+import type { Transfers } from '../../lib/observe/transfers.js';
 
 export interface TestServer {
   port: number;
@@ -16,10 +19,17 @@ export interface TestServer {
   root: string;
   logs: HttpRecord[];
   errors: string[];
-  metrics: Metrics;
-  server: BootServer;
+  app: App;
+  server: HttpService;
+  /** Every transfer, running and recent. */
+  transfers: Transfers;
+  /** HTTP's counters (connections, rejections, outcomes). */
+  stats: HttpStats;
+  /** /-/metrics as the admin page renders it. */
+  metricsText(): string;
   /** Resolves with the access record of the next response to finish for `path`. */
   nextLog(path: string): Promise<HttpRecord>;
+  /** Shut down (no grace) and remove the temporary directory if this helper made it. */
   close(): Promise<void>;
 }
 
@@ -32,40 +42,49 @@ export function tempRoot(files: Record<string, string | Buffer> = {}): string {
   return root;
 }
 
-export async function startServer(options: Partial<Config> & { files?: Record<string, string | Buffer>; root?: string; extra?: Partial<Context> } = {}): Promise<TestServer> {
-  const { files, extra, ...overrides } = options;
+export interface ServerOptions extends Partial<Config> {
+  files?: Record<string, string | Buffer>;
+  root?: string;
+  /** An open-file cache of the test's own, to read its counters. */
+  cache?: FileCache;
+}
+
+export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
+  const { files, cache, ...overrides } = options;
   const root = options.root ?? tempRoot(files);
-  const config: Config = { ...DEFAULTS, quiet: true, ...overrides, root };
+  const config: Config = { ...DEFAULTS, quiet: true, host: '127.0.0.1', port: 0, ...overrides, root };
   const logs: HttpRecord[] = [];
   const errors: string[] = [];
   const waiters: { path: string; resolve: (r: HttpRecord) => void }[] = [];
-  const logger: Logger = {
+  const logger: Logger & DhcpLogger = {
     access: (r) => {
       if (r.protocol !== 'http') return;
       logs.push(r);
       const i = waiters.findIndex((w) => w.path === r.path);
       if (i >= 0) waiters.splice(i, 1)[0]?.resolve(r);
     },
+    dhcp: (_r: DhcpRecord) => {},
     error: (m) => errors.push(m),
     info: () => {},
   };
-  const metrics = new Metrics();
-  let shuttingDown = false;
-  const server = createBootServer({ config, root, logger, metrics, shuttingDown: () => shuttingDown, ...extra });
-  await new Promise<void>((resolve) => server.http.listen(0, '127.0.0.1', resolve));
-  const port = (server.http.address() as AddressInfo).port;
+  const app = buildApp({ config, root, version: '9.9.9', logger, files: cache });
+  await app.start();
+  const port = app.http.address().port;
   return {
     port,
     url: `http://127.0.0.1:${port}`,
     root,
     logs,
     errors,
-    metrics,
-    server,
+    app,
+    server: app.http,
+    transfers: app.transfers,
+    stats: app.http.stats,
+    metricsText: () => metricsText({ version: '9.9.9', root, settings: config, transfers: app.transfers, ready: () => true, services: () => app.services }),
     nextLog: (path) => new Promise((resolve) => waiters.push({ path, resolve })),
-    close: () => {
-      shuttingDown = true;
-      return server.shutdown(0);
+    close: async () => {
+      await app.shutdown(0);
+      if (options.root === undefined) rmSync(root, { recursive: true, force: true });
     },
   };
 }

@@ -1,12 +1,15 @@
 // An in-process TFTP service on 127.0.0.1 port 0, and a raw node:dgram client to drive it
 // packet by packet.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { rmSync } from 'node:fs';
+import { metricsText } from '../../lib/admin/pages.js';
+import { buildApp, type App } from '../../lib/app.js';
 import { DEFAULTS, type Config } from '../../lib/cli.js';
-import type { Logger, TftpRecord } from '../../lib/log.js';
-import { Metrics } from '../../lib/metrics.js';
+import type { DhcpLogger, Logger, TftpRecord } from '../../lib/observe/log.js';
+import type { Transfers } from '../../lib/observe/transfers.js';
 import { decode, encodeAck, encodeRequest, type Malformed, type Packet } from '../../lib/tftp/packet.js';
-import { startTftpServer, type TftpContext, type TftpServer } from '../../lib/tftp/server.js';
-import { TftpStats } from '../../lib/tftp/stats.js';
+import type { TftpService } from '../../lib/tftp/server.js';
+import type { TftpStats } from '../../lib/tftp/stats.js';
 import { tempRoot } from './server.js';
 
 export interface TestTftp {
@@ -14,46 +17,54 @@ export interface TestTftp {
   root: string;
   logs: TftpRecord[];
   errors: string[];
-  metrics: Metrics;
+  app: App;
+  transfers: Transfers;
   stats: TftpStats;
-  server: TftpServer;
+  server: TftpService;
+  /** /-/metrics as the admin page renders it. */
+  metricsText(): string;
   /** Resolves with the access record of the next transfer of `file` to end (call it first). */
   nextLog(file: string): Promise<TftpRecord>;
   close(): Promise<void>;
 }
 
-export async function startTftp(
-  options: Partial<Config> & { files?: Record<string, string | Buffer>; root?: string; fallback?: TftpContext['fallback'] } = {},
-): Promise<TestTftp> {
-  const { files, fallback, ...overrides } = options;
+/** bootserve with TFTP on 127.0.0.1 (HTTP too, both on port 0), built as the process builds it. */
+export async function startTftp(options: Partial<Config> & { files?: Record<string, string | Buffer>; root?: string } = {}): Promise<TestTftp> {
+  const { files, ...overrides } = options;
   const root = options.root ?? tempRoot(files);
-  const config: Config = { ...DEFAULTS, quiet: true, host: '127.0.0.1', tftp: true, tftpPort: 0, ...overrides, root };
+  const config: Config = { ...DEFAULTS, quiet: true, host: '127.0.0.1', port: 0, tftp: true, tftpPort: 0, ...overrides, root };
   const logs: TftpRecord[] = [];
   const errors: string[] = [];
   const waiters: { file: string; resolve: (r: TftpRecord) => void }[] = [];
-  const logger: Logger = {
+  const logger: Logger & DhcpLogger = {
     access: (r) => {
       if (r.protocol !== 'tftp') return;
       logs.push(r);
       const i = waiters.findIndex((w) => w.file === r.path);
       if (i >= 0) waiters.splice(i, 1)[0]?.resolve(r);
     },
+    dhcp: () => {},
     error: (m) => errors.push(m),
     info: () => {},
   };
-  const metrics = new Metrics();
-  const stats = new TftpStats();
-  const server = await startTftpServer({ config, root, logger, metrics, stats, fallback });
+  const app = buildApp({ config, root, version: '9.9.9', logger });
+  await app.start();
+  const server = app.tftp as TftpService;
   return {
-    port: (server.addresses[0] as { port: number }).port,
+    port: (server.addresses()[0] as { port: number }).port,
     root,
     logs,
     errors,
-    metrics,
-    stats,
+    app,
+    transfers: app.transfers,
+    stats: server.stats,
     server,
+    metricsText: () => metricsText({ version: '9.9.9', root, settings: config, transfers: app.transfers, ready: () => true, services: () => app.services }),
     nextLog: (file) => new Promise((resolve) => waiters.push({ file, resolve })),
-    close: () => server.shutdown(0),
+    close: async () => {
+      await app.shutdown(0);
+      if (options.root === undefined) rmSync(root, { recursive: true, force: true });
+    },
   };
 }
 

@@ -1,12 +1,12 @@
 // On a terminal, a compact live line per active transfer under the log, redrawn four times a
 // second; anywhere else (journald, pipes) only plain log lines.
 import type { Writable } from 'node:stream';
-import { viewOf, type Metrics } from './metrics.js';
+import type { Transfers } from './transfers.js';
 
 export interface LiveView {
   /** Write one log line (above the live block, when there is one). */
   print(line: string): void;
-  start(metrics: Metrics): void;
+  start(transfers: Transfers): void;
   stop(): void;
 }
 
@@ -20,12 +20,12 @@ export function createLiveView(out: Terminal, enabled: boolean): LiveView {
     return { print: (line) => void out.write(line + '\n'), start: () => {}, stop: () => {} };
   }
   let drawn: string[] = [];
-  let metrics: Metrics | undefined;
+  let transfers: Transfers | undefined;
   let timer: NodeJS.Timeout | undefined;
 
   const erase = () => (drawn.length ? `\x1b[${drawn.length}A\r\x1b[J` : '');
   const redraw = (prefix = '') => {
-    const lines = metrics ? renderLines(metrics, out.columns ?? 100) : [];
+    const lines = transfers ? renderLines(transfers, out.columns ?? 100) : [];
     if (prefix === '' && lines.length === 0 && drawn.length === 0) return;
     out.write(erase() + prefix + lines.map((l) => l + '\n').join(''));
     drawn = lines;
@@ -33,20 +33,20 @@ export function createLiveView(out: Terminal, enabled: boolean): LiveView {
   return {
     print: (line) => redraw(line + '\n'),
     start: (m) => {
-      metrics = m;
+      transfers = m;
       timer = setInterval(() => redraw(), REDRAW_MS).unref();
     },
     stop: () => {
       clearInterval(timer);
-      metrics = undefined;
+      transfers = undefined;
       redraw();
     },
   };
 }
 
 /** One line per active transfer: path, client, bar, percent, rate. */
-export function renderLines(metrics: Metrics, columns: number): string[] {
-  const views = [...metrics.active.values()].map((t) => viewOf(t));
+export function renderLines(transfers: Transfers, columns: number): string[] {
+  const views = transfers.views();
   const lines = views.slice(0, MAX_LINES).map((v) => {
     const width = 20;
     const filled = Math.round((v.percent / 100) * width);

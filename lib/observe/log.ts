@@ -1,7 +1,8 @@
 // Access and error logging to stdout/stderr only: one line per finished response or transfer,
 // whatever the protocol, so one machine's steps line up in one log.
-import type { LogFormat } from './cli.js';
-import type { TransferOutcome } from './metrics.js';
+import type { TransferOutcome } from './outcomes.js';
+
+export type LogFormat = 'text' | 'json';
 
 export interface HttpRecord {
   protocol: 'http';
@@ -62,10 +63,6 @@ export interface DhcpRecord {
   reason?: string;
   detail?: string;
 }
-
-/** IPv4 clients of a dual-stack socket as IPv4 (192.0.2.7, not ::ffff:192.0.2.7), so one
- * machine's DHCP, TFTP and HTTP records line up. */
-export const displayAddress = (address: string) => (address.startsWith('::ffff:') ? address.slice(7) : address);
 
 /**
  * At most `perSecond` log lines a second for what anyone can trigger without a handshake (UDP

@@ -1,0 +1,203 @@
+// The builder: a parsed configuration in, the running services out, in an explicit order. main.ts
+// (the process) and the tests build bootserve through here, so every test runs the production
+// setup. Adding a service: a folder with a create function meeting service.ts, one entry below.
+import { networkInterfaces } from 'node:os';
+import { adminReply, type AdminState } from './admin/pages.js';
+import { parseHostPort, type Config } from './cli.js';
+import { advertisedAddress } from './dhcp/address.js';
+import { createDhcpService, type DhcpService } from './dhcp/server.js';
+import { fileCacheFor, type FileCache } from './http/filecache.js';
+import { createHttpService, type HttpOptions, type HttpService } from './http/server.js';
+import { urlsFor } from './net/addresses.js';
+import { findIpxeBinaries, type IpxeCatalog } from './netboot/ipxe.js';
+import type { DhcpLogger, Logger } from './observe/log.js';
+import { Machines } from './observe/machines.js';
+import { Transfers } from './observe/transfers.js';
+import { info, warn, type BannerLine, type Service } from './service.js';
+import { createTftpService, type TftpService } from './tftp/server.js';
+
+export interface AppOptions {
+  config: Config;
+  /** The served directory's real path (main.ts checks it exists). */
+  root: string;
+  version: string;
+  logger: Logger & DhcpLogger;
+  /** A listening socket from systemd (socket activation) for HTTP. */
+  activationFd?: number | undefined;
+  /** An open-file cache of the caller's instead of the configured one (tests read its counters). */
+  files?: FileCache | undefined;
+}
+
+export interface App {
+  /** Every service, in start order. */
+  readonly services: readonly Service[];
+  readonly http: HttpService;
+  readonly admin: HttpService | undefined;
+  readonly tftp: TftpService | undefined;
+  readonly dhcp: DhcpService | undefined;
+  readonly transfers: Transfers;
+  readonly machines: Machines;
+  /** The open-file cache (undefined: --no-file-cache). */
+  readonly files: FileCache | undefined;
+  /** Start every service in order; if one fails, the ones started are stopped and the error thrown. */
+  start(): Promise<void>;
+  /** The start banner, every service's lines in order; "iPXE: chain ..." comes last. */
+  banner(): BannerLine[];
+  /** Stop every service; resolves once all are done (each is bounded). Idempotent. */
+  shutdown(graceMs: number): Promise<void>;
+  shuttingDown(): boolean;
+}
+
+/** A setting that cannot work: main prints the message and exits 1 before binding anything. */
+export class ConfigError extends Error {}
+
+/** The generated iPXE menu for `root`, with the configuration's menu settings. */
+export function bootMenuFor(root: string, config: Config, warnLine: (message: string) => void): () => Promise<string> {
+  // Loaded on the first /boot.ipxe: most starts never need it.
+  return async () =>
+    (await import('./netboot/bootmenu.js')).generateBootMenu(root, {
+      timeoutMs: config.menuTimeoutMs,
+      defaultEntry: config.menuDefault,
+      dotfiles: config.dotfiles,
+      warn: warnLine, // the menu's messages start with "boot menu:"
+    });
+}
+
+export function buildApp(options: AppOptions): App {
+  const { config, root, version } = options;
+  const transfers = new Transfers();
+  // Every record any service logs also feeds the operator's list of machines (/-/machines).
+  const machines = new Machines();
+  const logger: Logger & DhcpLogger = {
+    ...options.logger,
+    access: (record) => (machines.observe(record), options.logger.access(record)),
+    dhcp: (record) => (machines.observe(record), options.logger.dhcp(record)),
+  };
+  let stopping = false;
+  const shuttingDown = () => stopping;
+
+  // Refusals come before anything is bound, so a refusal leaves nothing behind.
+  const advertised = config.proxyDhcp ? advertisedAddress(config.host, networkInterfaces()) : undefined;
+  if (advertised?.kind === 'refused') throw new ConfigError(advertised.message);
+  // iPXE binaries (the served dir's ipxe/, else --ipxe-dir or the system's package), for TFTP and HTTP.
+  const ipxe: IpxeCatalog | undefined = config.proxyDhcp || config.tftp ? findIpxeBinaries({ root, ipxeDir: config.ipxeDir }) : undefined;
+
+  const warnings: BannerLine[] = [];
+  if (config.stallTimeoutMs === 0) warnings.push(warn('warning: --stall-timeout 0 disables the stall guard: a client that stops reading holds its connection forever'));
+  // Allowed (a TFTP server of one's own on this host), but usually a mistake: say so.
+  if (config.proxyDhcp && !config.tftp) {
+    warnings.push(warn('warning: --proxy-dhcp without --tftp: BIOS and UEFI PXE firmware is sent to this host for its boot program over TFTP; use --pxe unless another TFTP server runs here'));
+  }
+
+  const services: Service[] = [];
+  const httpOptions: HttpOptions = {
+    name: 'http',
+    port: config.port,
+    host: config.host,
+    fd: options.activationFd,
+    headerTimeoutMs: config.headerTimeoutMs,
+    keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+    maxConnections: config.maxConnections,
+    maxConnectionsPerIp: config.maxConnectionsPerIp,
+    stallTimeoutMs: config.stallTimeoutMs,
+    listing: config.listing,
+    dotfiles: config.dotfiles,
+  };
+  const adminState: AdminState = { version, root, settings: config, transfers, machines, ready: () => !stopping, services: () => services };
+  const admin = config.admin ? (req: import('node:http').IncomingMessage) => adminReply(req, adminState) : undefined;
+  // Connections and transfers (HTTP and TFTP) need descriptors before the cache does.
+  const files = options.files ?? fileCacheFor(config, () => http.stats.connections + transfers.active.size);
+
+  // 1. HTTP first: the proxy's answers name its bound port.
+  const http = createHttpService(httpOptions, {
+    root,
+    logger,
+    transfers,
+    files,
+    bootMenu: config.bootMenu ? bootMenuFor(root, config, (m) => logger.error(m)) : undefined,
+    ipxeFile: ipxe?.ipxeFile,
+    admin: config.adminListen === undefined ? admin : undefined,
+    shuttingDown,
+  });
+  services.push(http);
+
+  // 2. The admin listener, when /-/ is served apart from the files: the same service, no files.
+  let adminService: HttpService | undefined;
+  if (admin && config.adminListen !== undefined) {
+    const { host, port } = parseHostPort(config.adminListen);
+    adminService = createHttpService({ ...httpOptions, name: 'admin', host, port, fd: undefined }, { root: undefined, logger, transfers, admin, shuttingDown });
+    services.push(adminService);
+  }
+
+  // 3. TFTP, for PXE firmware's boot program.
+  let tftp: TftpService | undefined;
+  if (config.tftp) {
+    tftp = createTftpService(
+      {
+        port: config.tftpPort,
+        host: config.host,
+        maxBlksize: config.tftpMaxBlksize,
+        timeoutMs: config.tftpTimeoutMs,
+        maxTransfers: config.tftpMaxTransfers,
+        maxPerClient: config.tftpMaxPerClient,
+        dotfiles: config.dotfiles,
+      },
+      { root, logger, transfers, fallback: (segments) => ipxe?.ipxeFile(segments.join('/')), shed: () => void files?.shed() },
+    );
+    services.push(tftp);
+  }
+
+  // 4. proxyDHCP last: once it answers, firmware comes for the other three.
+  let dhcp: DhcpService | undefined;
+  if (advertised?.kind === 'address' && ipxe) {
+    const { address } = advertised;
+    dhcp = createDhcpService({
+      policy: () => ({ serverAddress: address, httpPort: http.address().port, binaryFor: ipxe.binaryFor }),
+      log: (record) => logger.dhcp(record),
+      error: (message) => logger.error(message),
+    });
+    services.push(dhcp);
+  }
+
+  const started: Service[] = [];
+  let closing: Promise<void> | undefined;
+  const app: App = {
+    services,
+    http,
+    admin: adminService,
+    tftp,
+    dhcp,
+    transfers,
+    machines,
+    files,
+    shuttingDown,
+    async start() {
+      for (const service of services) {
+        try {
+          await service.start();
+        } catch (err) {
+          await Promise.all(started.map((s) => s.shutdown(0)));
+          throw err;
+        }
+        started.push(service);
+      }
+    },
+    banner() {
+      const urls = urlsFor(http.address());
+      const catalog = (ipxe?.banner() ?? []).map((line) => (line.includes(': missing ') ? warn(line) : info(line)));
+      return [
+        ...warnings,
+        ...catalog,
+        info(`serving ${root}`),
+        ...services.flatMap((s) => s.banner()),
+        info(`iPXE: chain ${urls[0]}boot.ipxe`),
+      ];
+    },
+    shutdown(graceMs) {
+      stopping = true;
+      closing ??= Promise.all(started.map((s) => s.shutdown(graceMs))).then(() => undefined);
+      return closing;
+    },
+  };
+  return app;
+}
