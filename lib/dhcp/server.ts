@@ -6,6 +6,7 @@
 // (clients send their request there; the reply must come from that address, port 4011).
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { bindUdp, closeUdp, type BindTarget } from '../net/bind.js';
+import { roomForABurst } from '../net/buffers.js';
 import { LogBudget, type DhcpRecord } from '../observe/log.js';
 import { info, type BannerLine, type Service } from '../service.js';
 import { decodePacket } from './packet.js';
@@ -65,6 +66,7 @@ async function bind(endpoint: Endpoint, sharing: 'shared' | 'exclusive'): Promis
   const socket = createSocket({ type: 'udp4', reuseAddr: sharing === 'shared' });
   const target: BindTarget = { service: 'proxyDHCP', protocol: 'UDP', address: endpoint.address, port: endpoint.port, usualSuspects: SUSPECTS[endpoint.port] };
   await bindUdp(socket, { ...target, exclusive: false });
+  roomForABurst(socket);
   return socket;
 }
 

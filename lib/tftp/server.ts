@@ -6,6 +6,7 @@ import { close } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { displayAddress, hostLiteral, localAddresses } from '../net/addresses.js';
 import { BindError, bindUdp, closeUdp } from '../net/bind.js';
+import { roomForABurst } from '../net/buffers.js';
 import { drain, InFlight } from '../net/shutdown.js';
 import { LogBudget, type Logger } from '../observe/log.js';
 import type { ActiveTransfer, Transfers } from '../observe/transfers.js';
@@ -92,6 +93,8 @@ export function createTftpService(options: TftpOptions, deps: TftpDeps): TftpSer
       if (err instanceof BindError && err.code === 'EADDRNOTAVAIL' && options.host === undefined) return void skipped.push(address);
       throw err;
     }
+    // A storm's requests (and their resends) come in bursts: room for thousands of them.
+    roomForABurst(socket);
     sockets.push(socket);
     bound.push({ address, port: socket.address().port });
     socket.on('message', (msg, rinfo) => {
