@@ -5,7 +5,8 @@ import { networkInterfaces } from 'node:os';
 import { adminReply, type AdminState } from './admin/pages.js';
 import { parseHostPort, type Config } from './cli.js';
 import { advertisedAddress } from './dhcp/address.js';
-import { createDhcpService, type DhcpService } from './dhcp/server.js';
+import type { DhcpService } from './dhcp/server.js';
+import { createThreadedDhcpService } from './dhcp/thread.js';
 import { fileCacheFor, type FileCache } from './http/filecache.js';
 import { createHttpService, type HttpOptions, type HttpService } from './http/server.js';
 import { urlsFor } from './net/addresses.js';
@@ -151,7 +152,8 @@ export function buildApp(options: AppOptions): App {
   let dhcp: DhcpService | undefined;
   if (advertised?.kind === 'address' && ipxe) {
     const { address } = advertised;
-    dhcp = createDhcpService({
+    // On a thread of its own: firmware waits only seconds for an answer (dhcp/thread.ts).
+    dhcp = createThreadedDhcpService({
       policy: () => ({ serverAddress: address, httpPort: http.address().port, binaryFor: ipxe.binaryFor }),
       log: (record) => logger.dhcp(record),
       error: (message) => logger.error(message),

@@ -93,3 +93,35 @@ test('sockets: a 4011 request is answered behind a burst of DISCOVERs that exhau
     proxyClient.socket.close();
   }
 });
+
+test('on its own thread: the same answers, records and counters; a bind failure is the same one-line BindError', async () => {
+  const { createThreadedDhcpService } = await import('../lib/dhcp/thread.js');
+  const { BindError } = await import('../lib/net/bind.js');
+  const discovers = await udp();
+  const records: string[] = [];
+  const service = createThreadedDhcpService({
+    policy: () => POLICY,
+    log: (r) => records.push(`${r.message} ${r.answer}`),
+    error: () => {},
+    dhcp: { address: '127.0.0.1', port: 0 },
+    proxyAddresses: ['127.0.0.1'],
+    proxyPort: 0,
+    broadcast: { address: '127.0.0.1', port: discovers.port },
+  });
+  await service.start();
+  try {
+    discovers.socket.send(requestBytes({ chaddr: mac(1), xid: 1 }), service.ports().dhcp, '127.0.0.1');
+    discovers.socket.send(requestBytes({ chaddr: mac(2), xid: 2, vendorClass: 'MSFT 5.0' }), service.ports().dhcp, '127.0.0.1');
+    await until(() => discovers.received.length === 1 && records.length === 2 && service.stats.ignored.get('not-pxe') === 1);
+    assert.deepEqual(records.sort(), ['DISCOVER ignored', 'DISCOVER offer']);
+    assert.equal(service.stats.answers.get('uefi-pxe'), 1);
+    assert.match(service.banner()[0]?.text ?? '', /^proxyDHCP: answering .* on UDP \d+ and 127\.0\.0\.1:\d+/);
+    // The same port again, exclusively: the 4011 socket cannot be bound twice.
+    const again = createThreadedDhcpService({ policy: () => POLICY, log: () => {}, error: () => {}, dhcp: { address: '127.0.0.1', port: 0 }, proxyAddresses: ['127.0.0.1'], proxyPort: service.ports().proxy });
+    await assert.rejects(again.start(), (err: Error) => err instanceof BindError && /already in use/.test(err.message) && !err.message.includes('\n'));
+    await again.shutdown(0);
+  } finally {
+    await service.shutdown(0);
+    discovers.socket.close();
+  }
+});
