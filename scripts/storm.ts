@@ -175,7 +175,7 @@ function planMachines(o: Options): MachinePlan[] {
     id,
     firmware,
     ip: machineIp(id),
-    mac: `52:54:${(id >> 24) & 0xff}:${(id >> 16) & 0xff}:${(id >> 8) & 0xff}:${id & 0xff}`.replace(/:(\d+)/g, (_, n: string) => `:${Number(n).toString(16).padStart(2, '0')}`),
+    mac: ['52', '54', ...[24, 16, 8, 0].map((shift) => ((id >> shift) & 0xff).toString(16).padStart(2, '0'))].join(':'),
     powerOnMs: Math.floor(rand() * o.windowMs),
   }));
 }
@@ -199,13 +199,10 @@ function makeData(o: Options, data: string): Map<string, { sha256: string; size:
   return files;
 }
 
-/** bootserve's own counters that are not zero (what it refused, dropped, queued). */
-function bootserveCounters(lan: Lan): string[] {
+/** bootserve's /-/metrics at the end of its run. */
+function bootserveMetrics(lan: Lan): string {
   const script = `fetch('http://${SERVER_IP}/-/metrics', { signal: AbortSignal.timeout(5000) }).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => process.stdout.write('# ' + e.message))`;
-  const out = spawnSync(lan.exec('server')[0] as string, [...lan.exec('server').slice(1), process.execPath, '-e', script], { encoding: 'utf8', timeout: 10_000 }).stdout ?? '';
-  return out
-    .split('\n')
-    .filter((l) => /^bootserve_(dhcp_ignored|tftp_refused|tftp_ignored|rejected|tftp_retrans|.*queue|.*wait)/.test(l) && !/ 0$/.test(l));
+  return spawnSync(lan.exec('server')[0] as string, [...lan.exec('server').slice(1), process.execPath, '-e', script], { encoding: 'utf8', timeout: 10_000 }).stdout ?? '';
 }
 
 interface Cleanup {
@@ -236,6 +233,7 @@ async function runOne(o: Options, kind: ServerKind, lan: Lan, dir: string, data:
   const startAt = Date.now() + 3000;
   const results: MachineResult[] = [];
   let clientCpuMs = 0;
+  let clientLoop = { p99Ms: 0, maxMs: 0 };
   const workers: Promise<void>[] = [];
   for (let w = 0; w < o.workers; w++) {
     const plan: WorkerPlan = { server: SERVER_IP, httpPort: 80, startAt, deadlineMs: o.timeoutS * 1000, files: [...files], machines: plans.filter((_, i) => i % o.workers === w) };
@@ -252,8 +250,11 @@ async function runOne(o: Options, kind: ServerKind, lan: Lan, dir: string, data:
       while ((nl = partial.indexOf('\n')) >= 0) {
         const line = partial.slice(0, nl);
         partial = partial.slice(nl + 1);
-        const record = JSON.parse(line) as MachineResult | { worker: true; cpuMs: number };
-        if ('worker' in record) clientCpuMs += record.cpuMs;
+        const record = JSON.parse(line) as MachineResult | { worker: true; cpuMs: number; loop: { p99Ms: number; maxMs: number } };
+        if ('worker' in record) {
+          clientCpuMs += record.cpuMs;
+          clientLoop = { p99Ms: Math.max(clientLoop.p99Ms, record.loop.p99Ms), maxMs: Math.max(clientLoop.maxMs, record.loop.maxMs) };
+        }
         else {
           results.push(record);
           if (results.length % Math.max(1, Math.floor(o.machines / 10)) === 0) process.stderr.write(`  ${kind}: ${results.length}/${o.machines} ended (${((Date.now() - startAt) / 1000).toFixed(0)} s)\n`);
@@ -279,7 +280,7 @@ async function runOne(o: Options, kind: ServerKind, lan: Lan, dir: string, data:
   await Promise.all(workers);
   const used = usage.stop();
   const wallS = (Date.now() - startAt) / 1000;
-  const serverCounters = kind === 'bootserve' ? bootserveCounters(lan) : [];
+  const serverMetrics = kind === 'bootserve' ? bootserveMetrics(lan) : '';
   await server.stop();
   cleanup.server = undefined;
   return summarize(kind, results, {
@@ -288,7 +289,9 @@ async function runOne(o: Options, kind: ServerKind, lan: Lan, dir: string, data:
     clientCpuS: clientCpuMs / 1000,
     udpDrops: { server: lan.udpDrops('server') - drops0.server, clients: lan.udpDrops('clients') - drops0.clients },
     wallS,
-    serverCounters,
+    clientLoop,
+    serverCounters: serverMetrics.split('\n').filter((l) => /^bootserve_(dhcp_ignored|tftp_refused|tftp_paced|tftp_ignored|rejected|tftp_retrans|.*queue|.*wait)/.test(l) && !/ 0$/.test(l)),
+    serverMetrics,
   });
 }
 

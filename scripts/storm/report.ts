@@ -18,8 +18,12 @@ export interface RunSummary {
   retries: number;
   paused: number;
   wallS: number;
+  /** The simulator's event-loop delay (worst worker): every phase it times includes it. */
+  clientLoop: { p99Ms: number; maxMs: number };
   /** Non-zero counters from the server's own metrics (bootserve only). */
   serverCounters: string[];
+  /** Its whole /-/metrics at the end (bootserve only). */
+  serverMetrics: string;
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -76,6 +80,7 @@ export function table(runs: RunSummary[]): string {
     ['server CPU (s)', (r) => `${(r.serverCpuS).toFixed(1)} (${((100 * r.serverCpuS) / r.wallS).toFixed(0)}% of ${r.wallS.toFixed(0)} s)`],
     ['server peak RSS (MB)', (r) => r.peakRssMb.toFixed(0)],
     ['simulator CPU (s)', (r) => r.clientCpuS.toFixed(1)],
+    ['simulator loop delay p99 / max (ms)', (r) => `${r.clientLoop.p99Ms.toFixed(0)} / ${r.clientLoop.maxMs.toFixed(0)}`],
     ['UDP drops server / clients', (r) => `${r.udpDrops.server} / ${r.udpDrops.clients}`],
   ];
   const lines = [`| | ${runs.map((r) => r.server).join(' | ')} |`, `|---|${runs.map(() => '---').join('|')}|`];

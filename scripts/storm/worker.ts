@@ -3,6 +3,7 @@
 //   node --import tsx scripts/storm/worker.ts PLAN.json
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { runMachine, type Env, type MachinePlan } from './machine.js';
 import { decodeDhcp, type DhcpReply } from './wire.js';
 
@@ -18,6 +19,9 @@ export interface WorkerPlan {
 
 async function main(): Promise<void> {
   const plan = JSON.parse(readFileSync(process.argv[2] as string, 'utf8')) as WorkerPlan;
+  // The simulator's own lateness: every phase it times includes it.
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  delay.enable();
   const listeners = new Map<string, (r: DhcpReply) => void>();
   // Every worker binds 0.0.0.0:68 with SO_REUSEADDR: each gets its own copy of every broadcast.
   const port68 = createSocket({ type: 'udp4', reuseAddr: true });
@@ -55,7 +59,8 @@ async function main(): Promise<void> {
   );
   port68.close();
   const usage = process.resourceUsage();
-  process.stdout.write(JSON.stringify({ worker: true, cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000, maxRssKb: usage.maxRSS }) + '\n');
+  const loop = { p99Ms: delay.percentile(99) / 1e6, maxMs: delay.max / 1e6 };
+  process.stdout.write(JSON.stringify({ worker: true, cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000, maxRssKb: usage.maxRSS, loop }) + '\n');
 }
 
 main().then(
