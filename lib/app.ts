@@ -1,16 +1,15 @@
 // The builder: a parsed configuration in, the running services out, in an explicit order. main.ts
 // (the process) and the tests build bootserve through here, so every test runs the production
 // setup. Adding a service: a folder with a create function meeting service.ts, one entry below.
-import { networkInterfaces } from 'node:os';
 import { adminReply, type AdminState } from './admin/pages.js';
-import { parseHostPort, type Config } from './cli.js';
+import { parseHostPort, proxyFlag, type Config } from './cli.js';
 import { advertisedAddress } from './dhcp/address.js';
 import type { DhcpService } from './dhcp/server.js';
 import { createThreadedDhcpService } from './dhcp/thread.js';
 import { fileCacheFor, type FileCache } from './http/filecache.js';
 import { createHttpService, type HttpOptions, type HttpService } from './http/server.js';
-import { urlsFor } from './net/addresses.js';
-import { findIpxeBinaries, type IpxeCatalog } from './netboot/ipxe.js';
+import { listInterfaces, urlsFor } from './net/addresses.js';
+import { checkIpxeDir, findIpxeBinaries, noBootProgram, type IpxeCatalog } from './netboot/ipxe.js';
 import type { DhcpLogger, Logger } from './observe/log.js';
 import { Machines } from './observe/machines.js';
 import { Transfers } from './observe/transfers.js';
@@ -40,6 +39,8 @@ export interface App {
   readonly machines: Machines;
   /** The open-file cache (undefined: --no-file-cache). */
   readonly files: FileCache | undefined;
+  /** The iPXE binaries (with --tftp or --proxy-dhcp). */
+  readonly ipxe: IpxeCatalog | undefined;
   /** Start every service in order; if one fails, the ones started are stopped and the error thrown. */
   start(): Promise<void>;
   /** The start banner, every service's lines in order; "iPXE: chain ..." comes last. */
@@ -78,10 +79,14 @@ export function buildApp(options: AppOptions): App {
   const shuttingDown = () => stopping;
 
   // Refusals come before anything is bound, so a refusal leaves nothing behind.
-  const advertised = config.proxyDhcp ? advertisedAddress(config.host, networkInterfaces()) : undefined;
+  const advertised = config.proxyDhcp ? advertisedAddress(config.host, listInterfaces() ?? {}, proxyFlag(config)) : undefined;
   if (advertised?.kind === 'refused') throw new ConfigError(advertised.message);
   // iPXE binaries (the served dir's ipxe/, else --ipxe-dir or the system's package), for TFTP and HTTP.
+  const ipxeDirProblem = checkIpxeDir(config.ipxeDir);
+  if (ipxeDirProblem) throw new ConfigError(ipxeDirProblem);
   const ipxe: IpxeCatalog | undefined = config.proxyDhcp || config.tftp ? findIpxeBinaries({ root, ipxeDir: config.ipxeDir }) : undefined;
+  const noProgram = config.proxyDhcp && ipxe ? noBootProgram(ipxe, root, proxyFlag(config)) : undefined;
+  if (noProgram) throw new ConfigError(noProgram);
 
   const warnings: BannerLine[] = [];
   if (config.stallTimeoutMs === 0) warnings.push(warn('warning: --stall-timeout 0 disables the stall guard: a client that stops reading holds its connection forever'));
@@ -172,6 +177,7 @@ export function buildApp(options: AppOptions): App {
     transfers,
     machines,
     files,
+    ipxe,
     shuttingDown,
     async start() {
       for (const service of services) {
@@ -186,7 +192,7 @@ export function buildApp(options: AppOptions): App {
     },
     banner() {
       const urls = urlsFor(http.address());
-      const catalog = (ipxe?.banner() ?? []).map((line) => (line.includes(': missing ') ? warn(line) : info(line)));
+      const catalog = (ipxe?.banner() ?? []).map(info);
       return [
         ...warnings,
         ...catalog,

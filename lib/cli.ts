@@ -30,6 +30,10 @@ export interface Config {
   tftpMaxPerClient: number;
   /** Answer PXE and HTTP Boot clients on UDP 67 and 4011 (never with an address). */
   proxyDhcp: boolean;
+  /** --pxe was given (messages name the flag the operator typed). */
+  pxe: boolean;
+  /** --user: who to run as after binding (started as root; undefined: nobody). */
+  user: string | undefined;
   /** Where the iPXE binaries come from instead of the system's iPXE package directories. */
   ipxeDir: string | undefined;
   /** The open-file cache (lib/http/filecache.ts): on, files kept open, bytes of small files kept. */
@@ -49,49 +53,67 @@ export class UsageError extends Error {}
 
 type Kind = 'flag' | 'duration' | 'count' | 'port' | 'string' | 'format' | 'size';
 
-interface Option {
+/** The help's sections, in order. */
+type Group = 'serve' | 'pxe' | 'limits' | 'log' | 'other';
+
+const GROUP_TITLE: Record<Group, string> = {
+  serve: 'Serving',
+  pxe: 'PXE: TFTP and proxyDHCP',
+  limits: 'Limits and timeouts',
+  log: 'Logs and the operator pages',
+  other: 'Other',
+};
+
+export interface Option {
   key: keyof Config | 'help' | 'version' | 'printMenu' | 'pxe';
   kind: Kind;
+  group: Group;
+  /** What the value is, as the help shows it (SECONDS, ADDR, N, ...); flags have none. */
+  value?: string;
   short?: string;
   /** Boolean flags spelled --no-x set key to false. */
   negated?: boolean;
   help: string;
 }
 
-const OPTIONS: Record<string, Option> = {
-  port: { key: 'port', kind: 'port', short: 'p', help: 'TCP port to listen on (default 8080; also $PORT)' },
-  host: { key: 'host', kind: 'string', short: 'H', help: 'address to listen on (default: all, IPv6 and IPv4)' },
-  'stall-timeout': { key: 'stallTimeoutMs', kind: 'duration', help: 'abort a transfer with no progress for this long (default 10s; 0 disables)' },
-  'header-timeout': { key: 'headerTimeoutMs', kind: 'duration', help: 'time allowed to send request headers (default 10s)' },
-  'keepalive-timeout': { key: 'keepAliveTimeoutMs', kind: 'duration', help: 'close idle keep-alive connections after (default 15s)' },
-  'max-connections': { key: 'maxConnections', kind: 'count', help: 'connections served at once; more get 503 with Retry-After (default 4096)' },
-  'max-connections-per-ip': { key: 'maxConnectionsPerIp', kind: 'count', help: 'connections per client address (default 64)' },
-  'shutdown-grace': { key: 'shutdownGraceMs', kind: 'duration', help: 'on SIGTERM, let transfers finish this long (default 30s)' },
-  'no-listing': { key: 'listing', kind: 'flag', negated: true, help: 'answer 404 for directories instead of listing them' },
-  dotfiles: { key: 'dotfiles', kind: 'flag', help: 'serve names starting with a dot (hidden by default)' },
-  quiet: { key: 'quiet', kind: 'flag', short: 'q', help: 'no access log, no live progress' },
-  'log-format': { key: 'logFormat', kind: 'format', help: 'access log as text or json (default text)' },
-  'no-admin': { key: 'admin', kind: 'flag', negated: true, help: 'turn off the /-/ admin endpoints' },
-  'admin-listen': { key: 'adminListen', kind: 'string', help: 'serve /-/ endpoints on ADDR:PORT instead of the main port' },
-  'no-boot-menu': { key: 'bootMenu', kind: 'flag', negated: true, help: 'do not generate /boot.ipxe when the directory has none' },
-  'menu-timeout': { key: 'menuTimeoutMs', kind: 'duration', help: 'generated menu: time before the default entry (default 10s)' },
-  'menu-default': { key: 'menuDefault', kind: 'string', help: 'generated menu: the default entry (default: the first)' },
-  tftp: { key: 'tftp', kind: 'flag', help: 'also serve DIR over TFTP (read-only), for PXE firmware' },
-  'tftp-port': { key: 'tftpPort', kind: 'port', help: 'UDP port for TFTP (default 69: needs root or CAP_NET_BIND_SERVICE)' },
-  'tftp-max-blksize': { key: 'tftpMaxBlksize', kind: 'count', help: 'largest TFTP block size granted (default 1468: one Ethernet frame)' },
-  'tftp-timeout': { key: 'tftpTimeoutMs', kind: 'duration', help: 'give up a TFTP transfer after this long without an ACK (default 30s)' },
-  'tftp-max-transfers': { key: 'tftpMaxTransfers', kind: 'count', help: 'TFTP transfers at once; more wait unanswered for their resend (default 1024)' },
-  'tftp-max-per-client': { key: 'tftpMaxPerClient', kind: 'count', help: 'TFTP transfers per client address (default 16)' },
-  'proxy-dhcp': { key: 'proxyDhcp', kind: 'flag', help: 'answer PXE/HTTP Boot clients beside the LAN\'s DHCP server (UDP 67, 4011)' },
-  pxe: { key: 'pxe', kind: 'flag', help: 'the whole PXE stack: --tftp and --proxy-dhcp' },
-  'ipxe-dir': { key: 'ipxeDir', kind: 'string', help: 'take iPXE binaries from DIR instead of /usr/lib/ipxe, /usr/share/ipxe' },
-  'no-file-cache': { key: 'fileCache', kind: 'flag', negated: true, help: 'open every file for every request (no open-file cache)' },
-  'file-cache-files': { key: 'fileCacheFiles', kind: 'count', help: 'files kept open between requests, one descriptor each (default 1024)' },
-  'file-cache-bytes': { key: 'fileCacheBytes', kind: 'size', help: 'memory for files up to 64 KiB kept whole (default 16M; 0: none)' },
-  'print-menu': { key: 'printMenu', kind: 'flag', help: 'print the generated boot.ipxe for DIR and exit' },
-  help: { key: 'help', kind: 'flag', short: 'h', help: 'show this help' },
-  version: { key: 'version', kind: 'flag', short: 'V', help: 'show the version' },
+export const OPTIONS: Record<string, Option> = {
+  port: { key: 'port', kind: 'port', group: 'serve', value: 'PORT', short: 'p', help: 'TCP port for HTTP (default 8080; also $PORT)' },
+  host: { key: 'host', kind: 'string', group: 'serve', value: 'ADDR', short: 'H', help: 'address to listen on; with --pxe, the one to advertise' },
+  user: { key: 'user', kind: 'string', group: 'serve', value: 'NAME', help: 'run as NAME once the ports are bound (as root: default nobody)' },
+  'no-listing': { key: 'listing', kind: 'flag', group: 'serve', negated: true, help: 'answer 404 for directories instead of listing them' },
+  dotfiles: { key: 'dotfiles', kind: 'flag', group: 'serve', help: 'serve names starting with a dot (hidden by default)' },
+  'no-boot-menu': { key: 'bootMenu', kind: 'flag', group: 'serve', negated: true, help: 'do not generate /boot.ipxe when DIR has none' },
+  'menu-timeout': { key: 'menuTimeoutMs', kind: 'duration', group: 'serve', value: 'SECONDS', help: 'generated menu: time before the default entry (default 10s)' },
+  'menu-default': { key: 'menuDefault', kind: 'string', group: 'serve', value: 'ENTRY', help: 'generated menu: the default entry (default: the first)' },
+  'print-menu': { key: 'printMenu', kind: 'flag', group: 'serve', help: 'print the generated boot.ipxe for DIR and exit' },
+  pxe: { key: 'pxe', kind: 'flag', group: 'pxe', help: 'the whole PXE stack: --tftp and --proxy-dhcp' },
+  tftp: { key: 'tftp', kind: 'flag', group: 'pxe', help: 'also serve DIR over TFTP (read-only), for PXE firmware' },
+  'tftp-port': { key: 'tftpPort', kind: 'port', group: 'pxe', value: 'PORT', help: 'UDP port for TFTP (default 69, which firmware uses)' },
+  'tftp-max-blksize': { key: 'tftpMaxBlksize', kind: 'count', group: 'pxe', value: 'N', help: 'largest TFTP block size granted (default 1468)' },
+  'tftp-timeout': { key: 'tftpTimeoutMs', kind: 'duration', group: 'pxe', value: 'SECONDS', help: 'give up a TFTP transfer without an ACK this long (default 30s)' },
+  'tftp-max-transfers': { key: 'tftpMaxTransfers', kind: 'count', group: 'pxe', value: 'N', help: 'TFTP transfers at once; more wait unanswered for their resend (default 1024)' },
+  'tftp-max-per-client': { key: 'tftpMaxPerClient', kind: 'count', group: 'pxe', value: 'N', help: 'TFTP transfers per client address (default 16)' },
+  'proxy-dhcp': { key: 'proxyDhcp', kind: 'flag', group: 'pxe', help: "answer PXE and HTTP Boot beside the LAN's DHCP (UDP 67, 4011)" },
+  'ipxe-dir': { key: 'ipxeDir', kind: 'string', group: 'pxe', value: 'DIR', help: 'iPXE binaries from DIR, not /usr/lib/ipxe, /usr/share/ipxe' },
+  'stall-timeout': { key: 'stallTimeoutMs', kind: 'duration', group: 'limits', value: 'SECONDS', help: 'abort a transfer without progress this long (default 10s; 0: off)' },
+  'header-timeout': { key: 'headerTimeoutMs', kind: 'duration', group: 'limits', value: 'SECONDS', help: 'time allowed to send request headers (default 10s)' },
+  'keepalive-timeout': { key: 'keepAliveTimeoutMs', kind: 'duration', group: 'limits', value: 'SECONDS', help: 'close idle keep-alive connections after (default 15s)' },
+  'max-connections': { key: 'maxConnections', kind: 'count', group: 'limits', value: 'N', help: 'HTTP connections at once; more get 503 with Retry-After (default 4096)' },
+  'max-connections-per-ip': { key: 'maxConnectionsPerIp', kind: 'count', group: 'limits', value: 'N', help: 'HTTP connections per client address (default 64)' },
+  'shutdown-grace': { key: 'shutdownGraceMs', kind: 'duration', group: 'limits', value: 'SECONDS', help: 'on SIGTERM, let transfers finish this long (default 30s)' },
+  'no-file-cache': { key: 'fileCache', kind: 'flag', group: 'limits', negated: true, help: 'no open-file cache: open every file for every request' },
+  'file-cache-files': { key: 'fileCacheFiles', kind: 'count', group: 'limits', value: 'N', help: 'files kept open between requests (default 1024)' },
+  'file-cache-bytes': { key: 'fileCacheBytes', kind: 'size', group: 'limits', value: 'SIZE', help: 'memory for small files kept whole (default 16M; 0: none)' },
+  quiet: { key: 'quiet', kind: 'flag', group: 'log', short: 'q', help: 'errors and warnings only: no banner, no access or DHCP log' },
+  'log-format': { key: 'logFormat', kind: 'format', group: 'log', value: 'FORMAT', help: 'logs as text or json (default text)' },
+  'no-admin': { key: 'admin', kind: 'flag', group: 'log', negated: true, help: 'turn off the /-/ operator pages and endpoints' },
+  'admin-listen': { key: 'adminListen', kind: 'string', group: 'log', value: 'ADDR:PORT', help: 'serve /-/ on ADDR:PORT instead of the HTTP port' },
+  help: { key: 'help', kind: 'flag', group: 'other', short: 'h', help: 'show this help' },
+  version: { key: 'version', kind: 'flag', group: 'other', short: 'V', help: 'show the version' },
 };
+
+/** The environment variable for option `name`: BOOTSERVE_STALL_TIMEOUT for stall-timeout. */
+export const envName = (name: string) => `BOOTSERVE_${name.toUpperCase().replace(/-/g, '_')}`;
 
 export const DEFAULTS: Omit<Config, 'root'> = {
   port: 8080,
@@ -118,6 +140,8 @@ export const DEFAULTS: Omit<Config, 'root'> = {
   tftpMaxTransfers: 1024,
   tftpMaxPerClient: 16,
   proxyDhcp: false,
+  pxe: false,
+  user: undefined,
   ipxeDir: undefined,
   fileCache: true,
   fileCacheFiles: 1024,
@@ -128,7 +152,7 @@ export const DEFAULTS: Omit<Config, 'root'> = {
 export function parseHostPort(text: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(text);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new UsageError(`--admin-listen: expected ADDR:PORT, got '${text}'`);
+  if (!m || port > 65535) throw new UsageError(`--admin-listen: expected ADDR:PORT (e.g. 127.0.0.1:9180), got '${text}'`);
   return { host: (m[1] ?? m[2]) as string, port };
 }
 
@@ -140,39 +164,73 @@ export function parseDuration(text: string): number {
   return Math.round(Number(m[1]) * scale);
 }
 
-function parseValue(name: string, kind: Kind, text: string): string | number | boolean {
+/** `where` names the source in messages: `--stall-timeout` or `BOOTSERVE_STALL_TIMEOUT`. */
+function parseValue(where: string, kind: Kind, text: string): string | number | boolean {
   switch (kind) {
     case 'duration':
       try {
         return parseDuration(text);
       } catch {
-        throw new UsageError(`--${name}: invalid duration '${text}' (use e.g. 10, 10s, 500ms, 2m)`);
+        throw new UsageError(`${where}: invalid duration '${text}' (use e.g. 10, 10s, 500ms, 2m)`);
       }
     case 'port':
     case 'count': {
       const n = /^\d+$/.test(text) ? Number(text) : NaN;
       const max = kind === 'port' ? 65535 : 1_000_000;
-      if (!(n >= (kind === 'port' ? 0 : 1) && n <= max)) throw new UsageError(`--${name}: invalid value '${text}'`);
+      const min = kind === 'port' ? 0 : 1;
+      if (!(n >= min && n <= max)) throw new UsageError(`${where}: expected ${kind === 'port' ? 'a port, ' : 'a whole number, '}${min} to ${max}, got '${text}'`);
       return n;
     }
     case 'size': {
       const m = /^(\d+)([KMG]?)$/i.exec(text.trim());
-      if (!m) throw new UsageError(`--${name}: invalid size '${text}' (use e.g. 0, 65536, 64K, 16M, 1G)`);
+      if (!m) throw new UsageError(`${where}: invalid size '${text}' (use e.g. 0, 65536, 64K, 16M, 1G)`);
       return Number(m[1]) * ({ '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m[2] as string).toUpperCase()] as number);
     }
     case 'format':
-      if (text !== 'text' && text !== 'json') throw new UsageError(`--${name}: expected text or json, got '${text}'`);
+      if (text !== 'text' && text !== 'json') throw new UsageError(`${where}: expected text or json, got '${text}'`);
       return text;
     case 'flag': {
       const t = text.toLowerCase();
       if (['1', 'true', 'yes', 'on'].includes(t)) return true;
       if (['0', 'false', 'no', 'off', ''].includes(t)) return false;
-      throw new UsageError(`--${name}: expected true or false, got '${text}'`);
+      throw new UsageError(`${where}: expected true or false, got '${text}'`);
     }
     case 'string':
-      if (text === '') throw new UsageError(`--${name}: empty value`);
+      if (text === '') throw new UsageError(`${where}: empty value`);
       return text;
   }
+}
+
+/** Variables of the test suite (BOOTSERVE_E2E, BOOTSERVE_E2E_ASSETS, ...), not options. */
+const TEST_VARIABLES = /^BOOTSERVE_E2E(_|$)/;
+
+/**
+ * One warning per BOOTSERVE_* variable that is no option (a typo would otherwise be ignored
+ * silently), with the nearest option's variable when one is close.
+ */
+export function unknownVariables(env: NodeJS.ProcessEnv): string[] {
+  const known = new Set(Object.keys(OPTIONS).filter((n) => n !== 'help' && n !== 'version').map(envName));
+  const warnings: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('BOOTSERVE_') || known.has(name) || TEST_VARIABLES.test(name)) continue;
+    const near = [...known].map((k) => ({ k, d: distance(k, name) })).sort((a, b) => a.d - b.d)[0];
+    const hint = near && near.d <= 3 ? `; did you mean ${near.k}?` : '';
+    warnings.push(`warning: ${name} is not a bootserve option and is ignored${hint} (options: bootserve --help)`);
+  }
+  return warnings;
+}
+
+/** Levenshtein distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min((row[j] as number) + 1, (next[j - 1] as number) + 1, (row[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length] as number;
 }
 
 /**
@@ -181,14 +239,14 @@ function parseValue(name: string, kind: Kind, text: string): string | number | b
  */
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): Invocation {
   const values: Record<string, unknown> = {};
-  const set = (name: string, opt: Option, value: string | number | boolean) => {
+  const set = (opt: Option, value: string | number | boolean) => {
     values[opt.key] = opt.negated ? !value : value;
   };
 
-  if (env.PORT !== undefined && env.PORT !== '') set('port', OPTIONS.port as Option, parseValue('port', 'port', env.PORT));
+  if (env.PORT !== undefined && env.PORT !== '') set(OPTIONS.port as Option, parseValue('PORT (the environment, for --port)', 'port', env.PORT));
   for (const [name, opt] of Object.entries(OPTIONS)) {
-    const raw = env[`BOOTSERVE_${name.toUpperCase().replace(/-/g, '_')}`];
-    if (raw !== undefined && opt.key !== 'help' && opt.key !== 'version') set(name, opt, parseValue(name, opt.kind, raw));
+    const raw = env[envName(name)];
+    if (raw !== undefined && opt.key !== 'help' && opt.key !== 'version') set(opt, parseValue(`${envName(name)} (--${name})`, opt.kind, raw));
   }
 
   const positional: string[] = [];
@@ -216,12 +274,12 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): Invocati
     const opt = OPTIONS[name];
     if (!opt) throw new UsageError(`unknown option '${arg}'`);
     if (opt.kind === 'flag') {
-      set(name, opt, inline === undefined ? true : parseValue(name, 'flag', inline));
+      set(opt, inline === undefined ? true : parseValue(`--${name}`, 'flag', inline));
       continue;
     }
     const text = inline ?? argv[++i];
-    if (text === undefined) throw new UsageError(`--${name} needs a value`);
-    set(name, opt, parseValue(name, opt.kind, text));
+    if (text === undefined) throw new UsageError(`--${name} needs a value (${opt.value ?? 'VALUE'})`);
+    set(opt, parseValue(`--${name}`, opt.kind, text));
   }
 
   if (values.help) return { kind: 'help' };
@@ -232,7 +290,6 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): Invocati
     values.tftp = true;
     values.proxyDhcp = true;
   }
-  delete values.pxe;
   delete values.help;
   delete values.version;
   delete values.printMenu;
@@ -244,13 +301,46 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): Invocati
   return { kind: printMenu ? 'print-menu' : 'serve', config };
 }
 
+/** The flag the operator typed for proxyDHCP, for messages: --pxe or --proxy-dhcp. */
+export const proxyFlag = (config: Pick<Config, 'pxe'>) => (config.pxe ? '--pxe' : '--proxy-dhcp');
+
+/** `-p, --port PORT`: an option as the help and the README show it. */
+export function optionSyntax(name: string, opt: Option): string {
+  return (opt.short ? `-${opt.short}, ` : '') + `--${name}` + (opt.value ? ` ${opt.value}` : '');
+}
+
 export function usage(): string {
-  const lines = ['Usage: bootserve [options] [DIR]', '', 'Serve DIR (default: the current directory) to netboot clients over HTTP (and TFTP with --tftp).', '', 'Options:'];
-  for (const [name, opt] of Object.entries(OPTIONS)) {
-    const flag = (opt.short ? `-${opt.short}, ` : '    ') + `--${name}` + (opt.kind === 'flag' ? '' : ' VALUE');
-    lines.push(`  ${flag.padEnd(34)}${opt.help}`);
+  const lines = [
+    'Usage: bootserve [options] [DIR]',
+    '',
+    'Serve DIR (default: the current directory) to machines that boot from the network: HTTP,',
+    'a generated iPXE menu, and with --pxe TFTP and proxyDHCP for stock BIOS and UEFI firmware.',
+  ];
+  const rows = Object.entries(OPTIONS).map(([name, opt]) => ({ opt, flag: (opt.short ? '' : '    ') + optionSyntax(name, opt) }));
+  const width = Math.max(...rows.map((r) => r.flag.length)) + 2;
+  for (const group of Object.keys(GROUP_TITLE) as Group[]) {
+    lines.push('', `${GROUP_TITLE[group]}:`);
+    for (const { opt, flag } of rows.filter((r) => r.opt.group === group)) lines.push(`  ${flag.padEnd(width)}${opt.help}`);
   }
-  lines.push('', 'Every option can also be set as BOOTSERVE_<NAME>, e.g. BOOTSERVE_STALL_TIMEOUT=30s; flags win.');
-  lines.push('Durations: 10 (seconds), 10s, 500ms, 2m. Sizes: bytes, or with K, M, G (binary).');
+  lines.push(
+    '',
+    'Every option can also be set as BOOTSERVE_<NAME>, e.g. BOOTSERVE_STALL_TIMEOUT=30s; flags win.',
+    'SECONDS: 10 (seconds), 10s, 500ms, 2m. SIZE: bytes, or with K, M, G (binary). N: a whole number.',
+    'Exit status: 0 stopped by a signal, 1 cannot serve as configured (the message names the fix),',
+    '2 bad command line.',
+  );
   return lines.join('\n');
+}
+
+/** The README's option table, made from OPTIONS (test/readme.test.ts keeps the two equal). */
+export function optionsMarkdown(): string {
+  const rows = ['| Option | Environment | Meaning |', '| --- | --- | --- |'];
+  for (const group of Object.keys(GROUP_TITLE) as Group[]) {
+    rows.push(`| **${GROUP_TITLE[group]}** | | |`);
+    for (const [name, opt] of Object.entries(OPTIONS).filter(([, o]) => o.group === group)) {
+      const variable = group === 'other' ? '' : `\`${envName(name)}\``;
+      rows.push(`| \`${optionSyntax(name, opt)}\` | ${variable} | ${opt.help.replaceAll('|', '\\|')} |`);
+    }
+  }
+  return rows.join('\n');
 }

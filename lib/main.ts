@@ -3,7 +3,11 @@
 import { readFileSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { bootMenuFor, buildApp, ConfigError } from './app.js';
-import { parseArgs, usage, UsageError } from './cli.js';
+import { parseArgs, unknownVariables, usage, UsageError } from './cli.js';
+import { cutTransfersLines } from './interrupted.js';
+import { servedFromOutside } from './netboot/ipxe.js';
+import { watchParent } from './parentwatch.js';
+import { becomeUser, lookupAccount, planPrivileges, settlePlan, type ProcessIds } from './privileges.js';
 import { BindError } from './net/bind.js';
 import { createLiveView } from './observe/live.js';
 import { createLogger } from './observe/log.js';
@@ -56,8 +60,12 @@ async function main(): Promise<void> {
   const root = await realDirectory(config.root);
   const live = createLiveView(process.stdout, !config.quiet && config.logFormat === 'text');
   const logger = createLogger(config.logFormat, config.quiet, live.print);
+  for (const warning of unknownVariables(process.env)) logger.error(warning);
   if (invocation.kind === 'print-menu') return void process.stdout.write(await bootMenuFor(root, config, (m) => logger.error(m))());
 
+  // Who runs once the ports are bound (started as root: nobody, or --user): decided before binding.
+  const privileges = process.getuid ? settlePlan(planPrivileges(config.user, process.getuid(), lookupAccount), root) : ({ kind: 'keep', note: undefined } as const);
+  if (privileges.kind === 'refused') fail(privileges.message, 1);
   let app;
   try {
     app = buildApp({ config, root, version: VERSION, logger, activationFd: activationFd((m) => logger.info(m)) });
@@ -66,14 +74,22 @@ async function main(): Promise<void> {
     if (err instanceof ConfigError || err instanceof BindError) fail(err.message, 1);
     throw err;
   }
+  // Every port is bound: become that user for good. The menu's module is loaded first, while the
+  // code's folder is surely readable (a checkout under a 0700 home).
+  if (privileges.kind === 'drop') await import('./netboot/bootmenu.js');
+  const became = becomeUser(privileges, root, app.ipxe ? servedFromOutside(app.ipxe) : [], process as ProcessIds);
+  if (became.kind === 'refused') fail(became.message, 1);
+  if (became.note) (became.note.startsWith('warning:') ? logger.error : logger.info)(became.note);
   for (const line of app.banner()) (line.level === 'warn' ? logger.error : logger.info)(line.text);
   live.start(app.transfers);
 
   const running = app;
   const stop = (signal: string) => {
     if (running.shuttingDown()) {
-      logger.error(`${signal} again: exiting now`);
-      process.exit(1);
+      for (const line of cutTransfersLines(signal, running.transfers.active.values())) logger.error(line);
+      process.stdout.write('', () => process.exit(1));
+      setTimeout(() => process.exit(1), 500).unref();
+      return;
     }
     logger.info(`${signal}: finishing transfers (up to ${config.shutdownGraceMs / 1000}s), then exiting`);
     live.stop();
@@ -88,6 +104,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // npx and npm exec pass SIGTERM to their shell only (npm/cli#5776): stop when the parent goes.
+  watchParent({ env: process.env, ppid: () => process.ppid, onGone: (pid) => stop(`parent process (pid ${pid}) went away`) });
 }
 
 main().catch((err: unknown) => fail(err instanceof Error ? err.message : String(err), 1));

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { DEFAULTS, parseArgs, parseDuration, usage, UsageError } from '../lib/cli.js';
 import { spawnBinary, tempRoot } from './helpers/server.js';
+import { KEEP_ROOT } from './helpers/tools.js';
 
 const BIN = fileURLToPath(new URL('../bin/bootserve.js', import.meta.url));
 
@@ -58,7 +59,7 @@ test('bad invocations are usage errors', () => {
 });
 
 function run(args: string[], env: Record<string, string> = {}) {
-  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 10_000, env: { ...process.env, ...env } });
+  return spawnSync(process.execPath, [BIN, ...KEEP_ROOT, ...args], { encoding: 'utf8', timeout: 10_000, env: { ...process.env, ...env } });
 }
 
 test('the binary: --help, --version, exit 2 on bad flags, exit 1 on a bad directory', () => {

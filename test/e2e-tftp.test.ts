@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { tempRoot } from './helpers/server.js';
-import { BIN, need, sha256, start, type Child } from './helpers/tools.js';
+import { BIN, KEEP_ROOT, need, sha256, start, type Child } from './helpers/tools.js';
 
 const execFile = promisify(execFileCb);
 const run = (cmd: string, args: string[]) => execFile(cmd, args, { encoding: 'buffer', timeout: 60_000 });
@@ -40,7 +40,7 @@ describe('real TFTP clients against bootserve --tftp', () => {
     if (existsSync(UNDIONLY)) copyFileSync(UNDIONLY, join(root, 'undionly.kpxe'));
     else copyFileSync(join(root, 'initrd.img'), join(root, 'undionly.kpxe'));
     port = await freeUdpPort();
-    child = start(process.execPath, [BIN, root, '--tftp', '--tftp-port', String(port), '--port', '0', '--host', '127.0.0.1']);
+    child = start(process.execPath, [BIN, ...KEEP_ROOT, root, '--tftp', '--tftp-port', String(port), '--port', '0', '--host', '127.0.0.1']);
     await child.waitForLine(/TFTP on UDP port/, 10_000);
   });
   after(() => child.stop());

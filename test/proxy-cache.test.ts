@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import { BIN, freePort, get, have, sha256, skipOrFail, start, until, type Child } from './helpers/tools.js';
+import { BIN, freePort, get, have, KEEP_ROOT, sha256, skipOrFail, start, until, type Child } from './helpers/tools.js';
 
 const MiB = 1024 * 1024;
 /** proxy_cache_valid in these tests: short, so that expiry and revalidation happen quickly. */
@@ -46,7 +46,7 @@ interface Bootserve {
 async function startBootserve(t: { after: (fn: () => Promise<void>) => void }, root: string): Promise<Bootserve> {
   const env = { ...process.env };
   for (const k of Object.keys(env)) if (/^(BOOTSERVE_|LISTEN_|PORT$)/.test(k)) delete env[k];
-  const child = start(process.execPath, [BIN, root, '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--shutdown-grace', '1s'], { env });
+  const child = start(process.execPath, [BIN, ...KEEP_ROOT, root, '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--shutdown-grace', '1s'], { env });
   t.after(() => child.stop());
   const banner = await child.waitForLine(/listening on http:\/\/127\.0\.0\.1:\d+\//, 30_000);
   const port = Number(/127\.0\.0\.1:(\d+)/.exec(banner)?.[1]);

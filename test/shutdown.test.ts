@@ -8,6 +8,7 @@ import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startServer, tempRoot } from './helpers/server.js';
+import { KEEP_ROOT } from './helpers/tools.js';
 
 const BIN = new URL('../bin/bootserve.js', import.meta.url).pathname;
 
@@ -59,7 +60,7 @@ test('a client that leaves during the grace is "client-gone", not "shutdown"', a
 
 test('the binary on SIGTERM: a download still running at the end of --shutdown-grace gets its access-log line, then exit 0', { timeout: 20_000 }, async (t) => {
   const root = tempRoot({ 'big.img': randomBytes(32 * 1024 * 1024) });
-  const child = spawn(process.execPath, [BIN, root, '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--shutdown-grace', '300ms', '--stall-timeout', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, ...KEEP_ROOT, root, '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--shutdown-grace', '300ms', '--stall-timeout', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => child.kill('SIGKILL'));
   let out = '';
   let err = '';

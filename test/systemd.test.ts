@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { request } from 'node:http';
 import { download } from './helpers/tftp.js';
-import { BIN, freePort, get, need, sha256, skipOrFail, start, until, type Child } from './helpers/tools.js';
+import { BIN, freePort, get, KEEP_ROOT, need, sha256, skipOrFail, start, until, type Child } from './helpers/tools.js';
 
 const UNITS = new URL('../contrib/systemd/', import.meta.url);
 const unitText = (name: string) => readFileSync(new URL(name, UNITS), 'utf8');
@@ -120,7 +120,7 @@ describe('systemd units', () => {
     const root = artifacts();
     const trace = join(mkdtempSync(join(tmpdir(), 'bootserve-strace-')), 'trace');
     const tftpPort = await freePort();
-    const child = start('strace', ['-f', '-qq', '-o', trace, process.execPath, BIN, root, '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--shutdown-grace', '2s', '--tftp', '--tftp-port', String(tftpPort)], { env: cleanEnv() });
+    const child = start('strace', ['-f', '-qq', '-o', trace, process.execPath, BIN, ...KEEP_ROOT, root, '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--shutdown-grace', '2s', '--tftp', '--tftp-port', String(tftpPort)], { env: cleanEnv() });
     // strace ignores SIGTERM while its tracee runs: signal bootserve (strace's child) itself.
     const tracee = () => childrenOf(child.proc.pid as number)[0];
     t.after(async () => {
@@ -270,7 +270,7 @@ describe('socket activation (LISTEN_FDS, fd 3)', () => {
     if (!need(t, 'python3', 'python3')) return;
     const root = artifacts();
     const ownPort = await freePort();
-    const child = start('python3', ['-c', ACTIVATE_PY, process.execPath, BIN, root, '--host', '127.0.0.1', '--port', String(ownPort), '--log-format', 'json', '--shutdown-grace', '2s'], {
+    const child = start('python3', ['-c', ACTIVATE_PY, process.execPath, BIN, ...KEEP_ROOT, root, '--host', '127.0.0.1', '--port', String(ownPort), '--log-format', 'json', '--shutdown-grace', '2s'], {
       env: cleanEnv(),
     });
     t.after(() => child.stop());
@@ -285,7 +285,7 @@ describe('socket activation (LISTEN_FDS, fd 3)', () => {
     // Larger than what loopback socket buffers hold, so that the slow reader really holds it up.
     const big = randomBytes(48 * 1024 * 1024);
     writeFileSync(join(root, 'rootfs.img'), big);
-    const child = start('python3', ['-c', SUPERVISE_PY, process.execPath, BIN, root, '--log-format', 'json', '--shutdown-grace', '10s'], { env: cleanEnv() });
+    const child = start('python3', ['-c', SUPERVISE_PY, process.execPath, BIN, ...KEEP_ROOT, root, '--log-format', 'json', '--shutdown-grace', '10s'], { env: cleanEnv() });
     t.after(async () => {
       for (const l of child.lines) {
         const m = /^started \d+ (\d+)$/.exec(l);
@@ -352,7 +352,7 @@ describe('socket activation (LISTEN_FDS, fd 3)', () => {
     // systemd-socket-activate cannot listen on port 0: take a free port, retry if it is taken.
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
-      const child = start('systemd-socket-activate', ['-l', `127.0.0.1:${port}`, process.execPath, BIN, root, '--host', '127.0.0.1', '--port', String(ownPort), '--log-format', 'json', '--shutdown-grace', '2s'], {
+      const child = start('systemd-socket-activate', ['-l', `127.0.0.1:${port}`, process.execPath, BIN, ...KEEP_ROOT, root, '--host', '127.0.0.1', '--port', String(ownPort), '--log-format', 'json', '--shutdown-grace', '2s'], {
         env: cleanEnv(),
       });
       t.after(() => child.stop());

@@ -8,7 +8,7 @@ import { parseArgs, UsageError } from '../lib/cli.js';
 import { bindMessage } from '../lib/net/bind.js';
 import { listenAddresses } from '../lib/tftp/server.js';
 import { tempRoot } from './helpers/server.js';
-import { BIN, cannotRunAsNobody } from './helpers/tools.js';
+import { BIN, cannotRunAsNobody, KEEP_ROOT } from './helpers/tools.js';
 
 const config = (argv: string[], env = {}) => {
   const inv = parseArgs(argv, env);
@@ -55,7 +55,7 @@ test('a busy TFTP port: one line on stderr that names it, exit 1', async (t) => 
   await new Promise<void>((r) => holder.bind(0, '127.0.0.1', r));
   t.after(() => holder.close());
   const port = holder.address().port;
-  const r = spawnSync(process.execPath, [BIN, tempRoot(), '--tftp', '--tftp-port', String(port), '--port', '0', '--host', '127.0.0.1'], { encoding: 'utf8', timeout: 10_000 });
+  const r = spawnSync(process.execPath, [BIN, ...KEEP_ROOT, tempRoot(), '--tftp', '--tftp-port', String(port), '--port', '0', '--host', '127.0.0.1'], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(r.status, 1);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   assert.match(r.stderr, new RegExp(`UDP port ${port} on 127\\.0\\.0\\.1 is already in use`));

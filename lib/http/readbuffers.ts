@@ -20,6 +20,8 @@ const MAX_RECYCLED = 1024 * 1024;
 /** Idle bytes kept for reuse, over all sizes; more goes back to the allocator. */
 const MAX_IDLE_BYTES = 8 * 1024 * 1024;
 
+const NO_BUFFER = Buffer.alloc(0);
+
 /** The size class of a read: the next power of two. */
 const classOf = (length: number) => 2 ** Math.ceil(Math.log2(length));
 
@@ -68,12 +70,12 @@ export class BufferPool {
     this.idleBytes += size;
   }
 
-  /** `length` bytes at `position`, read into a recycled buffer. */
+  /** `length` bytes at `position`, read into a recycled buffer (a fresh one outside the pool's sizes). */
   readAt(fd: number, length: number, position: number): Promise<Buffer> {
+    // In the pool's sizes `read` ignores the buffer it is given: give it none to fill.
+    const given = this.filled.broken || length < MIN_RECYCLED || length > MAX_RECYCLED ? Buffer.allocUnsafe(length) : NO_BUFFER;
     return new Promise((resolve, reject) => {
-      this.read(fd, Buffer.allocUnsafe(length), 0, length, position, (err, bytesRead, buffer) =>
-        err ? reject(err) : resolve(buffer.subarray(0, bytesRead)),
-      );
+      this.read(fd, given, 0, length, position, (err, bytesRead, buffer) => (err ? reject(err) : resolve(buffer.subarray(0, bytesRead))));
     });
   }
 

@@ -5,13 +5,19 @@ import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 /** An interface address, with the interface's name (eth0) for link-local scopes. */
 export type LocalAddress = NetworkInterfaceInfo & { name: string };
 
-/** Every address of every interface, or undefined when they cannot be listed (no netlink). */
-export function localAddresses(list: () => NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces): LocalAddress[] | undefined {
+/** This host's interfaces, or undefined when they cannot be listed (no netlink). */
+export function listInterfaces(): NodeJS.Dict<NetworkInterfaceInfo[]> | undefined {
   try {
-    return Object.entries(list()).flatMap(([name, infos]) => (infos ?? []).map((i) => ({ ...i, name })));
+    return networkInterfaces();
   } catch {
     return undefined;
   }
+}
+
+/** Every address of every interface, or undefined when they cannot be listed. */
+export function localAddresses(): LocalAddress[] | undefined {
+  const table = listInterfaces();
+  return table && Object.entries(table).flatMap(([name, infos]) => (infos ?? []).map((i) => ({ ...i, name })));
 }
 
 /** IPv4 clients of a dual-stack socket as IPv4 (192.0.2.7, not ::ffff:192.0.2.7), so one

@@ -44,10 +44,10 @@ export function bindMessage(t: BindTarget, code: string | undefined, cause: stri
     case 'EACCES':
     case 'EPERM':
       return t.port > 0 && t.port < PRIVILEGED_BELOW
-        ? `${t.service}: permission denied for ${where}${at}: ports below ${PRIVILEGED_BELOW} need root (bootserve binds, then drops to --user) or CAP_NET_BIND_SERVICE for bootserve alone (systemd: the drop-in in contrib/systemd)`
+        ? `${t.service}: permission denied for ${where}${at}: ports below ${PRIVILEGED_BELOW} need root (bootserve binds them, then runs as nobody or --user NAME) or CAP_NET_BIND_SERVICE for bootserve alone (systemd: the drop-in contrib/systemd/tftp.conf)`
         : `${t.service}: permission denied for ${where}${at}`;
     case 'EADDRNOTAVAIL':
-      return `${t.service}: cannot listen on ${where}${at}: ${t.address} is not an address of this host (--host)`;
+      return `${t.service}: cannot listen on ${where}${at}: ${t.address} is not an address of this host (${t.portFlag === '--admin-listen' ? '--admin-listen' : '--host'})`;
     default:
       return `${t.service}: cannot listen on ${where}${at}: ${cause}`;
   }

@@ -8,7 +8,7 @@
 //      no such file, by TFTP and HTTP alike.
 // A firmware without a binary is reported (banner) and its clients are not answered; the other
 // firmware kinds are unaffected.
-import { statSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 export type Firmware = 'bios' | 'efi-ia32' | 'efi-x64' | 'efi-arm32' | 'efi-arm64';
@@ -48,14 +48,8 @@ const CANDIDATES: Record<Firmware, Candidate[]> = {
   ],
 };
 
-/** How to get a missing binary, per firmware. */
-const HOW_TO_GET: Record<Firmware, string> = {
-  bios: 'apt install ipxe (Debian/Ubuntu) or dnf install ipxe-bootimgs-x86 (Fedora)',
-  'efi-x64': 'apt install ipxe (Debian/Ubuntu) or dnf install ipxe-bootimgs-x86 (Fedora)',
-  'efi-ia32': 'dnf install ipxe-bootimgs-x86 (Fedora), or build bin-i386-efi/snponly.efi from iPXE source',
-  'efi-arm32': 'build bin-arm32-efi/snponly.efi from iPXE source',
-  'efi-arm64': 'dnf install ipxe-bootimgs-aarch64 (Fedora), or build bin-arm64-efi/snponly.efi from iPXE source',
-};
+/** Where to get a missing binary: Debian's and Fedora's packages have x86 (Debian 13 also ARM64). */
+export const HOW_TO_GET = 'apt install ipxe (Debian/Ubuntu), dnf install ipxe-bootimgs-x86 (Fedora)';
 
 export const SYSTEM_IPXE_DIRS = ['/usr/lib/ipxe', '/usr/share/ipxe'];
 
@@ -76,8 +70,13 @@ export interface IpxeCatalog {
    * `/` is ignored.
    */
   ipxeFile(name: string): string | undefined;
-  /** One line per firmware: which file it gets from where, or exactly what is missing. */
+  /**
+   * One line per firmware that has a binary (which file, from where), then at most one line
+   * naming every firmware that has none (their clients get no answer).
+   */
   banner(): string[];
+  /** Firmware kinds without a binary, in the catalog's order. */
+  missing(): Firmware[];
 }
 
 export interface CatalogOptions {
@@ -130,13 +129,55 @@ export function findIpxeBinaries(options: CatalogOptions): IpxeCatalog {
   return {
     binaryFor: (firmware) => found.get(firmware),
     ipxeFile: (name) => byName.get(name.replace(/^\/+/, '')),
-    banner: () =>
-      (Object.keys(CANDIDATES) as Firmware[]).map((firmware) => {
+    missing: () => (Object.keys(CANDIDATES) as Firmware[]).filter((f) => !found.has(f)),
+    banner: () => {
+      const lines: string[] = [];
+      const missing: Firmware[] = [];
+      for (const firmware of Object.keys(CANDIDATES) as Firmware[]) {
         const b = found.get(firmware);
-        const label = FIRMWARE_LABEL[firmware];
-        if (b) return `iPXE for ${label}: ${b.name}${b.source === 'served' ? '' : ` (from ${b.path})`}`;
-        const names = CANDIDATES[firmware].map((c) => c.name).join(' or ');
-        return `iPXE for ${label}: missing ${names} (not in ${join(options.root, 'ipxe')}/ nor ${dirs.join(', ')}): ${HOW_TO_GET[firmware]}; ${label} clients get no answer`;
-      }),
+        if (!b) missing.push(firmware);
+        else lines.push(`iPXE for ${FIRMWARE_LABEL[firmware]}: ${b.name}${b.source === 'served' ? '' : ` (from ${b.path})`}`);
+      }
+      if (missing.length > 0) {
+        const names = missing.map((f) => CANDIDATES[f][0]?.name).join(', ');
+        lines.push(
+          `iPXE for ${missing.map((f) => FIRMWARE_LABEL[f]).join(', ')}: none (${names} not in ${join(options.root, 'ipxe')}/ nor ${dirs.join(', ')}); ` +
+            `those clients get no answer`,
+        );
+      }
+      return lines;
+    },
   };
+}
+
+/**
+ * --ipxe-dir must name a folder bootserve can list: a typo would otherwise show up only as
+ * missing binaries. A message naming the flag, or undefined.
+ */
+export function checkIpxeDir(dir: string | undefined): string | undefined {
+  if (dir === undefined) return undefined;
+  try {
+    if (!statSync(dir).isDirectory()) return `--ipxe-dir ${dir}: not a directory`;
+    accessSync(dir, constants.R_OK | constants.X_OK);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return `--ipxe-dir ${dir}: no such directory`;
+    return `--ipxe-dir ${dir}: cannot read it (${code ?? String(err)})`;
+  }
+}
+
+/**
+ * proxyDHCP with no boot program for any firmware answers nobody: a refusal naming where the
+ * binaries may come from (`flag` is what the operator typed: --pxe or --proxy-dhcp), or undefined.
+ */
+export function noBootProgram(catalog: IpxeCatalog, root: string, flag: string): string | undefined {
+  if (catalog.missing().length < Object.keys(CANDIDATES).length) return undefined;
+  return `${flag}: no iPXE boot program for any firmware: put undionly.kpxe and snponly.efi in ${join(root, 'ipxe')}/, point --ipxe-dir at a folder that has them, or install them: ${HOW_TO_GET}`;
+}
+
+/** The binaries served from outside the served folder (--ipxe-dir, the system's package). */
+export function servedFromOutside(catalog: IpxeCatalog): string[] {
+  const firmware = Object.keys(CANDIDATES) as Firmware[];
+  return [...new Set(firmware.flatMap((f) => catalog.binaryFor(f) ?? []).filter((b) => b.source !== 'served').map((b) => b.path))];
 }

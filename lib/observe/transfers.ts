@@ -82,24 +82,36 @@ export class Transfers {
   /** The transfer is over: off the active list, onto the recent one unless `listed` is false. */
   end(t: ActiveTransfer, outcome: TransferOutcome, extra: { status?: number; detail?: string } = {}, listed = true): FinishedTransfer {
     this.active.delete(t.id);
+    const now = Date.now();
     const finished: FinishedTransfer = {
       protocol: t.protocol,
       client: t.client,
       path: t.path,
       range: t.range,
       status: extra.status,
-      ...(extra.detail === undefined ? {} : { detail: extra.detail }),
       outcome,
       bytesSent: t.bytesSent,
       bytesDue: t.bytesDue,
-      durationMs: Date.now() - t.startedAt,
-      finishedAt: new Date().toISOString(),
+      durationMs: now - t.startedAt,
+      finishedAt: this.isoTime(now),
     };
+    if (extra.detail !== undefined) finished.detail = extra.detail;
     if (listed) {
       this.recent.push(finished);
       if (this.recent.length > RECENT) this.recent.shift();
     }
     return finished;
+  }
+
+  /** The time as an ISO string; many transfers end in the same millisecond under load. */
+  private isoAt = 0;
+  private iso = '';
+  private isoTime(ms: number): string {
+    if (ms !== this.isoAt) {
+      this.isoAt = ms;
+      this.iso = new Date(ms).toISOString();
+    }
+    return this.iso;
   }
 
   /** Transfers of one protocol running now. */

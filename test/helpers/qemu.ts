@@ -5,6 +5,7 @@ import { accessSync, constants, copyFileSync, existsSync, mkdtempSync, rmSync, s
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { KEEP_ROOT } from './tools.js';
 
 /** Where scripts/e2e-netboot-assets.sh leaves vmlinuz and busybox. */
 export function assetsDir(): string {
@@ -206,7 +207,7 @@ export interface Bootserve {
 
 export async function startBootserve(repo: string, dir: string, args: readonly string[], options: BootserveOptions = {}): Promise<Bootserve> {
   const port = options.port ?? (await freePort());
-  const command = [...(options.wrap ?? []), process.execPath, join(repo, 'bin/bootserve.js'), dir, '--host', options.host ?? '127.0.0.1', '--port', String(port), '--log-format', 'json', ...args];
+  const command = [...(options.wrap ?? []), process.execPath, join(repo, 'bin/bootserve.js'), ...KEEP_ROOT, dir, '--host', options.host ?? '127.0.0.1', '--port', String(port), '--log-format', 'json', ...args];
   const child = spawn(command[0] as string, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout = new OutputWatch();
   const stderr = new OutputWatch();

@@ -12,6 +12,7 @@ import type { HttpStats } from '../../lib/http/stats.js';
 import { metricsText } from '../../lib/admin/pages.js';
 import type { DhcpRecord, HttpRecord, Logger, DhcpLogger } from '../../lib/observe/log.js';
 import type { Transfers } from '../../lib/observe/transfers.js';
+import { KEEP_ROOT } from './tools.js';
 
 export interface TestServer {
   port: number;
@@ -134,7 +135,7 @@ export interface Running {
 export async function spawnBinary(t: { after: (fn: () => void) => void }, args: string[]): Promise<Running> {
   const { spawn } = await import('node:child_process');
   const bin = new URL('../../bin/bootserve.js', import.meta.url).pathname;
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bin, ...KEEP_ROOT, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   t.after(() => child.kill('SIGKILL'));
   let out = '';
   let err = '';

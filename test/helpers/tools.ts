@@ -9,6 +9,12 @@ import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 
+/**
+ * Started as root, bootserve runs as nobody once its ports are bound, and refuses a folder nobody
+ * cannot read (a mkdtemp folder is 0700): tests that are not about that keep root.
+ */
+export const KEEP_ROOT: string[] = process.getuid?.() === 0 ? ['--user', 'root'] : [];
+
 /** The built command, as installed by npm (`bin` in package.json). */
 export const BIN = fileURLToPath(new URL('../../bin/bootserve.js', import.meta.url));
 
