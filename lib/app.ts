@@ -14,7 +14,8 @@ import type { DhcpLogger, Logger } from './observe/log.js';
 import { Machines } from './observe/machines.js';
 import { Transfers } from './observe/transfers.js';
 import { info, warn, type BannerLine, type Service } from './service.js';
-import { createTftpService, type TftpService } from './tftp/server.js';
+import type { TftpService } from './tftp/server.js';
+import { createThreadedTftpService } from './tftp/thread.js';
 
 export interface AppOptions {
   config: Config;
@@ -138,7 +139,8 @@ export function buildApp(options: AppOptions): App {
   // 3. TFTP, for PXE firmware's boot program.
   let tftp: TftpService | undefined;
   if (config.tftp) {
-    tftp = createTftpService(
+    // On a thread of its own: lockstep firmware waits a loop turn per packet (tftp/thread.ts).
+    tftp = createThreadedTftpService(
       {
         port: config.tftpPort,
         host: config.host,
@@ -148,7 +150,7 @@ export function buildApp(options: AppOptions): App {
         maxPerClient: config.tftpMaxPerClient,
         dotfiles: config.dotfiles,
       },
-      { root, logger, transfers, fallback: (segments) => ipxe?.ipxeFile(segments.join('/')), shed: () => void files?.shed() },
+      { root, logger, transfers, ipxe: ipxe ? { ipxeDir: config.ipxeDir } : undefined, shed: () => void files?.shed() },
     );
     services.push(tftp);
   }
