@@ -14,7 +14,11 @@ const post = (m: ThreadMessage) => port.postMessage(m);
 const binaries = new Map<Firmware, string>(data.binaries);
 
 const service = createDhcpService({
-  policy: () => ({ serverAddress: data.serverAddress, httpPort: data.httpPort, binaryFor: (f) => (binaries.has(f) ? { name: binaries.get(f) as string } : undefined) }),
+  policy: () => ({
+    serverAddress: data.serverAddress,
+    httpPort: data.httpPort,
+    binaryFor: (f) => (binaries.has(f) ? { name: binaries.get(f) as string } : undefined),
+  }),
   log: (record) => {
     post({ kind: 'log', record });
     statsChanged();

@@ -79,7 +79,10 @@ export function createThreadedDhcpService(options: DhcpOptions): DhcpService {
       const source = import.meta.url.endsWith('.ts');
       const entry = new URL(source ? './thread-worker.ts' : './thread-worker.js', import.meta.url);
       const w = source
-        ? new Worker(`import('tsx/esm/api').then((tsx) => tsx.register()).then(() => import(${JSON.stringify(entry.href)}))`, { eval: true, workerData: data })
+        ? new Worker(`import('tsx/esm/api').then((t) => t.register()).then(() => import(${JSON.stringify(entry.href)}))`, {
+            eval: true,
+            workerData: data,
+          })
         : new Worker(entry, { workerData: data });
       worker = w;
       return new Promise<void>((resolve, reject) => {
@@ -91,7 +94,8 @@ export function createThreadedDhcpService(options: DhcpOptions): DhcpService {
             case 'failed':
               void w.terminate();
               // The thread's one-line message, as a BindError again (main prints those as they are).
-              return reject(m.bind ? Object.assign(new BindError(m.bind.target, m.bind.code, ''), { message: m.message }) : new Error(m.message));
+              const failure = m.bind ? Object.assign(new BindError(m.bind.target, m.bind.code, ''), { message: m.message }) : new Error(m.message);
+            return reject(failure);
             case 'log':
               return options.log(m.record);
             case 'error':

@@ -75,7 +75,12 @@ export function createTftpService(options: TftpOptions, deps: TftpDeps): TftpSer
     closing: false,
     running: new Set(),
     busy: new Set(),
-    admission: new TftpAdmission({ maxTransfers: options.maxTransfers, maxPerClient: options.maxPerClient, maxWaiters: WAITERS_REMEMBERED, forgetAfterMs: FORGET_WAITER_MS }),
+    admission: new TftpAdmission({
+      maxTransfers: options.maxTransfers,
+      maxPerClient: options.maxPerClient,
+      maxWaiters: WAITERS_REMEMBERED,
+      forgetAfterMs: FORGET_WAITER_MS,
+    }),
     refusalLog: new LogBudget(20, (n) => deps.logger.error(`tftp: ${n} more refused requests in the last second were counted but not logged`)),
   };
   const requests = new InFlight();
@@ -129,7 +134,8 @@ export function createTftpService(options: TftpOptions, deps: TftpDeps): TftpSer
     metrics: () => stats.families(deps.transfers, ctx.admission.queue()),
     status: () => {
       const queue = ctx.admission.queue();
-      return { addresses: bound, activeTransfers: ctx.running.size, queue: { waiting: queue.waiting, oldestWaitSeconds: queue.oldestWaitMs / 1000 } };
+      const waiting = { waiting: queue.waiting, oldestWaitSeconds: queue.oldestWaitMs / 1000 };
+      return { addresses: bound, activeTransfers: ctx.running.size, queue: waiting };
     },
     // Resolves once every request has ended and been recorded; a request still being opened when
     // the grace ends is stopped as soon as its transfer starts.

@@ -67,11 +67,11 @@ export class TftpStats {
       counter('bootserve_tftp_refused_requests_total', 'TFTP requests answered with an ERROR, by reason.', this.refused.samples('reason', REFUSAL_REASONS)),
       counter('bootserve_tftp_ignored_packets_total', 'Datagrams to the TFTP port dropped without an answer, by reason.', this.ignored.samples('reason', IGNORED_REASONS)),
       counter('bootserve_tftp_retransmissions_total', 'Times a TFTP window or OACK was sent again on our timer.', this.retransmissions),
-      counter('bootserve_tftp_paced_requests_total', 'TFTP requests left unanswered to be resent (pacing, not refusal), by cause.', this.waited.samples('cause', WAIT_CAUSES)),
+      counter('bootserve_tftp_paced_requests_total', 'TFTP requests left unanswered to be resent (pacing), by cause.', this.waited.samples('cause', WAIT_CAUSES)),
       gauge('bootserve_tftp_queue_waiting', 'TFTP clients waiting for a transfer slot.', queue.waiting),
-      gauge('bootserve_tftp_queue_oldest_wait_seconds', 'How long the longest-waiting TFTP client has waited so far.', queue.oldestWaitMs / 1000),
+      gauge('bootserve_tftp_queue_oldest_wait_seconds', 'How long the oldest TFTP waiter has waited.', queue.oldestWaitMs / 1000),
       counter('bootserve_tftp_admitted_after_wait_total', 'TFTP requests admitted on a resend after waiting.', this.admittedAfterWaiting),
-      gauge('bootserve_tftp_longest_wait_seconds', 'The longest wait of a TFTP request admitted so far.', this.longestAdmittedWaitMs / 1000),
+      gauge('bootserve_tftp_longest_wait_seconds', 'The longest wait of an admitted TFTP request.', this.longestAdmittedWaitMs / 1000),
     ];
   }
 }

@@ -21,8 +21,8 @@ class PostedTransfers extends Transfers {
     return transfer;
   }
 
-  override end(t: ActiveTransfer, outcome: TransferOutcome, extra: { status?: number; detail?: string } = {}, listed = true): FinishedTransfer {
-    const finished = super.end(t, outcome, extra, listed);
+  override end(t: ActiveTransfer, outcome: TransferOutcome, extra: { status?: number; detail?: string } = {}, listed = true) {
+    const finished: FinishedTransfer = super.end(t, outcome, extra, listed);
     post({ kind: 'end', id: t.id, outcome, extra, bytesSent: t.bytesSent });
     return finished;
   }

@@ -50,7 +50,9 @@ export type TftpThreadMessage =
   | { kind: 'shed' }
   | { kind: 'stopped' };
 
-export function createThreadedTftpService(options: TftpOptions, deps: Omit<TftpDeps, 'fallback'> & { ipxe: TftpThreadData['ipxe'] }): TftpService {
+export type ThreadedTftpDeps = Omit<TftpDeps, 'fallback'> & { ipxe: TftpThreadData['ipxe'] };
+
+export function createThreadedTftpService(options: TftpOptions, deps: ThreadedTftpDeps): TftpService {
   const stats = new TftpStats();
   let queue: QueueFigures = { waiting: 0, oldestWaitMs: 0 };
   let addresses: { address: string; port: number }[] = [];
@@ -117,7 +119,10 @@ export function createThreadedTftpService(options: TftpOptions, deps: Omit<TftpD
       const source = import.meta.url.endsWith('.ts');
       const entry = new URL(source ? './thread-worker.ts' : './thread-worker.js', import.meta.url);
       const w = source
-        ? new Worker(`import('tsx/esm/api').then((tsx) => tsx.register()).then(() => import(${JSON.stringify(entry.href)}))`, { eval: true, workerData: data })
+        ? new Worker(`import('tsx/esm/api').then((t) => t.register()).then(() => import(${JSON.stringify(entry.href)}))`, {
+            eval: true,
+            workerData: data,
+          })
         : new Worker(entry, { workerData: data });
       worker = w;
       return new Promise<void>((resolve, reject) => {
@@ -130,7 +135,8 @@ export function createThreadedTftpService(options: TftpOptions, deps: Omit<TftpD
           if (m.kind === 'failed') {
             void w.terminate();
             // The thread's one-line message, as a BindError again (main prints those as they are).
-            return reject(m.bind ? Object.assign(new BindError(m.bind.target, m.bind.code, ''), { message: m.message }) : new Error(m.message));
+            const failure = m.bind ? Object.assign(new BindError(m.bind.target, m.bind.code, ''), { message: m.message }) : new Error(m.message);
+            return reject(failure);
           }
           receive(m);
         });
@@ -142,7 +148,12 @@ export function createThreadedTftpService(options: TftpOptions, deps: Omit<TftpD
     },
     banner: () => banner.map((b) => (b.level === 'warn' ? warn(b.text) : info(b.text))),
     metrics: () => stats.families(deps.transfers, queue),
-    status: () => ({ addresses, activeTransfers: mirrors.size, queue: { waiting: queue.waiting, oldestWaitSeconds: queue.oldestWaitMs / 1000 }, thread: true }),
+    status: () => ({
+      addresses,
+      activeTransfers: mirrors.size,
+      queue: { waiting: queue.waiting, oldestWaitSeconds: queue.oldestWaitMs / 1000 },
+      thread: true,
+    }),
     shutdown: (graceMs) =>
       (stopped ??= (async () => {
         const w = worker;
