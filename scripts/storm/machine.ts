@@ -72,6 +72,18 @@ class Failure extends Error {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
+/**
+ * A firmware timer has run out: first let the datagrams and data already here be read. Timers
+ * run before I/O in a turn of the event loop, so when the simulator itself falls behind (a
+ * turn of seconds under load), an answer that came in time would otherwise lose to the timer
+ * and the server be blamed for the simulator's lateness.
+ */
+const settle = () => new Promise<void>((r) => setImmediate(r));
+/** A timer for `ms`, then settle(). */
+const expire = async (ms: number) => {
+  await sleep(ms);
+  await settle();
+};
 
 export async function runMachine(plan: MachinePlan, env: Env): Promise<MachineResult> {
   const result: MachineResult = { id: plan.id, firmware: plan.firmware, outcome: 'failed', phases: {}, retries: 0, paused: 0 };
@@ -195,7 +207,7 @@ async function firmwareDiscover(ctx: Ctx): Promise<DhcpReply> {
     for (const [round, seconds] of [4, 8, 16, 32].entries()) {
       if (round > 0) ctx.result.retries++;
       ctx.env.broadcast(packet);
-      await sleep(seconds * 1000);
+      await expire(seconds * 1000);
       if (offer) return offer;
       if (ctx.env.now() > ctx.env.deadlineMs) break;
     }
@@ -233,7 +245,7 @@ async function bootServerRequest(ctx: Ctx, offer: DhcpReply, itemType: number | 
       socket.send(packet, 4011, server);
       await new Promise<void>((resolve) => {
         wake = resolve;
-        setTimeout(resolve, attempt * 1000);
+        setTimeout(() => setImmediate(resolve), attempt * 1000);
       });
       if (answer) return answer;
     }
@@ -269,6 +281,8 @@ async function tftpRead(ctx: Ctx, server: string, file: string, options: [string
   let expected = 1; // next block (absolute)
   let lastPacket = rrq(file, options);
   let sends = 0;
+  /** Packets that moved the transfer: a timer armed before one of them has nothing to resend. */
+  let moves = 0;
   let timer: NodeJS.Timeout | undefined;
   return await new Promise<Fetched>((resolve, reject) => {
     let ended = false;
@@ -280,18 +294,30 @@ async function tftpRead(ctx: Ctx, server: string, file: string, options: [string
       if (error) reject(error);
       else resolve(value as Fetched);
     };
-    const send = (packet: Buffer, moved: boolean) => {
-      lastPacket = packet;
-      if (moved) sends = 0;
-      sends++;
-      socket.send(packet, tid ?? 69, server);
+    // The firmware's timer: 4 s after the last packet that moved the transfer, its last packet
+    // again; the 6th send without progress fails the boot.
+    const arm = () => {
       clearTimeout(timer);
-      timer = setTimeout(() => {
+      const armedAt = moves;
+      timer = setTimeout(() => setImmediate(() => {
+        if (ended) return;
+        // Packets read in the meantime (settle(), above) moved the transfer: a new 4 s.
+        if (moves !== armedAt) return arm();
         if (ctx.env.now() > ctx.env.deadlineMs) return end(ctx.fail('run timeout'));
         if (sends >= 6) return end(ctx.fail(`TFTP timeout (${mode === 'probe' ? 'size probe' : 'read'} of ${file}, 6 sends)`));
         ctx.result.retries++;
         send(lastPacket, false);
-      }, 4000);
+      }), 4000);
+    };
+    const send = (packet: Buffer, moved: boolean) => {
+      lastPacket = packet;
+      if (moved) {
+        sends = 0;
+        moves++;
+      }
+      sends++;
+      socket.send(packet, tid ?? 69, server);
+      arm();
     };
     socket.on('message', (msg, rinfo) => {
       if (ended || rinfo.address !== server) return;
@@ -326,6 +352,7 @@ async function tftpRead(ctx: Ctx, server: string, file: string, options: [string
       if (windowEnd) send(ack(p.block), true);
       else {
         sends = 0; // a packet that moved the transfer restarts the count
+        moves++;
       }
     });
     send(lastPacket, true);
@@ -360,7 +387,7 @@ async function ipxeDiscover(ctx: Ctx): Promise<DhcpReply> {
       ctx.env.broadcast(packet);
       await new Promise<void>((resolve) => {
         wake = resolve;
-        setTimeout(resolve, wait);
+        setTimeout(() => setImmediate(resolve), wait);
       });
       if (offer) return offer;
       ctx.result.retries++;
@@ -437,10 +464,11 @@ function httpGet(ctx: Ctx, agent: Agent, url: string, keepBody: boolean): Promis
       res.on('aborted', () => done({ kind: 'failed', reason: 'HTTP body cut' }));
     });
     // iPXE's TCP connect gives up after about 15 s.
-    const connectTimer = setTimeout(() => {
-      done({ kind: 'failed', reason: 'HTTP: no response in 15 s' });
+    const connectTimer = setTimeout(() => setImmediate(() => {
+      if (settled || req.socket?.connecting === false) return;
+      done({ kind: 'failed', reason: 'HTTP: no connection in 15 s' });
       req.destroy();
-    }, 15_000);
+    }), 15_000);
     req.on('socket', (s) => (s.connecting ? s.once('connect', () => clearTimeout(connectTimer)) : clearTimeout(connectTimer)));
     // Nothing outlives the run: a transfer still going at its end fails.
     const deadline = setTimeout(() => {
