@@ -1,6 +1,7 @@
 // The builder: a parsed configuration in, the running services out, in an explicit order. main.ts
 // (the process) and the tests build bootserve through here, so every test runs the production
 // setup. Adding a service: a folder with a create function meeting service.ts, one entry below.
+import { createLocalAdmin, needsLocalAdmin } from './admin/local.js';
 import { adminReply, type AdminState } from './admin/pages.js';
 import { parseHostPort, proxyFlag, type Config } from './cli.js';
 import { advertisedAddress } from './dhcp/address.js';
@@ -123,6 +124,7 @@ export function buildApp(options: AppOptions): App {
     files,
     bootMenu: config.bootMenu ? bootMenuFor(root, config, (m) => logger.error(m)) : undefined,
     ipxeFile: ipxe?.ipxeFile,
+    ipxeBinaries: ipxe?.external,
     admin: config.adminListen === undefined ? admin : undefined,
     shuttingDown,
   });
@@ -134,6 +136,12 @@ export function buildApp(options: AppOptions): App {
     const { host, port } = parseHostPort(config.adminListen);
     adminService = createHttpService({ ...httpOptions, name: 'admin', host, port, fd: undefined }, { root: undefined, logger, transfers, admin, shuttingDown });
     services.push(adminService);
+  }
+
+  // 2b. --host names one address that is not loopback: the admin pages on 127.0.0.1 too (admin/local.ts).
+  if (admin && config.adminListen === undefined && options.activationFd === undefined && needsLocalAdmin(config.host)) {
+    const create = (port: number) => createHttpService({ ...httpOptions, name: 'admin', host: '127.0.0.1', port, fd: undefined }, { root: undefined, logger, transfers, admin, shuttingDown });
+    services.push(createLocalAdmin({ port: () => http.address().port, create, elsewhere: () => `${urlsFor(http.address())[0]}-/` }));
   }
 
   // 3. TFTP, for PXE firmware's boot program.

@@ -1,19 +1,28 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { parseArgs, usage } from '../lib/cli.js';
 import { findIpxeBinaries } from '../lib/netboot/ipxe.js';
 import { fetch, startServer, tempRoot } from './helpers/server.js';
 
 const BIN = fileURLToPath(new URL('../bin/bootserve.js', import.meta.url));
 
+/** A temporary folder with `files`, removed once this file's tests are done. */
+const made: string[] = [];
+function temp(files: Record<string, string> = {}): string {
+  const dir = tempRoot(files);
+  made.push(dir);
+  return dir;
+}
+after(() => made.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+
 test('catalog: the served ipxe/ folder first, then the system dirs; a missing firmware is named with how to get it', () => {
-  const root = tempRoot({ 'ipxe/undionly.kpxe': 'mine' });
-  const system = tempRoot({ 'undionly.kpxe': 'sys', 'ipxe.efi': 'full', 'arm64-efi/snponly.efi': 'arm' });
-  const other = tempRoot({ 'ipxe-i386.efi': 'ia32' });
+  const root = temp({ 'ipxe/undionly.kpxe': 'mine' });
+  const system = temp({ 'undionly.kpxe': 'sys', 'ipxe.efi': 'full', 'arm64-efi/snponly.efi': 'arm' });
+  const other = temp({ 'ipxe-i386.efi': 'ia32' });
   const c = findIpxeBinaries({ root, systemDirs: [system, other] });
   assert.deepEqual(c.binaryFor('bios'), { firmware: 'bios', name: 'ipxe/undionly.kpxe', path: join(root, 'ipxe/undionly.kpxe'), source: 'served' });
   assert.deepEqual(c.binaryFor('efi-x64'), { firmware: 'efi-x64', name: 'ipxe/ipxe.efi', path: join(system, 'ipxe.efi'), source: 'system' });
@@ -36,8 +45,8 @@ test('catalog: the served ipxe/ folder first, then the system dirs; a missing fi
 });
 
 test('catalog: --ipxe-dir replaces the system dirs; snponly.efi is preferred over ipxe.efi', () => {
-  const root = tempRoot();
-  const dir = tempRoot({ 'snponly.efi': 'snp', 'ipxe.efi': 'full' });
+  const root = temp();
+  const dir = temp({ 'snponly.efi': 'snp', 'ipxe.efi': 'full' });
   const c = findIpxeBinaries({ root, ipxeDir: dir, systemDirs: ['/nonexistent'] });
   assert.deepEqual(c.binaryFor('efi-x64'), { firmware: 'efi-x64', name: 'ipxe/snponly.efi', path: join(dir, 'snponly.efi'), source: 'ipxe-dir' });
   assert.equal(c.binaryFor('bios'), undefined);
@@ -53,7 +62,7 @@ test('catalog: --ipxe-dir replaces the system dirs; snponly.efi is preferred ove
 });
 
 test('HTTP: a binary from the system dir is served under its ipxe/ name; the root still wins', async () => {
-  const system = tempRoot({ 'snponly.efi': 'system-snp' });
+  const system = temp({ 'snponly.efi': 'system-snp' });
   const server = await startServer({ files: { 'ipxe/undionly.kpxe': 'root-undi' }, tftp: true, tftpPort: 0, ipxeDir: system });
   try {
     const efi = await fetch(`${server.url}/ipxe/snponly.efi`);
@@ -66,6 +75,44 @@ test('HTTP: a binary from the system dir is served under its ipxe/ name; the roo
     assert.equal((await fetch(`${server.url}/ipxe/ipxe.efi`)).status, 404);
   } finally {
     await server.close();
+  }
+});
+
+test('HTTP: a listing of ipxe/ shows the binaries served from the system dir, with or without ipxe/ in the root', async () => {
+  const system = temp({ 'snponly.efi': 'system-snp', 'undionly.kpxe': 'system-undi' });
+  const bare = await startServer({ tftp: true, tftpPort: 0, ipxeDir: system });
+  const mixed = await startServer({ files: { 'ipxe/undionly.kpxe': 'root-undi', 'ipxe/custom.ipxe': '#!ipxe' }, tftp: true, tftpPort: 0, ipxeDir: system });
+  try {
+    const json = { Accept: 'application/json' };
+    assert.equal((await fetch(`${bare.url}/ipxe`)).status, 301);
+    const listed = JSON.parse((await fetch(`${bare.url}/ipxe/`, { headers: json })).body.toString()) as { name: string; size: number }[];
+    assert.deepEqual(listed.map((e) => `${e.name} ${e.size}`), ['snponly.efi 10', 'undionly.kpxe 11']);
+    assert.match((await fetch(`${bare.url}/ipxe/`)).body.toString(), /href="snponly\.efi"/);
+    const both = JSON.parse((await fetch(`${mixed.url}/ipxe/`, { headers: json })).body.toString()) as { name: string; size: number }[];
+    assert.deepEqual(both.map((e) => `${e.name} ${e.size}`), ['custom.ipxe 6', 'snponly.efi 10', 'undionly.kpxe 9'], "the root's own file wins, as when it is served");
+  } finally {
+    await bare.close();
+    await mixed.close();
+  }
+  const none = await startServer({});
+  try {
+    assert.equal((await fetch(`${none.url}/ipxe/`)).status, 404, 'no catalog, no ipxe/ in the root: nothing to list');
+  } finally {
+    await none.close();
+  }
+});
+
+test('HTTP: a browser\'s /favicon.ico is 204 when the root has none (no 404 in the log for it)', async () => {
+  const s = await startServer({ files: {} });
+  const own = await startServer({ files: { 'favicon.ico': 'icon' } });
+  try {
+    const r = await fetch(`${s.url}/favicon.ico`);
+    assert.equal(r.status, 204);
+    assert.equal(r.body.length, 0);
+    assert.equal((await fetch(`${own.url}/favicon.ico`)).body.toString(), 'icon');
+  } finally {
+    await s.close();
+    await own.close();
   }
 });
 
@@ -94,7 +141,7 @@ test('flags: --proxy-dhcp, --pxe (tftp and proxyDHCP), --ipxe-dir, and their BOO
 });
 
 test('the binary: --proxy-dhcp refuses a --host that is not an IPv4 address, in one line, before binding anything', () => {
-  const r = spawnSync(process.execPath, [BIN, '--proxy-dhcp', '--host', '::1', '-p', '0', tempRoot()], { encoding: 'utf8', timeout: 10_000 });
+  const r = spawnSync(process.execPath, [BIN, '--proxy-dhcp', '--host', '::1', '-p', '0', temp()], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(r.status, 1);
   assert.equal(r.stderr.trim().split('\n').length, 1);
   assert.match(r.stderr, /--host must be one \(got '::1'\)/);

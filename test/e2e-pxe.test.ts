@@ -5,7 +5,10 @@
 //   2. UEFI HTTP Boot (OVMF, PXE off): the EFI binary over HTTP, then iPXE;
 //   3. BIOS (SeaBIOS with QEMU's iPXE ROM): proxyDHCP straight to boot.ipxe;
 //   4. BIOS again, with the machine frozen mid-kernel: bootserve's stall guard cuts the
-//      transfer, the generated menu's retry fetches it again, /-/machines shows both.
+//      transfer, the generated menu's retry fetches it again, /-/machines shows both;
+//   5. the operator page (/-/) in headless chromium, loaded while that machine is frozen: the
+//      timelines of all four, the cut kernel in red; its screenshot is kept for CI at
+//      $BOOTSERVE_ARTIFACTS/operator-page.png when set (test/helpers/browser.ts).
 // Every boot goes through the generated boot.ipxe to a Linux whose initramfs prints the
 // sha256 of a payload it carries and a marker: the right bytes arrived. A boot that fails
 // names the step (no offer, no 4011 answer, TFTP, HTTP, Linux).
@@ -24,7 +27,8 @@ import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createLab, findLabTools, getInLab, LAN, removeStaleLabs, startGuest, startRouter, type Firmware, type Lab, type LabTools } from './helpers/lab.js';
 import { markerInitramfs, PAYLOAD_LINE, payloadCpio, startBootserve, type AccessLine, type Bootserve, type DhcpLine, type Vm } from './helpers/qemu.js';
-import { sha256, skipOrFail, type Child } from './helpers/tools.js';
+import { artifactsDir, browse, CHROMIUM, type Browsed } from './helpers/browser.js';
+import { have, need, sha256, skipOrFail, type Child } from './helpers/tools.js';
 
 const REPO = dirname(dirname(fileURLToPath(import.meta.url)));
 const ROUTER_ADVERTISEMENTS = process.env.BOOTSERVE_E2E_LAB_RA !== 'off';
@@ -319,6 +323,8 @@ test('e2e-pxe: bootserve --pxe beside an address-only DHCP server boots UEFI PXE
       try {
         const cut = await server.waitFor((lines) => lines.some((r) => r.path === KERNEL && r.outcome !== 'complete'), 30_000);
         if (!cut) st.diagnostic('bootserve did not cut the frozen transfer within 30 s');
+        // The operator's page at this moment, from the server's own host (127.0.0.1: --host names the LAN address).
+        if (have(CHROMIUM)) page = await browseLab(env, `http://127.0.0.1:${HTTP_PORT}/-/`).catch((err: unknown) => err as Error);
       } finally {
         env.lab.unshape(tap);
         vm.child.kill('SIGCONT');
@@ -340,5 +346,44 @@ test('e2e-pxe: bootserve --pxe beside an address-only DHCP server boots UEFI PXE
     assert.deepEqual(steps, kernel.map((r) => r.outcome), `/-/machines: ${mac}'s kernel steps`);
     assert.equal(me.lastError?.file, KERNEL, `/-/machines: ${mac}'s last error is the cut kernel transfer`);
   });
+
+  await t.test('5. the operator page in chromium, taken while machine 4 was frozen: four timelines, the cut kernel in red', async (st) => {
+    if (!need(st, CHROMIUM, 'chromium')) return;
+    if (page instanceof Error) throw page;
+    assert.ok(page, 'the page was not loaded (machine 4 was never frozen)');
+    st.diagnostic(`screenshot: ${page.screenshot}`);
+    const dom = page.dom;
+    assert.match(dom, /<main id="fleet" data-rendered="browser">/, 'the page script re-rendered from /-/status and /-/machines');
+    const card = (mac: string) => new RegExp(`<article class="machine (\\w+)" data-mac="${mac}"[^>]*>(.*?)</article>`, 's').exec(dom);
+    for (const mac of ['52:54:00:18:00:01', '52:54:00:18:00:02', '52:54:00:18:00:03']) {
+      const m = card(mac);
+      assert.equal(m?.[1], 'done', `${mac} booted: its card says ${m?.[1]}\n${m?.[2]?.slice(0, 3000)}`);
+      // The BIOS guest's firmware is iPXE itself (QEMU's NIC ROM): it fetches no boot program.
+      const stages = mac.endsWith('03') ? ['dhcp', 'script', 'kernel', 'initrd'] : ['dhcp', 'boot-program', 'script', 'kernel', 'initrd'];
+      for (const stage of stages) {
+        assert.match(m?.[2] ?? '', new RegExp(`class="step ok" data-stage="${stage}"`), `${mac}: ${stage} done`);
+      }
+    }
+    assert.match(card('52:54:00:18:00:01')?.[2] ?? '', /data-stage="boot-program">.*?snponly\.efi.*?over TFTP · complete/s);
+    assert.match(card('52:54:00:18:00:02')?.[2] ?? '', /data-stage="boot-program">.*?over HTTP · complete/s);
+    const frozen = card('52:54:00:18:00:04');
+    assert.equal(frozen?.[1], 'failed', `the frozen machine: ${frozen?.[2]?.slice(0, 3000)}`);
+    assert.match(frozen?.[2] ?? '', /class="step failed" data-stage="kernel">.*?vmlinuz.*?class="reason">(stalled|client-gone)/s);
+    assert.match(frozen?.[2] ?? '', /class="why">✗ kernel over HTTP <code>\/linux\/vmlinuz<\/code>: (stalled|client-gone)/);
+  });
 });
+
+let page: Browsed | Error | undefined;
+
+/** /-/ in headless chromium inside the server's namespace; the screenshot goes to ARTIFACTS. */
+async function browseLab(env: Env, url: string): Promise<Browsed> {
+  const dir = mkdtempSync(join(tmpdir(), 'bootserve-e2e-page-'));
+  try {
+    const artifacts = artifactsDir(dir);
+    mkdirSync(artifacts, { recursive: true });
+    return await browse(url, dir, join(artifacts, 'operator-page.png'), { wrap: env.lab.exec('server'), height: 1000 });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 

@@ -34,10 +34,14 @@ test('a UEFI PXE boot, step by step: offer, 4011, TFTP (the size probe is no err
       'dhcp boot file sent on 4011 ipxe/snponly.efi answered',
       'tftp boot program over TFTP ipxe/snponly.efi client-gone',
       'tftp boot program over TFTP ipxe/snponly.efi complete',
-      'http GET boot script /boot.ipxe complete',
-      'http GET file /debian/vmlinuz stalled',
+      'http boot script over HTTP /boot.ipxe complete',
+      'http kernel over HTTP /debian/vmlinuz stalled',
     ],
   );
+  assert.deepEqual(machine?.steps.map((s) => s.result), ['ok', 'ok', 'skipped', 'ok', 'ok', 'failed']);
+  assert.equal(machine?.state, 'failed');
+  assert.deepEqual(Object.keys(machine?.timeline ?? {}), ['dhcp', 'boot-program', 'script', 'kernel']);
+  assert.equal(machine?.timeline['boot-program']?.outcome, 'complete', 'the size probe before it is not what the column shows');
   assert.equal(machine?.lastError?.file, '/debian/vmlinuz');
   assert.equal(machine?.lastError?.outcome, 'stalled');
 });
@@ -90,4 +94,73 @@ test('the firmware that started the boot stays when iPXE asks next; a relay is n
   m.observe(http({ client: '198.18.0.77', path: `/${'x'.repeat(15_000)}`, status: 404 }));
   const long = m.list()[0]?.steps[0]?.file ?? '';
   assert.ok(long.length <= 257, `${long.length} characters kept`);
+});
+
+test('a PXE client that got no answer is listed with the reason; DHCP traffic of no netboot client is not', () => {
+  const m = new Machines();
+  for (const reason of ['not-pxe', 'not-a-request', 'wrong-message-type', 'malformed']) m.observe(dhcp({ mac: '52:54:00:00:00:99', answer: 'ignored', kind: undefined, reason, detail: 'x' }));
+  assert.equal(m.list().length, 0);
+  m.observe(dhcp({ arch: 11, answer: 'ignored', kind: undefined, reason: 'no-boot-file', detail: 'no iPXE binary for efi-arm64' }));
+  m.observe(dhcp({ mac: '52:54:00:00:00:02', arch: 16, answer: 'ignored', kind: undefined, reason: 'rate-limited-client', detail: 'too many replies to 52:54:00:00:00:02' }));
+  m.observe(dhcp({ mac: '52:54:00:00:00:03', answer: 'ignored', kind: undefined, reason: 'unsupported-arch', detail: 'option 93 = 0063' }));
+  const [unsupported, limited, arm] = m.list();
+  assert.equal(arm?.mac, '52:54:00:12:34:56');
+  assert.equal(arm?.arch, 11);
+  assert.equal(arm?.state, 'failed');
+  assert.equal(arm?.lastError?.step, 'DISCOVER not answered');
+  assert.equal(arm?.lastError?.outcome, 'no-boot-file: no iPXE binary for efi-arm64');
+  assert.equal(arm?.timeline.dhcp?.result, 'failed');
+  assert.match(limited?.lastError?.outcome ?? '', /^rate-limited-client/);
+  assert.match(unsupported?.lastError?.outcome ?? '', /^unsupported-arch/);
+});
+
+test('step names say what the file is; browser noise is nobody; a directory listing is no file', () => {
+  const m = new Machines();
+  m.observe(tftp({ path: 'debian/vmlinuz' }));
+  m.observe(tftp({ path: 'debian/initrd.gz' }));
+  m.observe(http({ path: '/debian/cmdline' }));
+  m.observe(http({ path: '/debian/' }));
+  m.observe(http({ path: '/favicon.ico', status: 404 }));
+  m.observe(http({ path: '/robots.txt', status: 404 }));
+  m.observe(http({ path: '/debian/initrd.gz', method: 'HEAD' }));
+  const [machine] = m.list();
+  assert.deepEqual(machine?.steps.map((s) => s.step), ['kernel over TFTP', 'initrd over TFTP', 'cmdline over HTTP', 'directory listing', 'initrd over HTTP (HEAD)']);
+  assert.equal(machine?.lastError, null, "a browser's favicon.ico is not the machine's error");
+});
+
+test('where a boot stands: booting, waiting when quiet, done once kernel and initrd came, a new boot starts at its DISCOVER', () => {
+  const m = new Machines();
+  const start = clock;
+  m.observe(dhcp({}));
+  m.observe(dhcp({ client: '198.18.0.10', port: 4011, message: 'REQUEST', answer: 'ack', bootFile: 'ipxe/snponly.efi' }));
+  m.observe(tftp({}));
+  const seen = clock;
+  assert.equal(m.list(seen + 1000)[0]?.state, 'booting');
+  assert.equal(m.list(seen + 31_000)[0]?.state, 'waiting');
+  m.observe(http({ path: '/debian/vmlinuz' }));
+  assert.equal(m.list(clock + 1000)[0]?.state, 'booting');
+  assert.equal(m.list(clock + 11_000)[0]?.state, 'done', 'a kernel and nothing since: a boot without an initrd');
+  m.observe(dhcp({ kind: 'ipxe', bootFile: 'http://198.18.0.2/boot.ipxe' }));
+  m.observe(http({ path: '/debian/initrd.gz' }));
+  const done = m.list(clock + 1000)[0];
+  assert.equal(done?.state, 'done');
+  assert.equal(done?.bootStartedAt, new Date(start + 1000).toISOString(), "iPXE's own DHCP continues the boot");
+  // The machine reboots: a new DISCOVER, a new timeline.
+  m.observe(dhcp({}));
+  const again = m.list(clock + 1000)[0];
+  assert.equal(again?.state, 'booting');
+  assert.deepEqual(Object.keys(again?.timeline ?? {}), ['dhcp']);
+  assert.equal(again?.steps.length, 7, 'the history stays');
+});
+
+test("a NIC whose own firmware is iPXE (QEMU's ROM): its DHCP starts the boot and fills the DHCP column", () => {
+  const m = new Machines();
+  m.observe(dhcp({ kind: 'ipxe', arch: 0, bootFile: 'http://198.18.0.2:8080/boot.ipxe' }));
+  m.observe(dhcp({ client: '198.18.0.10', kind: 'ipxe', arch: 0, port: 4011, message: 'REQUEST', answer: 'ack', bootFile: 'http://198.18.0.2:8080/boot.ipxe' }));
+  m.observe(http({}));
+  const [machine] = m.list();
+  assert.equal(machine?.firmware, 'ipxe');
+  assert.equal(machine?.timeline.dhcp?.step, 'iPXE: boot file sent on 4011');
+  m.observe(dhcp({ kind: 'ipxe', arch: 0 }));
+  assert.deepEqual(Object.keys(m.list()[0]?.timeline ?? {}), ['dhcp'], 'its next DISCOVER is a new boot');
 });

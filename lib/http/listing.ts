@@ -3,6 +3,7 @@
 // get exact bytes in the JSON.
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
+import { humanBytes } from '../observe/human.js';
 import { resolveInRoot } from '../paths.js';
 import { escapeHtml } from './reply.js';
 
@@ -35,20 +36,8 @@ export async function readListing(root: string, dir: string, dotfiles: boolean):
   return entries.sort((a, b) => (a.type === b.type ? a.name.localeCompare(b.name) : a.type === 'directory' ? -1 : 1));
 }
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
-
-/** A byte count as a person reads it: "512 B", "1.5 KiB", "1.0 GiB" (one decimal, powers of 1024). */
-export function humanSize(bytes: number): string {
-  let value = bytes;
-  let unit = 0;
-  // Round first, so 1048575 bytes reads "1.0 MiB", not "1024.0 KiB".
-  while (unit < UNITS.length - 1 && (unit === 0 ? value : Number(value.toFixed(1))) >= 1024) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${UNITS[unit]}`;
-}
-
+/** A byte count as a person reads it (observe/human.ts): the page and the listings say sizes alike. */
+export const humanSize = humanBytes;
 
 export function renderListingHtml(urlPath: string, entries: ListingEntry[]): string {
   const rows = entries.map((e) => {

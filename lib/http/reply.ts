@@ -26,7 +26,10 @@ export const RETRY_AFTER_SECONDS = 5;
 
 export function bodyReply(status: number, body: string, type: string, extra: OutgoingHttpHeaders = {}): Reply {
   const bytes = Buffer.from(body);
-  return { status, headers: { ...extra, 'Content-Type': type, 'Content-Length': bytes.length, 'Cache-Control': 'no-cache' }, parts: [bytes] };
+  // Written out, extras added after: V8 (Node 20) builds `{ ...extra, more }` slowly.
+  const headers: OutgoingHttpHeaders = { 'Content-Type': type, 'Content-Length': bytes.length, 'Cache-Control': 'no-cache' };
+  for (const name in extra) headers[name] = extra[name];
+  return { status, headers, parts: [bytes] };
 }
 
 /** A short text answer; errors get "404 Not Found" as their body. */

@@ -42,6 +42,7 @@ export interface HttpDeps {
   files?: FileCache | undefined;
   bootMenu?: (() => Promise<string>) | undefined;
   ipxeFile?: ((name: string) => string | undefined) | undefined;
+  ipxeBinaries?: (() => { name: string; path: string }[]) | undefined;
   admin?: ((req: import('node:http').IncomingMessage) => Reply) | undefined;
   shuttingDown: () => boolean;
 }
@@ -81,6 +82,7 @@ export function createHttpService(options: HttpOptions, deps: HttpDeps): HttpSer
     bootMenu: deps.bootMenu,
     admin: deps.admin,
     ipxeFile: deps.ipxeFile,
+    ipxeBinaries: deps.ipxeBinaries,
     files: deps.files,
     shuttingDown: deps.shuttingDown,
     cutByShutdown: (socket) => cut.has(socket),

@@ -70,6 +70,8 @@ export interface IpxeCatalog {
    * `/` is ignored.
    */
   ipxeFile(name: string): string | undefined;
+  /** The binaries `ipxeFile` serves from outside the root, by name: a listing of ipxe/ shows them. */
+  external(): { name: string; path: string }[];
   /**
    * One line per firmware that has a binary (which file, from where), then at most one line
    * naming every firmware that has none (their clients get no answer).
@@ -129,6 +131,7 @@ export function findIpxeBinaries(options: CatalogOptions): IpxeCatalog {
   return {
     binaryFor: (firmware) => found.get(firmware),
     ipxeFile: (name) => byName.get(name.replace(/^\/+/, '')),
+    external: () => [...byName].map(([name, path]) => ({ name, path })),
     missing: () => (Object.keys(CANDIDATES) as Firmware[]).filter((f) => !found.has(f)),
     banner: () => {
       const lines: string[] = [];

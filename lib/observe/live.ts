@@ -1,6 +1,7 @@
 // On a terminal, a compact live line per active transfer under the log, redrawn four times a
 // second; anywhere else (journald, pipes) only plain log lines.
 import type { Writable } from 'node:stream';
+import { humanRate } from './human.js';
 import type { Transfers } from './transfers.js';
 
 export interface LiveView {
@@ -51,7 +52,7 @@ export function renderLines(transfers: Transfers, columns: number): string[] {
     const width = 20;
     const filled = Math.round((v.percent / 100) * width);
     const bar = '#'.repeat(filled) + '-'.repeat(width - filled);
-    const rate = `${(v.bytesPerSecond / 1048576).toFixed(1)} MiB/s`;
+    const rate = humanRate(v.bytesPerSecond);
     const line = `  ${v.protocol === 'http' ? '' : `${v.protocol} `}${v.path} ${v.client} [${bar}] ${v.percent.toFixed(1)}% ${rate}`;
     return line.length > columns - 1 ? line.slice(0, columns - 2) + '…' : line;
   });
