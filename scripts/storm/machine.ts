@@ -52,8 +52,11 @@ export interface Env {
   httpPort: number;
   /** Sends a DISCOVER (broadcast to 67). */
   broadcast(packet: Buffer): void;
-  /** Replies arriving on port 68 for this MAC go to `handler` until the returned function is called. */
-  listen(mac: string, handler: (reply: DhcpReply) => void): () => void;
+  /**
+   * Replies arriving on port 68 for this MAC go to `handler`, with the time they arrived (ms
+   * after the storm's start), until the returned function is called.
+   */
+  listen(mac: string, handler: (reply: DhcpReply, atMs: number) => void): () => void;
   /** sha256 (hex) and size of each file by name (the last path segment). */
   files: Map<string, { sha256: string; size: number }>;
   /** Milliseconds since the storm's start. */
@@ -199,16 +202,22 @@ const isProxyOffer = (r: DhcpReply, xid: number) =>
 async function firmwareDiscover(ctx: Ctx): Promise<DhcpReply> {
   const xid = (0x10000000 + ctx.plan.id * 16) >>> 0;
   let offer: DhcpReply | undefined;
-  const stop = ctx.env.listen(ctx.plan.mac, (r) => {
-    if (!offer && isProxyOffer(r, xid)) offer = r;
+  let offerAt = Infinity;
+  const stop = ctx.env.listen(ctx.plan.mac, (r, atMs) => {
+    if (!offer && isProxyOffer(r, xid)) {
+      offer = r;
+      offerAt = atMs;
+    }
   });
   try {
     const packet = encodeDhcp({ xid, mac: ctx.mac, ciaddr: '0.0.0.0', flags: ctx.plan.firmware === 'uefi' ? 0x8000 : 0, options: [[OPT.messageType, Buffer.from([MSG.discover])], ...pxeOptions(ctx, `PXEClient:Arch:${String(ctx.arch).padStart(5, '0')}:UNDI:002001`, false)] });
     for (const [round, seconds] of [4, 8, 16, 32].entries()) {
       if (round > 0) ctx.result.retries++;
       ctx.env.broadcast(packet);
+      const roundEnd = ctx.env.now() + seconds * 1000;
       await expire(seconds * 1000);
-      if (offer) return offer;
+      // An offer that came during this round is chosen at its end; a later one, at the next.
+      if (offer && offerAt <= roundEnd) return offer;
       if (ctx.env.now() > ctx.env.deadlineMs) break;
     }
   } finally {
@@ -374,10 +383,13 @@ function biosTftp(ctx: Ctx, server: string, file: string): Promise<Fetched> {
 async function ipxeDiscover(ctx: Ctx): Promise<DhcpReply> {
   const xid = (0x30000000 + ctx.plan.id * 16) >>> 0;
   let offer: DhcpReply | undefined;
+  let offerAt = Infinity;
   let wake: () => void = () => {};
-  const stop = ctx.env.listen(ctx.plan.mac, (r) => {
+  const started = ctx.env.now();
+  const stop = ctx.env.listen(ctx.plan.mac, (r, atMs) => {
     if (!offer && isProxyOffer(r, xid)) {
       offer = r;
+      offerAt = atMs;
       wake();
     }
   });
@@ -389,7 +401,8 @@ async function ipxeDiscover(ctx: Ctx): Promise<DhcpReply> {
         wake = resolve;
         setTimeout(() => setImmediate(resolve), wait);
       });
-      if (offer) return offer;
+      // Judged by when the offer came, not when this thread read it.
+      if (offer && offerAt <= started + 3000) return offer;
       ctx.result.retries++;
     }
   } finally {

@@ -4,6 +4,7 @@
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
 import { runMachine, type Env, type MachinePlan } from './machine.js';
 import { decodeDhcp, type DhcpReply } from './wire.js';
 
@@ -17,23 +18,39 @@ export interface WorkerPlan {
   machines: MachinePlan[];
 }
 
+const RECEIVER = `
+const { createSocket } = require('node:dgram');
+const { parentPort } = require('node:worker_threads');
+const s = createSocket({ type: 'udp4', reuseAddr: true });
+s.on('message', (msg) => parentPort.postMessage({ msg, at: Date.now() }));
+s.bind({ address: '0.0.0.0', port: 68 }, () => {
+  s.setRecvBufferSize(8 * 1024 * 1024);
+  parentPort.postMessage({ msg: new Uint8Array(0), at: 0 });
+});
+`;
+
 async function main(): Promise<void> {
   const plan = JSON.parse(readFileSync(process.argv[2] as string, 'utf8')) as WorkerPlan;
   // The simulator's own lateness: every phase it times includes it.
   const delay = monitorEventLoopDelay({ resolution: 10 });
   delay.enable();
-  const listeners = new Map<string, (r: DhcpReply) => void>();
-  // Every worker binds 0.0.0.0:68 with SO_REUSEADDR: each gets its own copy of every broadcast.
-  const port68 = createSocket({ type: 'udp4', reuseAddr: true });
-  port68.on('message', (msg) => {
-    const r = decodeDhcp(msg);
-    if (r) listeners.get(r.mac)?.(r);
+  const listeners = new Map<string, (r: DhcpReply, atMs: number) => void>();
+  // Port 68 is read on a thread of its own that stamps each offer with its arrival: this thread
+  // streams and hashes hundreds of downloads, its loop may fall seconds behind, and libuv reads
+  // 32 datagrams per turn; the firmware's timers are judged by when an offer came, not by when
+  // this thread got round to it. Every worker binds 0.0.0.0:68 with SO_REUSEADDR: each gets its
+  // own copy of every broadcast, as every NIC on a LAN does.
+  const receiver = new Worker(RECEIVER, { eval: true });
+  receiver.on('message', (m: { msg: Uint8Array; at: number }) => {
+    const r = decodeDhcp(Buffer.from(m.msg));
+    if (r) listeners.get(r.mac)?.(r, m.at - plan.startAt);
   });
-  port68.on('error', (err) => process.stderr.write(`port 68: ${err.message}\n`));
-  await new Promise<void>((resolve) => port68.bind({ address: '0.0.0.0', port: 68 }, () => resolve()));
+  receiver.on('error', (err) => process.stderr.write(`port 68: ${err.message}\n`));
+  await new Promise<void>((resolve) => receiver.once('message', () => resolve()));
+  // DISCOVERs leave from a port of their own (servers answer to 68 whatever the source port).
+  const port68 = createSocket({ type: 'udp4' });
+  await new Promise<void>((resolve) => port68.bind({ address: '0.0.0.0', port: 0 }, () => resolve()));
   port68.setBroadcast(true);
-  // A storm's DISCOVERs come within 2 s: the offers must not overflow the default buffer.
-  port68.setRecvBufferSize(8 * 1024 * 1024);
   const env: Env = {
     server: plan.server,
     httpPort: plan.httpPort,
@@ -58,6 +75,7 @@ async function main(): Promise<void> {
     }),
   );
   port68.close();
+  await receiver.terminate();
   const usage = process.resourceUsage();
   const loop = { p99Ms: delay.percentile(99) / 1e6, maxMs: delay.max / 1e6 };
   process.stdout.write(JSON.stringify({ worker: true, cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000, maxRssKb: usage.maxRSS, loop }) + '\n');
