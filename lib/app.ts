@@ -5,17 +5,18 @@ import { createLocalAdmin, needsLocalAdmin } from './admin/local.js';
 import { adminReply, type AdminState } from './admin/pages.js';
 import { parseHostPort, proxyFlag, type Config } from './cli.js';
 import { advertisedAddress } from './dhcp/address.js';
-import type { DhcpService } from './dhcp/server.js';
+import { createDhcpService, type DhcpService } from './dhcp/server.js';
 import { createThreadedDhcpService } from './dhcp/thread.js';
 import { fileCacheFor, type FileCache } from './http/filecache.js';
 import { createHttpService, type HttpOptions, type HttpService } from './http/server.js';
 import { listInterfaces, urlsFor } from './net/addresses.js';
+import { bootFilesFor, type BootCatalog } from './netboot/catalog.js';
 import { checkIpxeDir, findIpxeBinaries, noBootProgram, type IpxeCatalog } from './netboot/ipxe.js';
 import type { DhcpLogger, Logger } from './observe/log.js';
 import { Machines } from './observe/machines.js';
 import { Transfers } from './observe/transfers.js';
 import { info, warn, type BannerLine, type Service } from './service.js';
-import type { TftpService } from './tftp/server.js';
+import { createTftpService, type TftpService } from './tftp/server.js';
 import { createThreadedTftpService } from './tftp/thread.js';
 
 export interface AppOptions {
@@ -43,6 +44,8 @@ export interface App {
   readonly files: FileCache | undefined;
   /** The iPXE binaries (with --tftp or --proxy-dhcp). */
   readonly ipxe: IpxeCatalog | undefined;
+  /** The Secure Boot chain and grub.cfg beside it (netboot/catalog.ts). */
+  readonly boot: BootCatalog | undefined;
   /** Start every service in order; if one fails, the ones started are stopped and the error thrown. */
   start(): Promise<void>;
   /** The start banner, every service's lines in order; "iPXE: chain ..." comes last. */
@@ -89,6 +92,10 @@ export function buildApp(options: AppOptions): App {
   const ipxe: IpxeCatalog | undefined = config.proxyDhcp || config.tftp ? findIpxeBinaries({ root, ipxeDir: config.ipxeDir }) : undefined;
   const noProgram = config.proxyDhcp && ipxe ? noBootProgram(ipxe, root, proxyFlag(config)) : undefined;
   if (noProgram) throw new ConfigError(noProgram);
+  // With --secure-boot(-for) also the signed shim → GRUB chain and the generated grub/grub.cfg,
+  // through the same two hooks; an unsigned binary in a signed role is refused.
+  const boot: BootCatalog | undefined = ipxe && bootFilesFor(config, root, ipxe, () => http.address().port, (m) => logger.error(m));
+  if (boot?.refusals[0] !== undefined) throw new ConfigError(boot.refusals[0]);
 
   const warnings: BannerLine[] = [];
   if (config.stallTimeoutMs === 0) warnings.push(warn('warning: --stall-timeout 0 disables the stall guard: a client that stops reading holds its connection forever'));
@@ -123,7 +130,7 @@ export function buildApp(options: AppOptions): App {
     transfers,
     files,
     bootMenu: config.bootMenu ? bootMenuFor(root, config, (m) => logger.error(m)) : undefined,
-    ipxeFile: ipxe?.ipxeFile,
+    ipxeFile: boot?.file,
     ipxeBinaries: ipxe?.external,
     admin: config.adminListen === undefined ? admin : undefined,
     shuttingDown,
@@ -144,22 +151,27 @@ export function buildApp(options: AppOptions): App {
     services.push(createLocalAdmin({ port: () => http.address().port, create, elsewhere: () => `${urlsFor(http.address())[0]}-/` }));
   }
 
+  // TFTP and proxyDHCP run on threads of their own (a storm's HTTP streaming must not delay
+  // them: docs/storm.md), except with Secure Boot, whose per-machine chain lives on this thread.
+  const threads = !config.secureBoot && config.secureBootFor === undefined;
+
   // 3. TFTP, for PXE firmware's boot program.
   let tftp: TftpService | undefined;
   if (config.tftp) {
-    // On a thread of its own: lockstep firmware waits a loop turn per packet (tftp/thread.ts).
-    tftp = createThreadedTftpService(
-      {
-        port: config.tftpPort,
-        host: config.host,
-        maxBlksize: config.tftpMaxBlksize,
-        timeoutMs: config.tftpTimeoutMs,
-        maxTransfers: config.tftpMaxTransfers,
-        maxPerClient: config.tftpMaxPerClient,
-        dotfiles: config.dotfiles,
-      },
-      { root, logger, transfers, ipxe: ipxe ? { ipxeDir: config.ipxeDir } : undefined, shed: () => void files?.shed() },
-    );
+    const tftpOptions = {
+      port: config.tftpPort,
+      host: config.host,
+      maxBlksize: config.tftpMaxBlksize,
+      timeoutMs: config.tftpTimeoutMs,
+      maxTransfers: config.tftpMaxTransfers,
+      maxPerClient: config.tftpMaxPerClient,
+      dotfiles: config.dotfiles,
+    };
+    // On a thread of its own (lockstep firmware waits a loop turn per packet: tftp/thread.ts),
+    // unless Secure Boot's per-machine files must be consulted on this thread.
+    tftp = threads
+      ? createThreadedTftpService(tftpOptions, { root, logger, transfers, ipxe: ipxe ? { ipxeDir: config.ipxeDir } : undefined, shed: () => void files?.shed() })
+      : createTftpService(tftpOptions, { root, logger, transfers, fallback: (segments) => boot?.file(segments.join('/')), shed: () => void files?.shed() });
     services.push(tftp);
   }
 
@@ -167,9 +179,9 @@ export function buildApp(options: AppOptions): App {
   let dhcp: DhcpService | undefined;
   if (advertised?.kind === 'address' && ipxe) {
     const { address } = advertised;
-    // On a thread of its own: firmware waits only seconds for an answer (dhcp/thread.ts).
-    dhcp = createThreadedDhcpService({
-      policy: () => ({ serverAddress: address, httpPort: http.address().port, binaryFor: ipxe.binaryFor }),
+    // On a thread of its own where nothing per machine is consulted (dhcp/thread.ts).
+    dhcp = (threads ? createThreadedDhcpService : createDhcpService)({
+      policy: () => ({ serverAddress: address, httpPort: http.address().port, binaryFor: ipxe.binaryFor, signedFor: boot?.signedFor }),
       log: (record) => logger.dhcp(record),
       error: (message) => logger.error(message),
     });
@@ -188,6 +200,7 @@ export function buildApp(options: AppOptions): App {
     machines,
     files,
     ipxe,
+    boot,
     shuttingDown,
     async start() {
       for (const service of services) {
@@ -202,7 +215,7 @@ export function buildApp(options: AppOptions): App {
     },
     banner() {
       const urls = urlsFor(http.address());
-      const catalog = (ipxe?.banner() ?? []).map(info);
+      const catalog = [...(ipxe?.banner() ?? []).map(info), ...(boot?.banner() ?? []).map((line) => (line.includes(': warning:') ? warn(line) : info(line)))];
       return [
         ...warnings,
         ...catalog,
@@ -213,7 +226,7 @@ export function buildApp(options: AppOptions): App {
     },
     shutdown(graceMs) {
       stopping = true;
-      closing ??= Promise.all(started.map((s) => s.shutdown(graceMs))).then(() => undefined);
+      closing ??= Promise.all(started.map((s) => s.shutdown(graceMs))).then(() => boot?.close());
       return closing;
     },
   };

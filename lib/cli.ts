@@ -40,6 +40,12 @@ export interface Config {
   fileCache: boolean;
   fileCacheFiles: number;
   fileCacheBytes: number;
+  /** Give the signed shim → GRUB chain to every UEFI client whose architecture has one. */
+  secureBoot: boolean;
+  /** A tree laid out like / where the chain is looked up before the system's own paths. */
+  secureBootDir: string | undefined;
+  /** Only these machines get the signed chain: MACs, comma-separated (implies the signed path). */
+  secureBootFor: string | undefined;
 }
 
 export type Invocation =
@@ -110,6 +116,9 @@ export const OPTIONS: Record<string, Option> = {
   'admin-listen': { key: 'adminListen', kind: 'string', group: 'log', value: 'ADDR:PORT', help: 'serve /-/ on ADDR:PORT instead of the HTTP port' },
   help: { key: 'help', kind: 'flag', group: 'other', short: 'h', help: 'show this help' },
   version: { key: 'version', kind: 'flag', group: 'other', short: 'V', help: 'show the version' },
+  'secure-boot': { key: 'secureBoot', kind: 'flag', group: 'pxe', help: 'UEFI x64/ARM64 get the signed shim → GRUB chain, not iPXE' },
+  'secure-boot-dir': { key: 'secureBootDir', kind: 'string', group: 'pxe', value: 'DIR', help: 'shim and GRUB from DIR first (laid out like /, as by dpkg -x)' },
+  'secure-boot-for': { key: 'secureBootFor', kind: 'string', group: 'pxe', value: 'ADDR', help: 'the signed chain only for these MACs (comma-separated)' },
 };
 
 /** The environment variable for option `name`: BOOTSERVE_STALL_TIMEOUT for stall-timeout. */
@@ -146,6 +155,9 @@ export const DEFAULTS: Omit<Config, 'root'> = {
   fileCache: true,
   fileCacheFiles: 1024,
   fileCacheBytes: 16 * 1024 * 1024,
+  secureBoot: false,
+  secureBootDir: undefined,
+  secureBootFor: undefined,
 };
 
 /** Split "ADDR:PORT" or "[v6]:PORT" (for --admin-listen). */
@@ -297,6 +309,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): Invocati
   if (config.adminListen !== undefined) parseHostPort(config.adminListen);
   // RFC 2348's range.
   if (config.tftpMaxBlksize < 8 || config.tftpMaxBlksize > 65464) throw new UsageError(`--tftp-max-blksize: expected 8 to 65464, got ${config.tftpMaxBlksize}`);
+  if (config.secureBootFor !== undefined) secureBootMacs(config.secureBootFor);
   if (config.tftpTimeoutMs < 1000) throw new UsageError(`--tftp-timeout: at least 1s, got ${config.tftpTimeoutMs}ms`);
   return { kind: printMenu ? 'print-menu' : 'serve', config };
 }
@@ -307,6 +320,17 @@ export const proxyFlag = (config: Pick<Config, 'pxe'>) => (config.pxe ? '--pxe' 
 /** `-p, --port PORT`: an option as the help and the README show it. */
 export function optionSyntax(name: string, opt: Option): string {
   return (opt.short ? `-${opt.short}, ` : '') + `--${name}` + (opt.value ? ` ${opt.value}` : '');
+}
+
+/** --secure-boot-for's MACs, normalized to lower case with colons ("52-54-00-AB-CD-EF" → "52:54:00:ab:cd:ef"). */
+export function secureBootMacs(text: string): Set<string> {
+  const macs = new Set<string>();
+  for (const item of text.split(',')) {
+    const hex = item.trim().toLowerCase().replace(/[:-]/g, '');
+    if (!/^[0-9a-f]{12}$/.test(hex)) throw new UsageError(`--secure-boot-for: '${item.trim()}' is not a MAC address (e.g. 52:54:00:12:34:56)`);
+    macs.add((hex.match(/../g) as string[]).join(':'));
+  }
+  return macs;
 }
 
 export function usage(): string {
@@ -332,7 +356,7 @@ export function usage(): string {
   return lines.join('\n');
 }
 
-/** The README's option table, made from OPTIONS (test/readme.test.ts keeps the two equal). */
+/** The README's option table, made from OPTIONS (test/e2e/readme.test.ts keeps the two equal). */
 export function optionsMarkdown(): string {
   const rows = ['| Option | Environment | Meaning |', '| --- | --- | --- |'];
   for (const group of Object.keys(GROUP_TITLE) as Group[]) {

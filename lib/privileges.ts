@@ -40,7 +40,9 @@ export function lookupAccount(user: string): Account | undefined {
     // no /etc/passwd: ask NSS
   }
   try {
-    return parsePasswdLine(execFileSync('getent', ['passwd', user], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+    return parsePasswdLine(
+      execFileSync('getent', ['passwd', user], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] }).trim(),
+    );
   } catch {
     return undefined;
   }
@@ -53,13 +55,20 @@ export function planPrivileges(user: string | undefined, uid: number, lookup: (u
   if (!account) {
     return {
       kind: 'refused',
-      message: user === undefined
-        ? `started as root, bootserve drops to '${DEFAULT_USER}' after binding its ports, but this host has no such user: name one with --user NAME (--user root keeps root)`
-        : `--user ${user}: no such user on this host`,
+      message:
+        user === undefined
+          ? `started as root, bootserve drops to '${DEFAULT_USER}' after binding its ports, but this host has no such user: ` +
+            `name one with --user NAME (--user root keeps root)`
+          : `--user ${user}: no such user on this host`,
     };
   }
-  if (account.uid === uid) return { kind: 'keep', note: uid === 0 ? 'running as root (--user root): every request is served with root\'s rights' : undefined };
-  if (uid !== 0) return { kind: 'refused', message: `--user ${wanted}: only root can change user, and bootserve runs as uid ${uid}; start it as root, or leave --user out` };
+  if (account.uid === uid)
+    return { kind: 'keep', note: uid === 0 ? 'running as root (--user root): every request is served with root\'s rights' : undefined };
+  if (uid !== 0)
+    return {
+      kind: 'refused',
+      message: `--user ${wanted}: only root can change user, and bootserve runs as uid ${uid}; start it as root, or leave --user out`,
+    };
   return { kind: 'drop', account, chosen: user === undefined ? 'default' : 'flag' };
 }
 
@@ -85,8 +94,17 @@ export function dropPrivileges(account: Account, ids: ProcessIds): void {
   ids.setuid(account.uid);
   // Node lists the effective group among the supplementary ones; nothing else may remain.
   const groups = ids.getgroups().filter((g) => g !== account.gid);
-  if (ids.getuid() !== account.uid || ids.geteuid() !== account.uid || ids.getgid() !== account.gid || ids.getegid() !== account.gid || groups.length > 0) {
-    throw new Error(`could not become ${account.name} (uid ${ids.getuid()}/${ids.geteuid()}, gid ${ids.getgid()}/${ids.getegid()}, groups ${groups.join(',') || 'none'})`);
+  if (
+    ids.getuid() !== account.uid ||
+    ids.geteuid() !== account.uid ||
+    ids.getgid() !== account.gid ||
+    ids.getegid() !== account.gid ||
+    groups.length > 0
+  ) {
+    throw new Error(
+      `could not become ${account.name} (uid ${ids.getuid()}/${ids.geteuid()}, gid ${ids.getgid()}/${ids.getegid()}, ` +
+        `groups ${groups.join(',') || 'none'})`,
+    );
   }
 }
 
@@ -107,13 +125,19 @@ export function unreadableBy(user: string, root: string, files: readonly string[
     readdirSync(root);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    return `${user} cannot read ${root} (${code}): make it readable (chmod -R o+rX ${root}), run as its owner with --user NAME, or keep root with --user root`;
+    return (
+      `${user} cannot read ${root} (${code}): make it readable (chmod -R o+rX ${root}), ` +
+      `run as its owner with --user NAME, or keep root with --user root`
+    );
   }
   for (const file of files) {
     try {
       accessSync(file, constants.R_OK);
     } catch (err) {
-      return `${user} cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'}): make it readable, or copy it into ${root}/ipxe/`;
+      return (
+        `${user} cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'}): ` +
+        `make it readable, or copy it into ${root}/ipxe/`
+      );
     }
   }
   return undefined;
@@ -125,7 +149,12 @@ export type Became = { kind: 'became'; note: string | undefined } | { kind: 'ref
  * After every port is bound: carry out the plan (drop for good, or keep), then check the user can
  * read the served folder and the files served from outside it. The banner note, or a refusal.
  */
-export function becomeUser(plan: Exclude<PrivilegePlan, { kind: 'refused' }>, root: string, files: readonly string[], ids: ProcessIds): Became {
+export function becomeUser(
+  plan: Exclude<PrivilegePlan, { kind: 'refused' }>,
+  root: string,
+  files: readonly string[],
+  ids: ProcessIds,
+): Became {
   if (plan.kind === 'keep') return { kind: 'became', note: plan.note };
   try {
     dropPrivileges(plan.account, ids);
@@ -168,6 +197,8 @@ export function settlePlan(plan: PrivilegePlan, root: string, readable = couldRe
   const { name } = plan.account;
   return {
     kind: 'keep',
-    note: `warning: running as root: ${name} could not read ${root}, so bootserve did not drop to ${name}; serve a folder others can read, or choose --user NAME (--user root keeps root without this warning)`,
+    note:
+      `warning: running as root: ${name} could not read ${root}, so bootserve did not drop to ${name}; ` +
+      `serve a folder others can read, or choose --user NAME (--user root keeps root without this warning)`,
   };
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetch what test/e2e-qemu.test.ts boots: a small Debian kernel and a static busybox (for the
+# Fetch what test/e2e/qemu.test.ts boots: a small Debian kernel and a static busybox (for the
 # initramfs the test builds). Debian packages are downloaded and unpacked, never installed.
 #
 #   scripts/e2e-netboot-assets.sh [CACHE_DIR]     default: ${TMPDIR:-/tmp}/bootserve-e2e

@@ -60,8 +60,11 @@ export function ago(iso: string, now: string): string {
   return `${humanDuration(Math.max(0, Date.parse(now) - Date.parse(iso)))} ago`;
 }
 
-/** The firmware that started the boot, and its architecture (option 93): "UEFI PXE x64", "iPXE BIOS". */
-export function firmwareLabel(m: Pick<MachineView, 'firmware' | 'arch'>): string {
+/**
+ * The firmware that started the boot, its architecture (option 93) and, for the signed chain,
+ * its boot path: "UEFI PXE x64", "iPXE BIOS", "UEFI PXE ARM64, signed shim → GRUB".
+ */
+export function firmwareLabel(m: Pick<MachineView, 'firmware' | 'arch' | 'bootPath'>): string {
   const kinds: Record<string, string> = { 'bios-pxe': 'BIOS PXE', 'uefi-pxe': 'UEFI PXE', 'uefi-http': 'UEFI HTTP Boot', ipxe: 'iPXE' };
   const arches: Record<string, string> = {
     0: 'BIOS', 6: 'IA32', 7: 'x64', 9: 'x64', 10: 'ARM32', 11: 'ARM64', 15: 'IA32', 16: 'x64', 18: 'ARM32', 19: 'ARM64',
@@ -69,7 +72,8 @@ export function firmwareLabel(m: Pick<MachineView, 'firmware' | 'arch'>): string
   const kind = m.firmware === null ? '' : (kinds[m.firmware] ?? m.firmware);
   const arch = m.arch === null ? '' : (arches[m.arch] ?? `arch ${m.arch}`);
   // "BIOS PXE", not "BIOS PXE BIOS"; "iPXE BIOS" for a NIC's iPXE ROM.
-  return [kind, kind.includes(arch) ? '' : arch].filter((x) => x !== '').join(' ') || 'firmware unknown';
+  const label = [kind, kind.includes(arch) ? '' : arch].filter((x) => x !== '').join(' ') || 'firmware unknown';
+  return m.bootPath === 'signed' ? `${label}, signed shim → GRUB` : label;
 }
 
 /** One step's figures: "1.0 MiB in 0.8 s · 1.2 MiB/s", or how far a failed one got. */
@@ -208,7 +212,15 @@ export function renderFleet(data: FleetData): string {
     };
     const detail = t.detail ? ` <small>${esc(t.detail)}</small>` : '';
     const outcome = `<span class="result">${esc(result)}</span>${detail}`;
-    const cells = [clock(t.finishedAt, now), t.protocol.toUpperCase(), esc(t.client), esc(what), fileCell(t.path), outcome, stepFigures(step)];
+    const cells = [
+      clock(t.finishedAt, now),
+      t.protocol.toUpperCase(),
+      esc(t.client),
+      esc(what),
+      fileCell(t.path),
+      outcome,
+      stepFigures(step),
+    ];
     return row(cells, 'td', noise ? 'noise' : failed ? 'failed' : 'ok');
   });
   const hidden = s.recent.length - recentRows.length;

@@ -25,7 +25,8 @@ export interface LocalAdminOptions {
   elsewhere: () => string;
 }
 
-type LocalState = { kind: 'idle' } | { kind: 'listening'; service: HttpService; port: number } | { kind: 'refused'; port: number; reason: string };
+type LocalState =
+  { kind: 'idle' } | { kind: 'listening'; service: HttpService; port: number } | { kind: 'refused'; port: number; reason: string };
 
 export function createLocalAdmin(options: LocalAdminOptions): Service {
   let state: LocalState = { kind: 'idle' };

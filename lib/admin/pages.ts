@@ -90,6 +90,10 @@ function machinesOf(state: AdminState, limit: string | null) {
 export function metricsText(state: AdminState): string {
   return renderPrometheus([
     ...state.services().flatMap((s) => s.metrics()),
-    gauge('bootserve_process_start_time_seconds', 'Start time of the process since the Unix epoch, in seconds.', Math.floor(state.transfers.startedAt / 1000)),
+    gauge(
+      'bootserve_process_start_time_seconds',
+      'Start time of the process since the Unix epoch, in seconds.',
+      Math.floor(state.transfers.startedAt / 1000),
+    ),
   ]);
 }

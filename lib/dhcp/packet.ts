@@ -164,8 +164,10 @@ export function encodePacket(p: DhcpPacket): EncodeResult {
   const tooLarge = (reason: string): EncodeResult => ({ kind: 'too-large', reason });
   const file = Buffer.from(p.file, 'latin1');
   const sname = Buffer.from(p.sname, 'latin1');
-  if (file.length >= FILE_BYTES) return tooLarge(`boot file name of ${file.length} bytes does not fit the ${FILE_BYTES - 1}-byte file field`);
-  if (sname.length >= SNAME_BYTES) return tooLarge(`server name of ${sname.length} bytes does not fit the ${SNAME_BYTES - 1}-byte sname field`);
+  if (file.length >= FILE_BYTES)
+    return tooLarge(`boot file name of ${file.length} bytes does not fit the ${FILE_BYTES - 1}-byte file field`);
+  if (sname.length >= SNAME_BYTES)
+    return tooLarge(`server name of ${sname.length} bytes does not fit the ${SNAME_BYTES - 1}-byte sname field`);
   let optionBytes = 1; // END
   for (const [code, value] of p.options) {
     if (value.length > 255) return tooLarge(`option ${code} is ${value.length} bytes, at most 255 fit`);

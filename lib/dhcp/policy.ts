@@ -45,10 +45,18 @@ export interface PolicyConfig {
   httpPort: number;
   /** The iPXE binary for a firmware (its name relative to the served root), if there is one. */
   binaryFor(firmware: Firmware): { name: string } | undefined;
+  /**
+   * The Secure Boot path's first file (shim) for this UEFI firmware and MAC, when the signed path
+   * is chosen for it (netboot/catalog.ts); undefined: iPXE as usual.
+   */
+  signedFor?: ((firmware: Firmware, mac: string) => { name: string } | undefined) | undefined;
 }
 
+/** Which chain the boot file starts: iPXE, or the signed shim → GRUB → kernel. */
+export type BootPath = 'ipxe' | 'signed';
+
 export type Decision =
-  | { kind: 'reply'; client: ClientKind; arch: number; bootFile: string; bytes: Buffer; to: Destination }
+  | { kind: 'reply'; client: ClientKind; arch: number; bootFile: string; bootPath: BootPath; bytes: Buffer; to: Destination }
   | { kind: 'ignore'; reason: IgnoreReason; detail: string };
 
 /** Option 93 (RFC 4578, IANA registry; 7 and 9 per errata 4624) → firmware and boot method. */
@@ -146,7 +154,21 @@ export function decide(p: DhcpPacket, port: Port, config: PolicyConfig): Decisio
   const ipxe = ipxeOf(p);
   let client: ClientKind;
   let bootFile: string;
-  if (ipxe === 'http') {
+  let bootPath: BootPath = 'ipxe';
+  // The firmware itself (not an iPXE it already runs) may be given the signed chain instead.
+  const signed = ipxe === undefined && arch !== undefined && arch.firmware !== 'bios' ? config.signedFor?.(arch.firmware, macOf(p)) : undefined;
+  if (signed !== undefined) {
+    if (vendorClass === 'HTTPClient') {
+      if (arch?.method !== 'http') return unsupported();
+      client = 'uefi-http';
+      bootFile = httpUrl(config, signed.name);
+    } else {
+      if (arch?.method !== 'pxe') return unsupported();
+      client = 'uefi-pxe';
+      bootFile = signed.name;
+    }
+    bootPath = 'signed';
+  } else if (ipxe === 'http') {
     // Already iPXE, on any architecture: give it the script, never another iPXE binary (that is
     // the chainload loop).
     client = 'ipxe';
@@ -205,7 +227,7 @@ export function decide(p: DhcpPacket, port: Port, config: PolicyConfig): Decisio
   // A relay is a unicast host: a forged giaddr must not aim replies at a broadcast or multicast
   // address (or 0/8). Loopback is harmless: our own port 67 drops a BOOTREPLY.
   if (to.kind === 'relay' && !unicast(to.address)) return ignore('malformed', `giaddr ${to.address} is not a unicast address`);
-  return { kind: 'reply', client, arch: archCode, bootFile, bytes: encoded.bytes, to };
+  return { kind: 'reply', client, arch: archCode, bootFile, bootPath, bytes: encoded.bytes, to };
 }
 
 function unicast(address: string): boolean {

@@ -160,6 +160,6 @@ export function createDhcpService(options: DhcpOptions): DhcpService {
       if (err) options.error(`DHCP: cannot send to ${to.address}:${to.port}: ${err.message}`);
     });
     stats.answered(decision.client);
-    options.log({ ...base(facts), answer: port === 'dhcp' ? 'offer' : 'ack', kind: decision.client, bootFile: decision.bootFile });
+    options.log({ ...base(facts), answer: port === 'dhcp' ? 'offer' : 'ack', kind: decision.client, bootFile: decision.bootFile, bootPath: decision.bootPath });
   }
 }

@@ -249,7 +249,10 @@ function readLimits(): string | undefined {
 }
 
 /** The cache the flags ask for, within the descriptor budget; undefined when turned off. */
-export function fileCacheFor(options: { fileCache: boolean; fileCacheFiles: number; fileCacheBytes: number }, users: () => number): FileCache | undefined {
+export function fileCacheFor(
+  options: { fileCache: boolean; fileCacheFiles: number; fileCacheBytes: number },
+  users: () => number,
+): FileCache | undefined {
   if (!options.fileCache) return undefined;
   // Each connection or transfer (`users`) may need two: a socket, and a file the cache does not hold.
   const othersNeed = () => 2 * users();

@@ -43,7 +43,7 @@ export interface Context {
   admin?: ((req: IncomingMessage) => Reply) | undefined;
   shuttingDown: () => boolean;
   /** iPXE binaries from outside the root (e.g. /usr/lib/ipxe), by request name; see netboot/ipxe.ts. */
-  ipxeFile?: ((name: string) => string | undefined) | undefined;
+  ipxeFile?: ((name: string) => string | undefined | Promise<string | undefined>) | undefined;
   /** Those binaries by name (ipxe/snponly.efi), for a listing of ipxe/. */
   ipxeBinaries?: (() => { name: string; path: string }[]) | undefined;
   /** Whether shutdown destroyed this socket when its grace ended (set by the server). */
@@ -136,7 +136,7 @@ async function decideFromDisk(req: IncomingMessage, ctx: Context, root: string, 
   try {
     const inRoot = await resolveInRoot(root, segments, ctx.options.dotfiles);
     // A name the root lacks may be an iPXE binary from the system's package (ipxe/undionly.kpxe).
-    const real = inRoot ?? ctx.ipxeFile?.(segments.join('/')) ?? null;
+    const real = inRoot ?? (await ctx.ipxeFile?.(segments.join('/'))) ?? null;
     if (real === null) {
       const isMenu = segments.length === 1 && segments[0] === 'boot.ipxe';
       if (isMenu && ctx.bootMenu) return textReply(200, await ctx.bootMenu(), {}, 'generated');

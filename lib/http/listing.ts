@@ -28,7 +28,12 @@ export async function readListing(root: string, dir: string, dotfiles: boolean):
     try {
       const s = await stat(path);
       if (!s.isFile() && !s.isDirectory()) continue;
-      entries.push({ name: dirent.name, type: s.isDirectory() ? 'directory' : 'file', size: s.isDirectory() ? 0 : s.size, mtime: s.mtime.toISOString() });
+      entries.push({
+        name: dirent.name,
+        type: s.isDirectory() ? 'directory' : 'file',
+        size: s.isDirectory() ? 0 : s.size,
+        mtime: s.mtime.toISOString(),
+      });
     } catch {
       // vanished or unreadable between readdir and stat: leave it out
     }
@@ -48,7 +53,12 @@ export function renderListingHtml(urlPath: string, entries: ListingEntry[]): str
   });
   const title = escapeHtml(`Index of ${urlPath}`);
   const up = urlPath === '/' ? '' : '<tr><td><a href="../">../</a></td><td></td><td></td></tr>';
-  return `<!doctype html>\n<html><head><meta charset="utf-8"><title>${title}</title><style>td{padding:0 8px}.size{text-align:right}</style></head>\n<body><h1>${title}</h1>\n<table><tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n${up}${rows.join('\n')}\n</table></body></html>\n`;
+  return (
+    `<!doctype html>\n<html><head><meta charset="utf-8"><title>${title}</title>` +
+    `<style>td{padding:0 8px}.size{text-align:right}</style></head>\n` +
+    `<body><h1>${title}</h1>\n<table><tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n` +
+    `${up}${rows.join('\n')}\n</table></body></html>\n`
+  );
 }
 
 /** Whether the client prefers JSON: an Accept header that names application/json. */

@@ -13,7 +13,10 @@ export function multipartBody(ranges: ByteRange[], size: number, type: string, b
   const parts: BodyPart[] = [];
   let length = 0;
   ranges.forEach((r, i) => {
-    const head = Buffer.from(`${i === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: ${type}\r\nContent-Range: bytes ${r.start}-${r.end}/${size}\r\n\r\n`, 'latin1');
+    const head = Buffer.from(
+      `${i === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: ${type}\r\nContent-Range: bytes ${r.start}-${r.end}/${size}\r\n\r\n`,
+      'latin1',
+    );
     parts.push(head, r);
     length += head.length + r.end - r.start + 1;
   });

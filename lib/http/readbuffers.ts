@@ -38,7 +38,8 @@ export class BufferPool {
    * the callback names, so the bytes reach the loop without a copy.
    */
   readonly read = (fd: number, buffer: Buffer, offset: number, length: number, position: number | null, done: ReadDone): void => {
-    if (this.filled.broken || length < MIN_RECYCLED || length > MAX_RECYCLED || offset !== 0) return void read(fd, buffer, offset, length, position, done);
+    if (this.filled.broken || length < MIN_RECYCLED || length > MAX_RECYCLED || offset !== 0)
+      return void read(fd, buffer, offset, length, position, done);
     const target = Buffer.from(this.take(classOf(length)), 0, length);
     read(fd, target, 0, length, position, (err, bytesRead) => {
       if (err || bytesRead === 0) this.recycle(target);

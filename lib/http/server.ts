@@ -41,7 +41,7 @@ export interface HttpDeps {
   transfers: Transfers;
   files?: FileCache | undefined;
   bootMenu?: (() => Promise<string>) | undefined;
-  ipxeFile?: ((name: string) => string | undefined) | undefined;
+  ipxeFile?: ((name: string) => string | undefined | Promise<string | undefined>) | undefined;
   ipxeBinaries?: (() => { name: string; path: string }[]) | undefined;
   admin?: ((req: import('node:http').IncomingMessage) => Reply) | undefined;
   shuttingDown: () => boolean;

@@ -32,11 +32,23 @@ export class HttpStats {
     const statuses = this.byStatus.keys().sort((a, b) => a - b);
     return [
       counter('bootserve_requests_total', 'Responses finished, by status code.', this.byStatus.samples('code', statuses)),
-      counter('bootserve_transfers_total', 'Responses finished, by transfer outcome.', this.byOutcome.samples('outcome', TRANSFER_OUTCOMES)),
-      counter('bootserve_sent_bytes_total', 'Body bytes handed to the kernel.', this.bytesSent + running.reduce((n, t) => n + t.bytesSent, 0)),
+      counter(
+        'bootserve_transfers_total',
+        'Responses finished, by transfer outcome.',
+        this.byOutcome.samples('outcome', TRANSFER_OUTCOMES),
+      ),
+      counter(
+        'bootserve_sent_bytes_total',
+        'Body bytes handed to the kernel.',
+        this.bytesSent + running.reduce((n, t) => n + t.bytesSent, 0),
+      ),
       gauge('bootserve_connections', 'Open client connections.', this.connections),
       gauge('bootserve_active_transfers', 'Responses being sent.', running.length),
-      counter('bootserve_rejected_connections_total', 'Connections answered 503 and closed, by the cap they hit.', this.rejected.samples('reason', REJECT_REASONS)),
+      counter(
+        'bootserve_rejected_connections_total',
+        'Connections answered 503 and closed, by the cap they hit.',
+        this.rejected.samples('reason', REJECT_REASONS),
+      ),
       this.durations.family('bootserve_transfer_duration_seconds', 'Time from response start to its outcome.'),
     ];
   }

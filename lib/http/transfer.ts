@@ -258,7 +258,12 @@ const NO_ENGINE = new TransferEngine();
  * Send `parts` to `sink` and end it. Releases `file` before the promise settles, whatever the
  * outcome, once no read on it is in flight. Never rejects.
  */
-export function sendBody(sink: Sink, file: FileLease | undefined, parts: readonly BodyPart[], options: TransferOptions): Promise<TransferResult> {
+export function sendBody(
+  sink: Sink,
+  file: FileLease | undefined,
+  parts: readonly BodyPart[],
+  options: TransferOptions,
+): Promise<TransferResult> {
   return new BodyTransfer(sink, file, parts, options).run();
 }
 
@@ -296,7 +301,14 @@ class BodyTransfer {
     this.live.lastProgressAt = this.now();
     this.sizer = new ReadSizer(options, this.engine);
     this.budget = new InFlightBudget(options.probe);
-    this.guard = new StallGuard(options.stallMs, this.live, this.now, options.probe, () => WAITING_ON_CLIENT.has(this.phase), () => this.finish('stalled'));
+    this.guard = new StallGuard(
+      options.stallMs,
+      this.live,
+      this.now,
+      options.probe,
+      () => WAITING_ON_CLIENT.has(this.phase),
+      () => this.finish('stalled'),
+    );
     this.blindAfterMs = options.stallMs > 0 ? Math.min(HOLD_RECHECK_MAX_MS, options.stallMs / 4) : HOLD_RECHECK_MAX_MS;
   }
 

@@ -28,7 +28,10 @@ export const displayAddress = (address: string) => (address.startsWith('::ffff:'
 export const hostLiteral = (address: string) => (address.includes(':') ? `[${address}]` : address);
 
 /** One URL per address a client could use: non-internal ones, or loopback if there are none. */
-export function urlsFor(address: { address: string; family: string; port: number }, list: () => LocalAddress[] | undefined = localAddresses): string[] {
+export function urlsFor(
+  address: { address: string; family: string; port: number },
+  list: () => LocalAddress[] | undefined = localAddresses,
+): string[] {
   const addresses = list();
   const url = (a: string) => `http://${hostLiteral(a)}:${address.port}/`;
   if (address.address !== '::' && address.address !== '0.0.0.0') return [url(address.address)];

@@ -44,10 +44,15 @@ export function bindMessage(t: BindTarget, code: string | undefined, cause: stri
     case 'EACCES':
     case 'EPERM':
       return t.port > 0 && t.port < PRIVILEGED_BELOW
-        ? `${t.service}: permission denied for ${where}${at}: ports below ${PRIVILEGED_BELOW} need root (bootserve binds them, then runs as nobody or --user NAME) or CAP_NET_BIND_SERVICE for bootserve alone (systemd: the drop-in contrib/systemd/tftp.conf)`
+        ? `${t.service}: permission denied for ${where}${at}: ports below ${PRIVILEGED_BELOW} need root ` +
+            `(bootserve binds them, then runs as nobody or --user NAME) or CAP_NET_BIND_SERVICE for bootserve alone ` +
+            `(systemd: the drop-in contrib/systemd/tftp.conf)`
         : `${t.service}: permission denied for ${where}${at}`;
     case 'EADDRNOTAVAIL':
-      return `${t.service}: cannot listen on ${where}${at}: ${t.address} is not an address of this host (${t.portFlag === '--admin-listen' ? '--admin-listen' : '--host'})`;
+      return (
+        `${t.service}: cannot listen on ${where}${at}: ${t.address} is not an address of this host ` +
+        `(${t.portFlag === '--admin-listen' ? '--admin-listen' : '--host'})`
+      );
     default:
       return `${t.service}: cannot listen on ${where}${at}: ${cause}`;
   }
@@ -58,7 +63,8 @@ export function listenTcp(server: TcpServer, target: BindTarget & { fd?: number 
   return new Promise((resolve, reject) => {
     const failed = (err: NodeJS.ErrnoException) => reject(new BindError(target, err.code, err.message));
     server.once('error', failed);
-    const options = target.fd !== undefined ? { fd: target.fd } : { port: target.port, host: target.address, ipv6Only: target.ipv6Only ?? false };
+    const options =
+      target.fd !== undefined ? { fd: target.fd } : { port: target.port, host: target.address, ipv6Only: target.ipv6Only ?? false };
     server.listen(options, () => {
       server.off('error', failed);
       resolve(server.address() as AddressInfo);

@@ -519,7 +519,11 @@ async function findMisaligned(root: string, initrds: readonly string[], warn: (m
 
 // ---------------------------------------------------------------------------------------------
 
-export async function generateBootMenu(root: string, options: BootMenuOptions): Promise<string> {
+/**
+ * The boot entries of the served tree, as both menus see them: scanned, classified, each Linux
+ * entry's cmdline file read. `syntax` names the menu whose quoting rules the warnings follow.
+ */
+export async function discoverEntries(root: string, options: { dotfiles: boolean; warn?: ((message: string) => void) | undefined }, syntax: 'ipxe' | 'grub' = 'ipxe'): Promise<BootEntry[]> {
   const warn = options.warn ?? (() => {});
   const entries = classifyEntries(await scanTree(root, options.dotfiles, warn), warn);
   for (const entry of entries) {
@@ -530,12 +534,18 @@ export async function generateBootMenu(root: string, options: BootMenuOptions): 
       else {
         entry.cmdline = parseCmdline(text);
         // iPXE reads '#' as the start of a comment, and && || as command separators.
-        if (/#|&&|\|\|/.test(entry.cmdline)) warn(`boot menu: ${entry.cmdlinePath} holds '#', '&&' or '||', which iPXE does not pass to the kernel as written`);
+        if (syntax === 'ipxe' && /#|&&|\|\|/.test(entry.cmdline)) warn(`boot menu: ${entry.cmdlinePath} holds '#', '&&' or '||', which iPXE does not pass to the kernel as written`);
       }
     } catch (err) {
       warn(`boot menu: cannot read ${entry.cmdlinePath}: ${(err as Error).message}`);
     }
   }
+  return entries;
+}
+
+export async function generateBootMenu(root: string, options: BootMenuOptions): Promise<string> {
+  const warn = options.warn ?? (() => {});
+  const entries = await discoverEntries(root, options);
   for (const entry of entries) {
     if (entry.kind === 'linux' && entry.initrds.length > 1) entry.misaligned = await findMisaligned(root, entry.initrds, warn);
   }

@@ -144,7 +144,8 @@ export function findIpxeBinaries(options: CatalogOptions): IpxeCatalog {
       if (missing.length > 0) {
         const names = missing.map((f) => CANDIDATES[f][0]?.name).join(', ');
         lines.push(
-          `iPXE for ${missing.map((f) => FIRMWARE_LABEL[f]).join(', ')}: none (${names} not in ${join(options.root, 'ipxe')}/ nor ${dirs.join(', ')}); ` +
+          `iPXE for ${missing.map((f) => FIRMWARE_LABEL[f]).join(', ')}: none ` +
+            `(${names} not in ${join(options.root, 'ipxe')}/ nor ${dirs.join(', ')}); ` +
             `those clients get no answer`,
         );
       }
@@ -176,7 +177,10 @@ export function checkIpxeDir(dir: string | undefined): string | undefined {
  */
 export function noBootProgram(catalog: IpxeCatalog, root: string, flag: string): string | undefined {
   if (catalog.missing().length < Object.keys(CANDIDATES).length) return undefined;
-  return `${flag}: no iPXE boot program for any firmware: put undionly.kpxe and snponly.efi in ${join(root, 'ipxe')}/, point --ipxe-dir at a folder that has them, or install them: ${HOW_TO_GET}`;
+  return (
+    `${flag}: no iPXE boot program for any firmware: put undionly.kpxe and snponly.efi in ${join(root, 'ipxe')}/, ` +
+    `point --ipxe-dir at a folder that has them, or install them: ${HOW_TO_GET}`
+  );
 }
 
 /** The binaries served from outside the served folder (--ipxe-dir, the system's package). */

@@ -60,6 +60,8 @@ export interface DhcpRecord {
   /** Answers: the client kind and boot file; ignored: the reason and its detail. */
   kind?: string;
   bootFile?: string;
+  /** Answers: which boot path the machine was sent down (iPXE, or the signed shim → GRUB chain). */
+  bootPath?: 'ipxe' | 'signed';
   reason?: string;
   detail?: string;
 }
@@ -112,7 +114,10 @@ export function formatAccess(r: AccessRecord, format: LogFormat): string {
   const common = `${r.time} ${r.client}`;
   switch (r.protocol) {
     case 'http':
-      return `${common} ${r.method} ${JSON.stringify(r.path)} ${r.status} ${r.bytesSent}/${r.bytesDue} ${r.durationMs}ms ${r.outcome} ${JSON.stringify(r.userAgent)}`;
+      return (
+        `${common} ${r.method} ${JSON.stringify(r.path)} ${r.status} ` +
+        `${r.bytesSent}/${r.bytesDue} ${r.durationMs}ms ${r.outcome} ${JSON.stringify(r.userAgent)}`
+      );
     case 'tftp':
       return (
         `${common} TFTP ${JSON.stringify(r.path)} - ${r.bytesSent}/${r.bytesDue} ${r.durationMs}ms ${r.outcome}` +
@@ -124,7 +129,10 @@ export function formatAccess(r: AccessRecord, format: LogFormat): string {
 
 export function formatDhcp(r: DhcpRecord, format: LogFormat): string {
   if (format === 'json') return JSON.stringify(r);
-  const what = r.answer === 'ignored' ? `ignored ${r.reason} ${JSON.stringify(r.detail ?? '')}` : `${r.answer} ${r.kind} ${JSON.stringify(r.bootFile ?? '')}`;
+  const what =
+    r.answer === 'ignored'
+      ? `ignored ${r.reason} ${JSON.stringify(r.detail ?? '')}`
+      : `${r.answer} ${r.kind} ${JSON.stringify(r.bootFile ?? '')}${r.bootPath === 'signed' ? ' path=signed' : ''}`;
   return `${r.time} ${r.client} DHCP ${r.port} ${r.message} ${r.mac} xid=${r.xid} arch=${r.arch ?? '-'} ${what}`;
 }
 

@@ -50,6 +50,8 @@ export interface MachineView {
   firmware: FirmwareKind | null;
   /** Option 93 of that firmware. */
   arch: number | null;
+  /** The boot path its firmware was last sent down: iPXE, or the signed shim → GRUB chain. */
+  bootPath: 'ipxe' | 'signed' | null;
   firstSeen: string;
   lastSeen: string;
   /** Its history, oldest first (the last MAX_STEPS). */
@@ -146,6 +148,7 @@ export class Machines {
       m.arch = r.arch;
     }
     m.arch ??= r.arch;
+    if (r.bootPath && r.kind !== 'ipxe') m.bootPath = r.bootPath;
     // iPXE's request is part of the boot it continues, not the start of a new one; unless iPXE
     // is the machine's own firmware (a NIC's iPXE ROM, as in QEMU).
     const stage: Stage = r.kind === 'ipxe' && m.firmware !== 'ipxe' ? 'other' : 'dhcp';
@@ -197,7 +200,7 @@ export class Machines {
     if (m) this.byKey.delete(key);
     else {
       const mac = key.startsWith('ip:') ? null : key;
-      m = { mac, address: null, firmware: null, arch: null, firstSeen: time, lastSeen: time, steps: [], lastError: null };
+      m = { mac, address: null, firmware: null, arch: null, bootPath: null, firstSeen: time, lastSeen: time, steps: [], lastError: null };
     }
     this.byKey.set(key, m);
     if (this.byKey.size > this.limit) this.byKey.delete(this.byKey.keys().next().value as string);

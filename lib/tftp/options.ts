@@ -67,6 +67,8 @@ export function negotiate(requested: ReadonlyMap<string, string>, size: number |
   // tsize in a read request is the client asking for the size (it sends 0).
   if (size !== undefined && integer(requested.get('tsize') ?? '') !== undefined) accepted.set('tsize', String(size));
 
-  const oack = [...requested.keys()].filter((name) => accepted.has(name)).map((name): [string, string] => [name, accepted.get(name) as string]);
+  const oack = [...requested.keys()]
+    .filter((name) => accepted.has(name))
+    .map((name): [string, string] => [name, accepted.get(name) as string]);
   return { blksize, windowsize, timeoutMs, oack };
 }

@@ -38,7 +38,7 @@ export interface TftpDeps {
   logger: Logger;
   transfers: Transfers;
   /** A file from outside the root for a name the root does not have (the system's iPXE binaries). */
-  fallback?: ((segments: string[]) => string | undefined) | undefined;
+  fallback?: ((segments: string[]) => string | undefined | Promise<string | undefined>) | undefined;
   /** Out of descriptors: whoever keeps some idle (the HTTP file cache) gives them back. */
   shed?: (() => void) | undefined;
 }
@@ -236,7 +236,7 @@ async function openRequested(ctx: Ctx, request: Request): Promise<Opened> {
   const target = parseFileName(request.file, ctx.options.dotfiles);
   if (target.kind !== 'ok' || target.segments.length === 0) return notFound;
   try {
-    const path = (await resolveInRoot(ctx.root, target.segments, ctx.options.dotfiles)) ?? ctx.fallback?.(target.segments);
+    const path = (await resolveInRoot(ctx.root, target.segments, ctx.options.dotfiles)) ?? (await ctx.fallback?.(target.segments));
     if (path === undefined || path === null) return notFound;
     const opened = await openRegular(path);
     return typeof opened === 'string' ? notFound : { fd: opened.fd, size: opened.stats.size };

@@ -200,6 +200,11 @@ export class TftpTransfer {
     if (this.state === 'done') return;
     this.state = 'done';
     clearTimeout(this.timer);
-    this.resolveEnd({ outcome, bytesSent: this.progress.bytesSent, retransmits: this.retransmits, ...(clientError === undefined ? {} : { clientError }) });
+    this.resolveEnd({
+      outcome,
+      bytesSent: this.progress.bytesSent,
+      retransmits: this.retransmits,
+      ...(clientError === undefined ? {} : { clientError }),
+    });
   }
 }

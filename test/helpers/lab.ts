@@ -16,6 +16,7 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assetsDir, findExecutable, spawnVm, type Vm } from './qemu.js';
+import { eventually } from './eventually.js';
 import { start, type Child } from './tools.js';
 
 export const LAN = {
@@ -283,7 +284,7 @@ while True:
  * dnsmasq in the router namespace as the LAN's ordinary DHCP server: addresses and a router,
  * nothing about booting; and, unless turned off, the router advertiser above.
  */
-export async function startRouter(lab: Lab, tools: LabTools, options: RouterOptions = {}): Promise<Child[]> {
+export async function startRouter(lab: Lab, tools: Pick<LabTools, 'dnsmasq' | 'python3'>, options: RouterOptions = {}): Promise<Child[]> {
   const args = [
     '--no-daemon',
     '--conf-file=/dev/null',
@@ -308,13 +309,14 @@ export async function startRouter(lab: Lab, tools: LabTools, options: RouterOpti
 
 /** Wait for a line on a child's stdout or stderr (dnsmasq logs to stderr). */
 export async function waitForText(child: Child, re: RegExp, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!re.test(child.stderr()) && !child.lines.some((l) => re.test(l))) {
-    if (child.proc.exitCode !== null || Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${child.proc.exitCode !== null ? ` (it exited ${child.proc.exitCode})` : ''}:\n${child.stderr().slice(-2000)}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await eventually(
+    () => {
+      if (re.test(child.stderr()) || child.lines.some((l) => re.test(l))) return;
+      const exited = child.proc.exitCode !== null ? ` (it exited ${child.proc.exitCode})` : '';
+      throw new Error(`timed out waiting for ${what}${exited}:\n${child.stderr().slice(-2000)}`);
+    },
+    { timeoutMs: ms, intervalMs: 50 },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -357,4 +359,109 @@ export function startGuest(lab: Lab, tools: LabTools, options: GuestOptions): Vm
     );
   }
   return lab.track(spawnVm([...lab.exec('lan'), tools.qemu, ...args]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secure Boot guests (test/e2e/secureboot.test.ts)
+
+export interface SecureBootTools {
+  ip: string;
+  dnsmasq: string;
+  python3: string;
+  qemu: string;
+  /** OVMF built with Secure Boot (SMM) and a variable store with Microsoft's keys, Secure Boot on. */
+  ovmfCode: string;
+  ovmfVars: string;
+  /** ARM64: absent when qemu-system-aarch64 or AAVMF is missing. */
+  arm64?: { qemu: string; code: string; vars: string } | undefined;
+  /** scripts/secureboot-assets.sh's folder: root/ (the packages' tree), vmlinuz-*, busybox-*. */
+  assets: string;
+}
+
+/** Where scripts/secureboot-assets.sh leaves its files (the same default as the script). */
+export function secureBootAssetsDir(): string {
+  return process.env.BOOTSERVE_SECUREBOOT_ASSETS || join(process.env.XDG_CACHE_HOME || join(process.env.HOME || tmpdir(), '.cache'), 'bootserve-ci', 'secureboot');
+}
+
+/** Everything the Secure Boot lab needs, or a sentence saying what is missing and how to get it. */
+export function findSecureBootTools(): SecureBootTools | string {
+  if (process.platform !== 'linux') return 'the PXE lab needs Linux network namespaces';
+  if (process.getuid?.() !== 0) return 'the PXE lab needs root (it creates network namespaces)';
+  const ip = findExecutable('ip');
+  if (!ip) return 'ip not found (apt-get install iproute2)';
+  const dnsmasq = findExecutable('dnsmasq');
+  if (!dnsmasq) return 'dnsmasq not found (apt-get install dnsmasq-base)';
+  const python3 = findExecutable('python3');
+  if (!python3) return 'python3 not found (apt-get install python3)';
+  const qemu = findExecutable('qemu-system-x86_64');
+  if (!qemu) return 'qemu-system-x86_64 not found (apt-get install qemu-system-x86)';
+  const ovmfCode = join(OVMF_DIR, 'OVMF_CODE_4M.secboot.fd');
+  const ovmfVars = join(OVMF_DIR, 'OVMF_VARS_4M.ms.fd');
+  if (!existsSync(ovmfCode) || !existsSync(ovmfVars)) return `${ovmfCode} or OVMF_VARS_4M.ms.fd not found (apt-get install ovmf)`;
+  if (!existsSync(join(IPXE_DIR, 'snponly.efi'))) return `${IPXE_DIR}/snponly.efi not found (apt-get install ipxe): the negative control offers it`;
+  const assets = secureBootAssetsDir();
+  for (const name of ['vmlinuz-amd64', 'busybox-amd64', 'root/usr/lib/shim/shimx64.efi.signed']) {
+    if (!existsSync(join(assets, name))) return `${name} not in ${assets} (run scripts/secureboot-assets.sh ${assets})`;
+  }
+  const qemuArm = findExecutable('qemu-system-aarch64');
+  const code = '/usr/share/AAVMF/AAVMF_CODE.ms.fd';
+  const vars = '/usr/share/AAVMF/AAVMF_VARS.ms.fd';
+  const arm64 = qemuArm && existsSync(code) && existsSync(vars) && existsSync(join(assets, 'vmlinuz-arm64')) ? { qemu: qemuArm, code, vars } : undefined;
+  return { ip, dnsmasq, python3, qemu, ovmfCode, ovmfVars, arm64, assets };
+}
+
+/** Why the ARM64 half cannot run, or undefined. */
+export function arm64Missing(tools: SecureBootTools): string | undefined {
+  if (tools.arm64) return undefined;
+  if (!findExecutable('qemu-system-aarch64')) return 'qemu-system-aarch64 not found (apt-get install qemu-system-arm)';
+  if (!existsSync('/usr/share/AAVMF/AAVMF_VARS.ms.fd')) return 'AAVMF not found (apt-get install qemu-efi-aarch64)';
+  return `vmlinuz-arm64 not in ${tools.assets} (run scripts/secureboot-assets.sh)`;
+}
+
+export interface SecureGuestOptions {
+  arch: 'x64' | 'arm64';
+  method: 'pxe' | 'http';
+  mac: string;
+  tap: string;
+}
+
+/**
+ * A UEFI guest with Secure Boot enforced, booting from its NIC with the firmware's own network
+ * stack (romfile= keeps QEMU's unsigned iPXE ROM out):
+ * - x64: q35 with SMM, OVMF_CODE_4M.secboot.fd on secure pflash, a fresh OVMF_VARS_4M.ms.fd;
+ * - arm64: virt/cortex-a57, AAVMF_CODE.ms.fd with a fresh AAVMF_VARS.ms.fd.
+ * `http` turns the firmware's PXE off, leaving HTTP Boot. virtio-rng: newer edk2 finds no boot
+ * option without an RNG (and the network stack wants entropy).
+ */
+export function startSecureGuest(lab: Lab, tools: SecureBootTools, options: SecureGuestOptions): Vm {
+  const { arch, method, mac, tap } = options;
+  const vars = join(lab.dir, `VARS-${mac.replaceAll(':', '')}.fd`);
+  const nic = ['-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=n0,mac=${mac},romfile=,bootindex=1`, '-device', 'virtio-rng-pci'];
+  const fwCfg = ['-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=no', ...(method === 'http' ? ['-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=no'] : [])];
+  const common = ['-accel', 'tcg', '-m', '512', '-smp', '1', '-nographic', '-no-reboot'];
+  if (arch === 'x64') {
+    copyFileSync(tools.ovmfVars, vars);
+    const args = [
+      ...common,
+      '-machine', 'q35,smm=on',
+      '-global', 'driver=cfi.pflash01,property=secure,value=on',
+      '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${tools.ovmfCode}`,
+      '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
+      ...fwCfg,
+      ...nic,
+    ];
+    return lab.track(spawnVm([...lab.exec('lan'), tools.qemu, ...args]));
+  }
+  if (!tools.arm64) throw new Error('no ARM64 tools');
+  copyFileSync(tools.arm64.vars, vars);
+  const args = [
+    ...common,
+    '-machine', 'virt',
+    '-cpu', 'cortex-a57',
+    '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${tools.arm64.code}`,
+    '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
+    ...fwCfg,
+    ...nic,
+  ];
+  return lab.track(spawnVm([...lab.exec('lan'), tools.arm64.qemu, ...args]));
 }

@@ -1,9 +1,6 @@
 // Start a bootserve in-process on 127.0.0.1 port 0 over a temporary directory, built by the
 // same builder as the real process (lib/app.ts): file cache, admin pages, machines and all.
-import { mkdtempSync, realpathSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { request, type IncomingHttpHeaders } from 'node:http';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
 import { buildApp, type App } from '../../lib/app.js';
 import { DEFAULTS, type Config } from '../../lib/cli.js';
 import type { FileCache } from '../../lib/http/filecache.js';
@@ -12,6 +9,7 @@ import type { HttpStats } from '../../lib/http/stats.js';
 import { metricsText } from '../../lib/admin/pages.js';
 import type { DhcpRecord, HttpRecord, Logger, DhcpLogger } from '../../lib/observe/log.js';
 import type { Transfers } from '../../lib/observe/transfers.js';
+import { makeTempDir, removeDir, writeFiles } from './temp.js';
 import { KEEP_ROOT } from './tools.js';
 
 export interface TestServer {
@@ -34,13 +32,12 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export function tempRoot(files: Record<string, string | Buffer> = {}): string {
-  const root = realpathSync(mkdtempSync(join(tmpdir(), 'bootserve-test-')));
-  for (const [name, body] of Object.entries(files)) {
-    mkdirSync(dirname(join(root, name)), { recursive: true });
-    writeFileSync(join(root, name), body);
-  }
-  return root;
+/** The served folder: `root` as given (the caller's), or a temporary one with `files` that close() removes. */
+export function serverRoot(options: { files?: Record<string, string | Buffer>; root?: string }): { root: string; remove: () => void } {
+  if (options.root !== undefined) return { root: options.root, remove: () => {} };
+  const root = makeTempDir();
+  writeFiles(root, options.files ?? {});
+  return { root, remove: () => removeDir(root) };
 }
 
 export interface ServerOptions extends Partial<Config> {
@@ -51,8 +48,8 @@ export interface ServerOptions extends Partial<Config> {
 }
 
 export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
-  const { files, cache, ...overrides } = options;
-  const root = options.root ?? tempRoot(files);
+  const { files: _files, cache, ...overrides } = options;
+  const { root, remove } = serverRoot(options);
   const config: Config = { ...DEFAULTS, quiet: true, host: '127.0.0.1', port: 0, ...overrides, root };
   const logs: HttpRecord[] = [];
   const errors: string[] = [];
@@ -85,7 +82,7 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
     nextLog: (path) => new Promise((resolve) => waiters.push({ path, resolve })),
     close: async () => {
       await app.shutdown(0);
-      if (options.root === undefined) rmSync(root, { recursive: true, force: true });
+      remove();
     },
   };
 }

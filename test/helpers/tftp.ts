@@ -1,7 +1,7 @@
 // An in-process TFTP service on 127.0.0.1 port 0, and a raw node:dgram client to drive it
 // packet by packet.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { rmSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { metricsText } from '../../lib/admin/pages.js';
 import { buildApp, type App } from '../../lib/app.js';
 import { DEFAULTS, type Config } from '../../lib/cli.js';
@@ -10,7 +10,7 @@ import type { Transfers } from '../../lib/observe/transfers.js';
 import { decode, encodeAck, encodeRequest, type Malformed, type Packet } from '../../lib/tftp/packet.js';
 import type { TftpService } from '../../lib/tftp/server.js';
 import type { TftpStats } from '../../lib/tftp/stats.js';
-import { tempRoot } from './server.js';
+import { serverRoot } from './server.js';
 
 export interface TestTftp {
   port: number;
@@ -30,8 +30,8 @@ export interface TestTftp {
 
 /** bootserve with TFTP on 127.0.0.1 (HTTP too, both on port 0), built as the process builds it. */
 export async function startTftp(options: Partial<Config> & { files?: Record<string, string | Buffer>; root?: string } = {}): Promise<TestTftp> {
-  const { files, ...overrides } = options;
-  const root = options.root ?? tempRoot(files);
+  const { files: _files, ...overrides } = options;
+  const { root, remove } = serverRoot(options);
   const config: Config = { ...DEFAULTS, quiet: true, host: '127.0.0.1', port: 0, tftp: true, tftpPort: 0, ...overrides, root };
   const logs: TftpRecord[] = [];
   const errors: string[] = [];
@@ -63,7 +63,7 @@ export async function startTftp(options: Partial<Config> & { files?: Record<stri
     nextLog: (file) => new Promise((resolve) => waiters.push({ file, resolve })),
     close: async () => {
       await app.shutdown(0);
-      if (options.root === undefined) rmSync(root, { recursive: true, force: true });
+      remove();
     },
   };
 }
@@ -193,6 +193,17 @@ export async function download(port: number, file: string, options: Record<strin
 
 /** Open descriptors of this process. */
 export async function openFds(): Promise<number> {
-  const { readdirSync } = await import('node:fs');
   return readdirSync('/proc/self/fd').length;
+}
+
+/** Descriptors of this process open on files under `dir`. */
+export function descriptorsUnder(dir: string): string[] {
+  const targets = readdirSync('/proc/self/fd').map((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      return ''; // closed meanwhile (the listing's own descriptor)
+    }
+  });
+  return targets.filter((target) => target.startsWith(`${dir}/`));
 }

@@ -154,15 +154,6 @@ export function get(url: string, headers: Record<string, string> = {}, { method 
   });
 }
 
-/** Poll `check` every 50 ms until it returns true; fail after `ms`. */
-export async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /**
  * Why the built command cannot be started as nobody (uid 65534) here, or undefined when it can:
  * the node binary or the checkout may sit where nobody cannot read (a Node under /root/.cache).
