@@ -6,6 +6,7 @@ import { adminReply, type AdminState } from './admin/pages.js';
 import { parseHostPort, proxyFlag, type Config } from './cli.js';
 import { advertisedAddress } from './dhcp/address.js';
 import { createDhcpService, type DhcpService } from './dhcp/server.js';
+import { createThreadedDhcpService } from './dhcp/thread.js';
 import { fileCacheFor, type FileCache } from './http/filecache.js';
 import { createHttpService, type HttpOptions, type HttpService } from './http/server.js';
 import { listInterfaces, urlsFor } from './net/addresses.js';
@@ -16,6 +17,7 @@ import { Machines } from './observe/machines.js';
 import { Transfers } from './observe/transfers.js';
 import { info, warn, type BannerLine, type Service } from './service.js';
 import { createTftpService, type TftpService } from './tftp/server.js';
+import { createThreadedTftpService } from './tftp/thread.js';
 
 export interface AppOptions {
   config: Config;
@@ -149,21 +151,27 @@ export function buildApp(options: AppOptions): App {
     services.push(createLocalAdmin({ port: () => http.address().port, create, elsewhere: () => `${urlsFor(http.address())[0]}-/` }));
   }
 
+  // TFTP and proxyDHCP run on threads of their own (a storm's HTTP streaming must not delay
+  // them: docs/storm.md), except with Secure Boot, whose per-machine chain lives on this thread.
+  const threads = !config.secureBoot && config.secureBootFor === undefined;
+
   // 3. TFTP, for PXE firmware's boot program.
   let tftp: TftpService | undefined;
   if (config.tftp) {
-    tftp = createTftpService(
-      {
-        port: config.tftpPort,
-        host: config.host,
-        maxBlksize: config.tftpMaxBlksize,
-        timeoutMs: config.tftpTimeoutMs,
-        maxTransfers: config.tftpMaxTransfers,
-        maxPerClient: config.tftpMaxPerClient,
-        dotfiles: config.dotfiles,
-      },
-      { root, logger, transfers, fallback: (segments) => boot?.file(segments.join('/')), shed: () => void files?.shed() },
-    );
+    const tftpOptions = {
+      port: config.tftpPort,
+      host: config.host,
+      maxBlksize: config.tftpMaxBlksize,
+      timeoutMs: config.tftpTimeoutMs,
+      maxTransfers: config.tftpMaxTransfers,
+      maxPerClient: config.tftpMaxPerClient,
+      dotfiles: config.dotfiles,
+    };
+    // On a thread of its own (lockstep firmware waits a loop turn per packet: tftp/thread.ts),
+    // unless Secure Boot's per-machine files must be consulted on this thread.
+    tftp = threads
+      ? createThreadedTftpService(tftpOptions, { root, logger, transfers, ipxe: ipxe ? { ipxeDir: config.ipxeDir } : undefined, shed: () => void files?.shed() })
+      : createTftpService(tftpOptions, { root, logger, transfers, fallback: (segments) => boot?.file(segments.join('/')), shed: () => void files?.shed() });
     services.push(tftp);
   }
 
@@ -171,7 +179,8 @@ export function buildApp(options: AppOptions): App {
   let dhcp: DhcpService | undefined;
   if (advertised?.kind === 'address' && ipxe) {
     const { address } = advertised;
-    dhcp = createDhcpService({
+    // On a thread of its own where nothing per machine is consulted (dhcp/thread.ts).
+    dhcp = (threads ? createThreadedDhcpService : createDhcpService)({
       policy: () => ({ serverAddress: address, httpPort: http.address().port, binaryFor: ipxe.binaryFor, signedFor: boot?.signedFor }),
       log: (record) => logger.dhcp(record),
       error: (message) => logger.error(message),

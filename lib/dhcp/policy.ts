@@ -243,7 +243,7 @@ export interface RateLimits {
   /** Replies one MAC may get in a burst, and per second after it. */
   perClientBurst: number;
   perClientPerSecond: number;
-  /** Replies in all, in a burst and per second. */
+  /** Replies in all, in a burst and per second: each kind of traffic has a bucket of this size. */
   totalBurst: number;
   totalPerSecond: number;
   /** MACs remembered at once; the least recently seen is forgotten first. */
@@ -251,31 +251,43 @@ export interface RateLimits {
 }
 
 /**
- * Firmware retransmits a DISCOVER every 1-4 s at first (iPXE, edk2) and then asks once on 4011:
- * 8 replies at once and 2 a second per MAC leave every real client answered at once, and keep a
- * flood of spoofed DISCOVERs from turning us into a broadcast amplifier.
+ * The traffic a reply answers, each with its own overall bucket so that none starves another:
+ * firmware DISCOVERs on 67, boot-server requests on 4011 (edk2 gives up after 4 in 10 s), and
+ * iPXE's own DISCOVERs on 67 (iPXE waits only about 3 s for a proxy offer).
  */
-export const DEFAULT_RATE_LIMITS: RateLimits = { perClientBurst: 8, perClientPerSecond: 2, totalBurst: 200, totalPerSecond: 100, maxClients: 4096 };
+export type Traffic = 'discover' | 'proxy' | 'ipxe';
+export const TRAFFIC: readonly Traffic[] = ['discover', 'proxy', 'ipxe'];
+
+/**
+ * Per MAC: firmware retransmits a DISCOVER every 1-4 s at first (iPXE, edk2) and asks a few times
+ * on 4011; 8 replies at once and 2 a second leave every real client answered at once and hold a
+ * client gone mad to 2 replies a second. Overall, per kind of traffic: a reply costs
+ * microseconds, so the ceiling is sized for a thousand machines powered on within two seconds
+ * (2000 at once, 1000 a second after), and only bounds what a flood of forged DISCOVERs can
+ * make us broadcast (three buckets: at most 3000 replies of ~350 bytes a second).
+ */
+export const DEFAULT_RATE_LIMITS: RateLimits = { perClientBurst: 8, perClientPerSecond: 2, totalBurst: 2000, totalPerSecond: 1000, maxClients: 8192 };
 
 interface Bucket {
   tokens: number;
   at: number;
 }
 
-/** Token buckets per MAC and overall; the per-MAC map is bounded. */
+/** Token buckets per MAC and, per kind of traffic, overall; the per-MAC map is bounded. */
 export class RateLimiter {
   private readonly clients = new Map<string, Bucket>();
-  private readonly total: Bucket;
+  private readonly totals: Record<Traffic, Bucket>;
 
   constructor(
     private readonly limits: RateLimits = DEFAULT_RATE_LIMITS,
     private readonly now: () => number = () => performance.now(),
   ) {
-    this.total = { tokens: limits.totalBurst, at: now() };
+    const full = () => ({ tokens: limits.totalBurst, at: now() });
+    this.totals = { discover: full(), proxy: full(), ipxe: full() };
   }
 
-  /** Take one reply's token for `mac`, or say which limit stops it. */
-  take(mac: string): 'ok' | 'rate-limited-client' | 'rate-limited-total' {
+  /** Take one reply's token for `mac` and its kind of traffic, or say which limit stops it. */
+  take(mac: string, traffic: Traffic = 'discover'): 'ok' | 'rate-limited-client' | 'rate-limited-total' {
     const now = this.now();
     let client = this.clients.get(mac);
     if (client === undefined) {
@@ -285,18 +297,25 @@ export class RateLimiter {
     // Re-insert: Map order is then least recently seen first.
     this.clients.delete(mac);
     this.clients.set(mac, client);
+    const total = this.totals[traffic];
     refill(client, now, this.limits.perClientBurst, this.limits.perClientPerSecond);
-    refill(this.total, now, this.limits.totalBurst, this.limits.totalPerSecond);
+    refill(total, now, this.limits.totalBurst, this.limits.totalPerSecond);
     if (client.tokens < 1) return 'rate-limited-client';
-    if (this.total.tokens < 1) return 'rate-limited-total';
+    if (total.tokens < 1) return 'rate-limited-total';
     client.tokens -= 1;
-    this.total.tokens -= 1;
+    total.tokens -= 1;
     return 'ok';
   }
 
   get trackedClients(): number {
     return this.clients.size;
   }
+}
+
+/** The kind of traffic a reply decided on `port` answers. */
+export function trafficOf(port: Port, client: ClientKind): Traffic {
+  if (port === 'proxy') return 'proxy';
+  return client === 'ipxe' ? 'ipxe' : 'discover';
 }
 
 function refill(bucket: Bucket, now: number, burst: number, perSecond: number): void {

@@ -6,10 +6,11 @@
 // (clients send their request there; the reply must come from that address, port 4011).
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { bindUdp, closeUdp, type BindTarget } from '../net/bind.js';
+import { roomForABurst } from '../net/buffers.js';
 import { LogBudget, type DhcpRecord } from '../observe/log.js';
 import { info, type BannerLine, type Service } from '../service.js';
 import { decodePacket } from './packet.js';
-import { decide, factsOf, RateLimiter, type Decision, type PolicyConfig, type Port, type RequestFacts } from './policy.js';
+import { decide, factsOf, RateLimiter, trafficOf, type Decision, type PolicyConfig, type Port, type RequestFacts } from './policy.js';
 import { DhcpStats } from './stats.js';
 
 export interface Endpoint {
@@ -65,6 +66,7 @@ async function bind(endpoint: Endpoint, sharing: 'shared' | 'exclusive'): Promis
   const socket = createSocket({ type: 'udp4', reuseAddr: sharing === 'shared' });
   const target: BindTarget = { service: 'proxyDHCP', protocol: 'UDP', address: endpoint.address, port: endpoint.port, usualSuspects: SUSPECTS[endpoint.port] };
   await bindUdp(socket, { ...target, exclusive: false });
+  roomForABurst(socket);
   return socket;
 }
 
@@ -146,8 +148,11 @@ export function createDhcpService(options: DhcpOptions): DhcpService {
     if (decision.kind === 'ignore') return ignored(facts, decision);
     // 0.0.0.0 as a destination is this host itself (its own DHCP client on 68), never the sender.
     if (decision.to.kind === 'source' && rinfo.address === '0.0.0.0') return ignored(facts, { kind: 'ignore', reason: 'malformed', detail: 'a 4011 request from 0.0.0.0 has nowhere to be answered' });
-    const limit = limiter.take(facts.mac);
-    if (limit !== 'ok') return ignored(facts, { kind: 'ignore', reason: limit, detail: `too many replies to ${limit === 'rate-limited-client' ? facts.mac : 'all clients'}` });
+    const traffic = trafficOf(port, decision.client);
+    const limit = limiter.take(facts.mac, traffic);
+    if (limit !== 'ok') {
+      return ignored(facts, { kind: 'ignore', reason: limit, detail: `too many replies to ${limit === 'rate-limited-client' ? facts.mac : `all clients (${traffic})`}` });
+    }
 
     const to =
       decision.to.kind === 'broadcast' ? broadcast : decision.to.kind === 'relay' ? { address: decision.to.address, port: relayPort } : { address: rinfo.address, port: rinfo.port };

@@ -6,12 +6,13 @@ import { close } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { displayAddress, hostLiteral, localAddresses } from '../net/addresses.js';
 import { BindError, bindUdp, closeUdp } from '../net/bind.js';
-import { AddressCounter } from '../net/counter.js';
+import { roomForABurst } from '../net/buffers.js';
 import { drain, InFlight } from '../net/shutdown.js';
 import { LogBudget, type Logger } from '../observe/log.js';
 import type { ActiveTransfer, Transfers } from '../observe/transfers.js';
 import { fileError, openRegular, parseFileName, resolveInRoot } from '../paths.js';
 import { info, warn, type BannerLine, type Service } from '../service.js';
+import { TftpAdmission } from './admission.js';
 import { negotiate } from './options.js';
 import { decode, encodeError, ErrorCode, type Request } from './packet.js';
 import { BlockSource, netasciiReader, octetReader } from './source.js';
@@ -49,6 +50,14 @@ export interface TftpService extends Service {
   readonly stats: TftpStats;
 }
 
+/**
+ * Requests beyond the caps wait unanswered; their clients are remembered (bounded: a flood of
+ * forged requests cannot grow it) and forgotten once silent for longer than any firmware waits
+ * between resends (edk2 and PXE ROMs 4 s, iPXE at most 10 s).
+ */
+const WAITERS_REMEMBERED = 4096;
+const FORGET_WAITER_MS = 12_000;
+
 /** Retransmission starts at 1 s unless the client negotiated its own timeout. */
 const RETRANSMIT_MS = 1000;
 /** After the grace, how long shutdown waits for the transfers it stopped to be recorded. */
@@ -66,7 +75,12 @@ export function createTftpService(options: TftpOptions, deps: TftpDeps): TftpSer
     closing: false,
     running: new Set(),
     busy: new Set(),
-    perAddress: new AddressCounter(),
+    admission: new TftpAdmission({
+      maxTransfers: options.maxTransfers,
+      maxPerClient: options.maxPerClient,
+      maxWaiters: WAITERS_REMEMBERED,
+      forgetAfterMs: FORGET_WAITER_MS,
+    }),
     refusalLog: new LogBudget(20, (n) => deps.logger.error(`tftp: ${n} more refused requests in the last second were counted but not logged`)),
   };
   const requests = new InFlight();
@@ -84,6 +98,8 @@ export function createTftpService(options: TftpOptions, deps: TftpDeps): TftpSer
       if (err instanceof BindError && err.code === 'EADDRNOTAVAIL' && options.host === undefined) return void skipped.push(address);
       throw err;
     }
+    // A storm's requests (and their resends) come in bursts: room for thousands of them.
+    roomForABurst(socket);
     sockets.push(socket);
     bound.push({ address, port: socket.address().port });
     socket.on('message', (msg, rinfo) => {
@@ -115,8 +131,12 @@ export function createTftpService(options: TftpOptions, deps: TftpDeps): TftpSer
         info(`TFTP on UDP port ${bound[0]?.port ?? options.port} (${at})`),
       ];
     },
-    metrics: () => stats.families(deps.transfers),
-    status: () => ({ addresses: bound, activeTransfers: ctx.running.size }),
+    metrics: () => stats.families(deps.transfers, ctx.admission.queue()),
+    status: () => {
+      const queue = ctx.admission.queue();
+      const waiting = { waiting: queue.waiting, oldestWaitSeconds: queue.oldestWaitMs / 1000 };
+      return { addresses: bound, activeTransfers: ctx.running.size, queue: waiting };
+    },
     // Resolves once every request has ended and been recorded; a request still being opened when
     // the grace ends is stopped as soon as its transfer starts.
     shutdown: (graceMs) =>
@@ -141,8 +161,8 @@ interface Ctx extends TftpDeps {
   refusalLog: LogBudget;
   /** Clients ("address|port") with a transfer starting or running: a repeated RRQ starts nothing. */
   busy: Set<string>;
-  /** Transfers starting or running per client address. */
-  perAddress: AddressCounter;
+  /** The caps, and who waits for a slot (first come first served). */
+  admission: TftpAdmission;
 }
 
 /**
@@ -160,7 +180,7 @@ export function listenAddresses(host: string | undefined): string[] {
 }
 
 async function onRequest(ctx: Ctx, socket: Socket, localAddress: string, msg: Buffer, rinfo: RemoteInfo): Promise<void> {
-  const { options, stats, busy, perAddress } = ctx;
+  const { stats, busy, admission } = ctx;
   const client = displayAddress(rinfo.address);
   const packet = decode(msg);
   const refuse = (reason: RefusalReason, code: number, message: string) => {
@@ -183,8 +203,11 @@ async function onRequest(ctx: Ctx, socket: Socket, localAddress: string, msg: Bu
   const key = `${client}|${rinfo.port}`;
   // The client resent its request before our first packet reached it: the transfer is under way.
   if (busy.has(key)) return stats.ignore('duplicate-request');
-  if (busy.size >= options.maxTransfers) return refuse('server-busy', ErrorCode.undefined, 'server busy, try again later');
-  if (!perAddress.acquire(client, options.maxPerClient)) return refuse('client-busy', ErrorCode.undefined, 'server busy: too many transfers from this address');
+  // At a cap the request is not answered: firmware fails its boot on any ERROR, but resends an
+  // unanswered request, and the resend is admitted once a slot is free, in order of arrival.
+  const admitted = admission.request(key, client);
+  if (admitted.kind !== 'admit') return stats.wait(admitted.kind === 'overflow' ? 'overflow' : admitted.cause === 'server' ? 'server-cap' : 'client-cap');
+  if (admitted.waitedMs > 0) stats.admittedAfter(admitted.waitedMs);
   busy.add(key);
   let released = false;
   // Once the transfer has ended the client may ask again from the same port, before our cleanup.
@@ -192,10 +215,11 @@ async function onRequest(ctx: Ctx, socket: Socket, localAddress: string, msg: Bu
     if (released) return;
     released = true;
     busy.delete(key);
-    perAddress.release(client);
+    admission.release(client);
   };
   try {
     const opened = await openRequested(ctx, packet);
+    if ('wait' in opened) return stats.wait(opened.wait);
     if ('refusal' in opened) return refuse(opened.refusal, opened.code, opened.message);
     await transfer(ctx, packet, opened, localAddress, rinfo, client, release);
   } finally {
@@ -203,7 +227,7 @@ async function onRequest(ctx: Ctx, socket: Socket, localAddress: string, msg: Bu
   }
 }
 
-type Opened = { fd: number; size: number } | { refusal: RefusalReason; code: number; message: string };
+type Opened = { fd: number; size: number } | { refusal: RefusalReason; code: number; message: string } | { wait: 'descriptors' };
 
 /** Resolve the name by the rules HTTP uses and open it, before any OACK (PXELINUX and others are
  * confused by an error after one). */
@@ -223,8 +247,9 @@ async function openRequested(ctx: Ctx, request: Request): Promise<Opened> {
       case 'forbidden':
         return { refusal: 'access-denied', code: ErrorCode.accessViolation, message: 'access violation' };
       case 'out-of-descriptors':
+        // Load, not the client's fault: no answer; its resend finds the descriptors given back.
         ctx.shed?.();
-        return { refusal: 'server-busy', code: ErrorCode.undefined, message: 'server busy, try again later' };
+        return { wait: 'descriptors' };
       case 'unexpected':
         ctx.logger.error(`tftp: cannot open ${JSON.stringify(request.file)}: ${(err as Error).message}`);
         return { refusal: 'open-failed', code: ErrorCode.undefined, message: 'cannot read file' };

@@ -42,7 +42,7 @@ test('beyond --max-connections-per-ip: 503 for that address only', async () => {
   try {
     const held = await open(s.port);
     await eventually(() => assert.equal(s.stats.connections, 1));
-    assert.match(await raw(s.port, 'GET /boot.ipxe HTTP/1.1\r\nHost: x\r\n\r\n'), /^HTTP\/1\.1 503/);
+    assert.match(await raw(s.port, 'GET /boot.ipxe HTTP/1.1\r\nHost: x\r\n\r\n'), /^HTTP\/1\.1 503 [^]*\r\nRetry-After: 5\r\n/);
     assert.equal(s.stats.rejected.get('max-connections-per-ip'), 1);
     // Another loopback address is another client (Linux routes all of 127/8 to lo).
     const other = await open(s.port, '127.0.0.2');

@@ -19,7 +19,7 @@ test('--tftp and its limits, as flags and as BOOTSERVE_* variables', () => {
   const off = config([]);
   assert.deepEqual(
     [off?.tftp, off?.tftpPort, off?.tftpMaxBlksize, off?.tftpTimeoutMs, off?.tftpMaxTransfers, off?.tftpMaxPerClient],
-    [false, 69, 1468, 30_000, 256, 16],
+    [false, 69, 1468, 30_000, 1024, 16],
   );
   const on = config(['--tftp', '--tftp-port', '6969', '--tftp-max-blksize', '8192', '--tftp-timeout', '10s', '--tftp-max-transfers', '9', '--tftp-max-per-client', '2']);
   assert.deepEqual([on?.tftp, on?.tftpPort, on?.tftpMaxBlksize, on?.tftpTimeoutMs, on?.tftpMaxTransfers, on?.tftpMaxPerClient], [true, 6969, 8192, 10_000, 9, 2]);

@@ -198,16 +198,32 @@ test('malformed datagrams: a broken request gets ERROR 4, other garbage silence;
   assert.equal((await download(s.port, 'f')).data.toString(), 'ok');
 });
 
-test('caps: beyond --tftp-max-per-client and --tftp-max-transfers, ERROR 0 "server busy", counted', async (t) => {
-  const s = await startTftp({ files: { f: randomBytes(50_000) }, tftpMaxPerClient: 2, tftpMaxTransfers: 3 });
+test('caps: a request beyond --tftp-max-transfers gets no answer (never ERROR 0); resent once a slot is free, it is served', async (t) => {
+  const s = await startTftp({ files: { f: randomBytes(50_000) }, tftpMaxTransfers: 2 });
   t.after(() => s.close());
   const clients = await Promise.all([1, 2, 3].map(() => new RawClient().open()));
   t.after(() => clients.forEach((c) => c.close()));
-  for (const c of clients) c.request(s.port, 'f');
-  const answers = await Promise.all(clients.map((c) => c.next()));
-  const busy = answers.filter((a) => a?.packet.op === 'error' && a.packet.code === 0 && /busy/.test(a.packet.message));
-  assert.equal(busy.length, 1);
-  assert.equal(s.stats.refused.get('client-busy'), 1);
+  const [a, b, c] = clients as [RawClient, RawClient, RawClient];
+  await a.request(s.port, 'f');
+  await b.request(s.port, 'f');
+  const first = await a.next();
+  assert.equal(first?.packet.op, 'data');
+  assert.equal((await b.next())?.packet.op, 'data');
+  await c.request(s.port, 'f');
+  assert.deepEqual(await c.drain(300), [], 'no answer at all: no ERROR for load');
+  assert.equal(s.stats.waited.get('server-cap'), 1);
+  assert.match(s.metricsText(), /^bootserve_tftp_queue_waiting 1$/m);
+  // Still full: the resend waits too.
+  await c.request(s.port, 'f');
+  assert.deepEqual(await c.drain(200), []);
+  // a's transfer ends (the client gives up with an ERROR): its slot goes to c's next resend.
+  await a.send(encodeError(0, 'gone'), first?.from.port as number);
+  await s.nextLog('f');
+  await c.request(s.port, 'f');
+  assert.equal((await c.next())?.packet.op, 'data');
+  assert.equal(s.stats.admittedAfterWaiting, 1);
+  assert.match(s.metricsText(), /^bootserve_tftp_queue_waiting 0$/m);
+  assert.deepEqual(s.stats.refused.keys(), [], 'nothing refused');
 });
 
 test('a file renamed over mid-transfer is sent as it was; one truncated mid-transfer ends with an ERROR', async (t) => {
