@@ -63,12 +63,14 @@ export interface ProgressProbe {
 }
 
 /**
- * What transfers of one server share: the recycled read buffers, and how many transfers read
- * LARGE_CHUNK_SIZE at a time right now. One per HTTP service (tests make their own).
+ * What transfers of one server share: the recycled read buffers, how many transfers read
+ * LARGE_CHUNK_SIZE at a time right now, and how many have grown their reads at all. One per
+ * HTTP service (tests make their own).
  */
 export class TransferEngine {
   readonly buffers = new BufferPool();
   largeReaders = 0;
+  grownReaders = 0;
 }
 
 export interface TransferOptions {
@@ -118,9 +120,14 @@ const WAITING_ON_CLIENT: ReadonlySet<Phase> = new Set(['held-back', 'awaiting-dr
  * to a worker thread, dear on small VMs), but a client that stops reading pins the chunk stuck
  * in its socket plus one read ahead: 512 KiB each would let 1000 silent connections hold half a
  * gigabyte until the stall guard cuts them. A silent client is never proven, so it only ever
- * pins two small chunks. A few proven transfers read 1 MiB at a time; beyond that, 256 KiB.
+ * pins two small chunks. A few proven transfers read 1 MiB at a time; beyond that, 256 KiB; and
+ * in a boot storm, with hundreds of downloads proven at once, 64 KiB: a thousand downloads then
+ * hold about 128 MiB of read chunks instead of 512 (the storm simulator's 630 MB peak RSS).
  */
 const DEFAULT_CHUNK_SIZE = 256 * 1024;
+const CROWDED_CHUNK_SIZE = 64 * 1024;
+/** Proven transfers at once beyond which reads stay at CROWDED_CHUNK_SIZE. */
+const CROWDED_READERS = 128;
 const LARGE_CHUNK_SIZE = 1024 * 1024;
 const START_CHUNK_SIZE = 16 * 1024;
 const GROW_AFTER = 8 * 1024 * 1024;
@@ -133,6 +140,8 @@ class ReadSizer {
   size: number;
   grown = false;
   private large = false;
+  /** Counted in engine.grownReaders until released. */
+  private counted = false;
 
   constructor(
     private readonly options: TransferOptions,
@@ -148,14 +157,19 @@ class ReadSizer {
 
   grow(): void {
     this.grown = true;
+    this.counted = true;
+    this.engine.grownReaders++;
     this.large = this.options.chunkSize === undefined && this.engine.largeReaders < FEW_LARGE_READERS;
     if (this.large) this.engine.largeReaders++;
-    this.size = this.options.chunkSize ?? (this.large ? LARGE_CHUNK_SIZE : DEFAULT_CHUNK_SIZE);
+    const crowded = this.engine.grownReaders > CROWDED_READERS;
+    this.size = this.options.chunkSize ?? (this.large ? LARGE_CHUNK_SIZE : crowded ? CROWDED_CHUNK_SIZE : DEFAULT_CHUNK_SIZE);
   }
 
   release(): void {
     if (this.large) this.engine.largeReaders--;
+    if (this.counted) this.engine.grownReaders--;
     this.large = false;
+    this.counted = false;
   }
 }
 

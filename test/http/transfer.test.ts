@@ -5,7 +5,7 @@ import { closeSync, fstatSync, openSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, beforeEach, mock, test } from 'node:test';
-import { sendBody, UNPROVEN_IN_FLIGHT, type ProgressProbe, type Sink, type TransferOptions, type TransferResult } from '../../lib/http/transfer.js';
+import { sendBody, TransferEngine, UNPROVEN_IN_FLIGHT, type ProgressProbe, type Sink, type TransferOptions, type TransferResult } from '../../lib/http/transfer.js';
 import { tempDir } from '../helpers/temp.js';
 
 const WINDOW = 10_000;
@@ -222,6 +222,20 @@ test('reads start small and grow once the transfer has sent more than growAfter'
   assert.ok(sink.sizes.includes(256 * 1024), sink.sizes.join());
   assert.ok(Math.max(...sink.sizes) <= 256 * 1024);
   assert.ok(isClosed(fd));
+});
+
+test('in a crowd of proven downloads (a boot storm), grown reads stay at 64 KiB; the count is given back', async () => {
+  const engine = new TransferEngine();
+  engine.grownReaders = 200; // as if 200 downloads were streaming now
+  engine.largeReaders = 4;
+  const sink = new FakeSink(true);
+  const fd = openSync(file, 'r');
+  const { chunkSize: _unused, ...rest } = options({ startChunkSize: 32 * 1024, growAfter: 128 * 1024 });
+  const result = await sendBody(sink, owned(fd), [{ start: 0, end: SIZE - 1 }], { ...rest, engine });
+  assert.equal(result.outcome, 'complete');
+  assert.ok(sink.sizes.includes(64 * 1024), sink.sizes.join());
+  assert.ok(Math.max(...sink.sizes) <= 64 * 1024, sink.sizes.join());
+  assert.equal(engine.grownReaders, 200, 'released once the transfer ended');
 });
 
 test('a drain after a long wait is not progress unless the probe sees acknowledged bytes', async () => {
