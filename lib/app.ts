@@ -98,10 +98,16 @@ export function buildApp(options: AppOptions): App {
   if (boot?.refusals[0] !== undefined) throw new ConfigError(boot.refusals[0]);
 
   const warnings: BannerLine[] = [];
-  if (config.stallTimeoutMs === 0) warnings.push(warn('warning: --stall-timeout 0 disables the stall guard: a client that stops reading holds its connection forever'));
+  if (config.stallTimeoutMs === 0)
+    warnings.push(warn('warning: --stall-timeout 0 disables the stall guard: a client that stops reading holds its connection forever'));
   // Allowed (a TFTP server of one's own on this host), but usually a mistake: say so.
   if (config.proxyDhcp && !config.tftp) {
-    warnings.push(warn('warning: --proxy-dhcp without --tftp: BIOS and UEFI PXE firmware is sent to this host for its boot program over TFTP; use --pxe unless another TFTP server runs here'));
+    warnings.push(
+      warn(
+        'warning: --proxy-dhcp without --tftp: BIOS and UEFI PXE firmware is sent to this host for its boot program over TFTP; ' +
+        'use --pxe unless another TFTP server runs here',
+      ),
+    );
   }
 
   const services: Service[] = [];
@@ -141,13 +147,20 @@ export function buildApp(options: AppOptions): App {
   let adminService: HttpService | undefined;
   if (admin && config.adminListen !== undefined) {
     const { host, port } = parseHostPort(config.adminListen);
-    adminService = createHttpService({ ...httpOptions, name: 'admin', host, port, fd: undefined }, { root: undefined, logger, transfers, admin, shuttingDown });
+    adminService = createHttpService(
+      { ...httpOptions, name: 'admin', host, port, fd: undefined },
+      { root: undefined, logger, transfers, admin, shuttingDown },
+    );
     services.push(adminService);
   }
 
   // 2b. --host names one address that is not loopback: the admin pages on 127.0.0.1 too (admin/local.ts).
   if (admin && config.adminListen === undefined && options.activationFd === undefined && needsLocalAdmin(config.host)) {
-    const create = (port: number) => createHttpService({ ...httpOptions, name: 'admin', host: '127.0.0.1', port, fd: undefined }, { root: undefined, logger, transfers, admin, shuttingDown });
+    const create = (port: number) =>
+      createHttpService(
+        { ...httpOptions, name: 'admin', host: '127.0.0.1', port, fd: undefined },
+        { root: undefined, logger, transfers, admin, shuttingDown },
+      );
     services.push(createLocalAdmin({ port: () => http.address().port, create, elsewhere: () => `${urlsFor(http.address())[0]}-/` }));
   }
 
@@ -170,8 +183,20 @@ export function buildApp(options: AppOptions): App {
     // On a thread of its own (lockstep firmware waits a loop turn per packet: tftp/thread.ts),
     // unless Secure Boot's per-machine files must be consulted on this thread.
     tftp = threads
-      ? createThreadedTftpService(tftpOptions, { root, logger, transfers, ipxe: ipxe ? { ipxeDir: config.ipxeDir } : undefined, shed: () => void files?.shed() })
-      : createTftpService(tftpOptions, { root, logger, transfers, fallback: (segments) => boot?.file(segments.join('/')), shed: () => void files?.shed() });
+      ? createThreadedTftpService(tftpOptions, {
+          root,
+          logger,
+          transfers,
+          ipxe: ipxe ? { ipxeDir: config.ipxeDir } : undefined,
+          shed: () => void files?.shed(),
+        })
+      : createTftpService(tftpOptions, {
+          root,
+          logger,
+          transfers,
+          fallback: (segments) => boot?.file(segments.join('/')),
+          shed: () => void files?.shed(),
+        });
     services.push(tftp);
   }
 
@@ -215,7 +240,10 @@ export function buildApp(options: AppOptions): App {
     },
     banner() {
       const urls = urlsFor(http.address());
-      const catalog = [...(ipxe?.banner() ?? []).map(info), ...(boot?.banner() ?? []).map((line) => (line.includes(': warning:') ? warn(line) : info(line)))];
+      const catalog = [
+        ...(ipxe?.banner() ?? []).map(info),
+        ...(boot?.banner() ?? []).map((line) => (line.includes(': warning:') ? warn(line) : info(line))),
+      ];
       return [
         ...warnings,
         ...catalog,

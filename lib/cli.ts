@@ -84,41 +84,168 @@ export interface Option {
 
 export const OPTIONS: Record<string, Option> = {
   port: { key: 'port', kind: 'port', group: 'serve', value: 'PORT', short: 'p', help: 'TCP port for HTTP (default 8080; also $PORT)' },
-  host: { key: 'host', kind: 'string', group: 'serve', value: 'ADDR', short: 'H', help: 'address to listen on; with --pxe, the one to advertise' },
-  user: { key: 'user', kind: 'string', group: 'serve', value: 'NAME', help: 'run as NAME once the ports are bound (as root: default nobody)' },
+  host: {
+    key: 'host',
+    kind: 'string',
+    group: 'serve',
+    value: 'ADDR',
+    short: 'H',
+    help: 'address to listen on; with --pxe, the one to advertise',
+  },
+  user: {
+    key: 'user',
+    kind: 'string',
+    group: 'serve',
+    value: 'NAME',
+    help: 'run as NAME once the ports are bound (as root: default nobody)',
+  },
   'no-listing': { key: 'listing', kind: 'flag', group: 'serve', negated: true, help: 'answer 404 for directories instead of listing them' },
   dotfiles: { key: 'dotfiles', kind: 'flag', group: 'serve', help: 'serve names starting with a dot (hidden by default)' },
   'no-boot-menu': { key: 'bootMenu', kind: 'flag', group: 'serve', negated: true, help: 'do not generate /boot.ipxe when DIR has none' },
-  'menu-timeout': { key: 'menuTimeoutMs', kind: 'duration', group: 'serve', value: 'SECONDS', help: 'generated menu: time before the default entry (default 10s)' },
-  'menu-default': { key: 'menuDefault', kind: 'string', group: 'serve', value: 'ENTRY', help: 'generated menu: the default entry (default: the first)' },
+  'menu-timeout': {
+    key: 'menuTimeoutMs',
+    kind: 'duration',
+    group: 'serve',
+    value: 'SECONDS',
+    help: 'generated menu: time before the default entry (default 10s)',
+  },
+  'menu-default': {
+    key: 'menuDefault',
+    kind: 'string',
+    group: 'serve',
+    value: 'ENTRY',
+    help: 'generated menu: the default entry (default: the first)',
+  },
   'print-menu': { key: 'printMenu', kind: 'flag', group: 'serve', help: 'print the generated boot.ipxe for DIR and exit' },
   pxe: { key: 'pxe', kind: 'flag', group: 'pxe', help: 'the whole PXE stack: --tftp and --proxy-dhcp' },
   tftp: { key: 'tftp', kind: 'flag', group: 'pxe', help: 'also serve DIR over TFTP (read-only), for PXE firmware' },
   'tftp-port': { key: 'tftpPort', kind: 'port', group: 'pxe', value: 'PORT', help: 'UDP port for TFTP (default 69, which firmware uses)' },
-  'tftp-max-blksize': { key: 'tftpMaxBlksize', kind: 'count', group: 'pxe', value: 'N', help: 'largest TFTP block size granted (default 1468)' },
-  'tftp-timeout': { key: 'tftpTimeoutMs', kind: 'duration', group: 'pxe', value: 'SECONDS', help: 'give up a TFTP transfer without an ACK this long (default 30s)' },
-  'tftp-max-transfers': { key: 'tftpMaxTransfers', kind: 'count', group: 'pxe', value: 'N', help: 'TFTP transfers at once; more wait for their resend (default 1024)' },
-  'tftp-max-per-client': { key: 'tftpMaxPerClient', kind: 'count', group: 'pxe', value: 'N', help: 'TFTP transfers per client address (default 16)' },
+  'tftp-max-blksize': {
+    key: 'tftpMaxBlksize',
+    kind: 'count',
+    group: 'pxe',
+    value: 'N',
+    help: 'largest TFTP block size granted (default 1468)',
+  },
+  'tftp-timeout': {
+    key: 'tftpTimeoutMs',
+    kind: 'duration',
+    group: 'pxe',
+    value: 'SECONDS',
+    help: 'give up a TFTP transfer without an ACK this long (default 30s)',
+  },
+  'tftp-max-transfers': {
+    key: 'tftpMaxTransfers',
+    kind: 'count',
+    group: 'pxe',
+    value: 'N',
+    help: 'TFTP transfers at once; more wait for their resend (default 1024)',
+  },
+  'tftp-max-per-client': {
+    key: 'tftpMaxPerClient',
+    kind: 'count',
+    group: 'pxe',
+    value: 'N',
+    help: 'TFTP transfers per client address (default 16)',
+  },
   'proxy-dhcp': { key: 'proxyDhcp', kind: 'flag', group: 'pxe', help: "answer PXE and HTTP Boot beside the LAN's DHCP (UDP 67, 4011)" },
-  'ipxe-dir': { key: 'ipxeDir', kind: 'string', group: 'pxe', value: 'DIR', help: 'iPXE binaries from DIR, not /usr/lib/ipxe, /usr/share/ipxe' },
-  'stall-timeout': { key: 'stallTimeoutMs', kind: 'duration', group: 'limits', value: 'SECONDS', help: 'abort a transfer without progress this long (default 10s; 0: off)' },
-  'header-timeout': { key: 'headerTimeoutMs', kind: 'duration', group: 'limits', value: 'SECONDS', help: 'time allowed to send request headers (default 10s)' },
-  'keepalive-timeout': { key: 'keepAliveTimeoutMs', kind: 'duration', group: 'limits', value: 'SECONDS', help: 'close idle keep-alive connections after (default 15s)' },
-  'max-connections': { key: 'maxConnections', kind: 'count', group: 'limits', value: 'N', help: 'HTTP connections at once; more get 503 (default 2048)' },
-  'max-connections-per-ip': { key: 'maxConnectionsPerIp', kind: 'count', group: 'limits', value: 'N', help: 'HTTP connections per client address (default 64)' },
-  'shutdown-grace': { key: 'shutdownGraceMs', kind: 'duration', group: 'limits', value: 'SECONDS', help: 'on SIGTERM, let transfers finish this long (default 30s)' },
-  'no-file-cache': { key: 'fileCache', kind: 'flag', group: 'limits', negated: true, help: 'no open-file cache: open every file for every request' },
-  'file-cache-files': { key: 'fileCacheFiles', kind: 'count', group: 'limits', value: 'N', help: 'files kept open between requests (default 1024)' },
-  'file-cache-bytes': { key: 'fileCacheBytes', kind: 'size', group: 'limits', value: 'SIZE', help: 'memory for small files kept whole (default 16M; 0: none)' },
+  'ipxe-dir': {
+    key: 'ipxeDir',
+    kind: 'string',
+    group: 'pxe',
+    value: 'DIR',
+    help: 'iPXE binaries from DIR, not /usr/lib/ipxe, /usr/share/ipxe',
+  },
+  'stall-timeout': {
+    key: 'stallTimeoutMs',
+    kind: 'duration',
+    group: 'limits',
+    value: 'SECONDS',
+    help: 'abort a transfer without progress this long (default 10s; 0: off)',
+  },
+  'header-timeout': {
+    key: 'headerTimeoutMs',
+    kind: 'duration',
+    group: 'limits',
+    value: 'SECONDS',
+    help: 'time allowed to send request headers (default 10s)',
+  },
+  'keepalive-timeout': {
+    key: 'keepAliveTimeoutMs',
+    kind: 'duration',
+    group: 'limits',
+    value: 'SECONDS',
+    help: 'close idle keep-alive connections after (default 15s)',
+  },
+  'max-connections': {
+    key: 'maxConnections',
+    kind: 'count',
+    group: 'limits',
+    value: 'N',
+    help: 'HTTP connections at once; more get 503 (default 2048)',
+  },
+  'max-connections-per-ip': {
+    key: 'maxConnectionsPerIp',
+    kind: 'count',
+    group: 'limits',
+    value: 'N',
+    help: 'HTTP connections per client address (default 64)',
+  },
+  'shutdown-grace': {
+    key: 'shutdownGraceMs',
+    kind: 'duration',
+    group: 'limits',
+    value: 'SECONDS',
+    help: 'on SIGTERM, let transfers finish this long (default 30s)',
+  },
+  'no-file-cache': {
+    key: 'fileCache',
+    kind: 'flag',
+    group: 'limits',
+    negated: true,
+    help: 'no open-file cache: open every file for every request',
+  },
+  'file-cache-files': {
+    key: 'fileCacheFiles',
+    kind: 'count',
+    group: 'limits',
+    value: 'N',
+    help: 'files kept open between requests (default 1024)',
+  },
+  'file-cache-bytes': {
+    key: 'fileCacheBytes',
+    kind: 'size',
+    group: 'limits',
+    value: 'SIZE',
+    help: 'memory for small files kept whole (default 16M; 0: none)',
+  },
   quiet: { key: 'quiet', kind: 'flag', group: 'log', short: 'q', help: 'errors and warnings only: no banner, no access or DHCP log' },
   'log-format': { key: 'logFormat', kind: 'format', group: 'log', value: 'FORMAT', help: 'logs as text or json (default text)' },
   'no-admin': { key: 'admin', kind: 'flag', group: 'log', negated: true, help: 'turn off the /-/ operator pages and endpoints' },
-  'admin-listen': { key: 'adminListen', kind: 'string', group: 'log', value: 'ADDR:PORT', help: 'serve /-/ on ADDR:PORT instead of the HTTP port' },
+  'admin-listen': {
+    key: 'adminListen',
+    kind: 'string',
+    group: 'log',
+    value: 'ADDR:PORT',
+    help: 'serve /-/ on ADDR:PORT instead of the HTTP port',
+  },
   help: { key: 'help', kind: 'flag', group: 'other', short: 'h', help: 'show this help' },
   version: { key: 'version', kind: 'flag', group: 'other', short: 'V', help: 'show the version' },
   'secure-boot': { key: 'secureBoot', kind: 'flag', group: 'pxe', help: 'UEFI x64/ARM64 get the signed shim → GRUB chain, not iPXE' },
-  'secure-boot-dir': { key: 'secureBootDir', kind: 'string', group: 'pxe', value: 'DIR', help: 'shim and GRUB from DIR first (laid out like /, as by dpkg -x)' },
-  'secure-boot-for': { key: 'secureBootFor', kind: 'string', group: 'pxe', value: 'ADDR', help: 'the signed chain only for these MACs (comma-separated)' },
+  'secure-boot-dir': {
+    key: 'secureBootDir',
+    kind: 'string',
+    group: 'pxe',
+    value: 'DIR',
+    help: 'shim and GRUB from DIR first (laid out like /, as by dpkg -x)',
+  },
+  'secure-boot-for': {
+    key: 'secureBootFor',
+    kind: 'string',
+    group: 'pxe',
+    value: 'ADDR',
+    help: 'the signed chain only for these MACs (comma-separated)',
+  },
 };
 
 /** The environment variable for option `name`: BOOTSERVE_STALL_TIMEOUT for stall-timeout. */
@@ -190,7 +317,8 @@ function parseValue(where: string, kind: Kind, text: string): string | number | 
       const n = /^\d+$/.test(text) ? Number(text) : NaN;
       const max = kind === 'port' ? 65535 : 1_000_000;
       const min = kind === 'port' ? 0 : 1;
-      if (!(n >= min && n <= max)) throw new UsageError(`${where}: expected ${kind === 'port' ? 'a port, ' : 'a whole number, '}${min} to ${max}, got '${text}'`);
+      if (!(n >= min && n <= max))
+        throw new UsageError(`${where}: expected ${kind === 'port' ? 'a port, ' : 'a whole number, '}${min} to ${max}, got '${text}'`);
       return n;
     }
     case 'size': {
@@ -255,10 +383,12 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): Invocati
     values[opt.key] = opt.negated ? !value : value;
   };
 
-  if (env.PORT !== undefined && env.PORT !== '') set(OPTIONS.port as Option, parseValue('PORT (the environment, for --port)', 'port', env.PORT));
+  if (env.PORT !== undefined && env.PORT !== '')
+    set(OPTIONS.port as Option, parseValue('PORT (the environment, for --port)', 'port', env.PORT));
   for (const [name, opt] of Object.entries(OPTIONS)) {
     const raw = env[envName(name)];
-    if (raw !== undefined && opt.key !== 'help' && opt.key !== 'version') set(opt, parseValue(`${envName(name)} (--${name})`, opt.kind, raw));
+    if (raw !== undefined && opt.key !== 'help' && opt.key !== 'version')
+      set(opt, parseValue(`${envName(name)} (--${name})`, opt.kind, raw));
   }
 
   const positional: string[] = [];
@@ -308,7 +438,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): Invocati
   const config: Config = { ...DEFAULTS, ...(values as Partial<Config>), root: positional[0] ?? '.' };
   if (config.adminListen !== undefined) parseHostPort(config.adminListen);
   // RFC 2348's range.
-  if (config.tftpMaxBlksize < 8 || config.tftpMaxBlksize > 65464) throw new UsageError(`--tftp-max-blksize: expected 8 to 65464, got ${config.tftpMaxBlksize}`);
+  if (config.tftpMaxBlksize < 8 || config.tftpMaxBlksize > 65464)
+    throw new UsageError(`--tftp-max-blksize: expected 8 to 65464, got ${config.tftpMaxBlksize}`);
   if (config.secureBootFor !== undefined) secureBootMacs(config.secureBootFor);
   if (config.tftpTimeoutMs < 1000) throw new UsageError(`--tftp-timeout: at least 1s, got ${config.tftpTimeoutMs}ms`);
   return { kind: printMenu ? 'print-menu' : 'serve', config };
@@ -327,7 +458,8 @@ export function secureBootMacs(text: string): Set<string> {
   const macs = new Set<string>();
   for (const item of text.split(',')) {
     const hex = item.trim().toLowerCase().replace(/[:-]/g, '');
-    if (!/^[0-9a-f]{12}$/.test(hex)) throw new UsageError(`--secure-boot-for: '${item.trim()}' is not a MAC address (e.g. 52:54:00:12:34:56)`);
+    if (!/^[0-9a-f]{12}$/.test(hex))
+      throw new UsageError(`--secure-boot-for: '${item.trim()}' is not a MAC address (e.g. 52:54:00:12:34:56)`);
     macs.add((hex.match(/../g) as string[]).join(':'));
   }
   return macs;

@@ -64,11 +64,16 @@ async function main(): Promise<void> {
   for (const warning of unknownVariables(process.env)) logger.error(warning);
   if (invocation.kind === 'print-menu') {
     const warnLine = (m: string) => logger.error(m);
-    return void process.stdout.write(`${await bootMenuFor(root, config, warnLine)()}\n# ---- grub/grub.cfg (the Secure Boot path) ----\n${await grubMenuFor(root, config, warnLine)}`);
+    return void process.stdout.write(
+      `${await bootMenuFor(root, config, warnLine)()}` +
+      `\n# ---- grub/grub.cfg (the Secure Boot path) ----\n${await grubMenuFor(root, config, warnLine)}`,
+    );
   }
 
   // Who runs once the ports are bound (started as root: nobody, or --user): decided before binding.
-  const privileges = process.getuid ? settlePlan(planPrivileges(config.user, process.getuid(), lookupAccount), root) : ({ kind: 'keep', note: undefined } as const);
+  const privileges = process.getuid
+    ? settlePlan(planPrivileges(config.user, process.getuid(), lookupAccount), root)
+    : ({ kind: 'keep', note: undefined } as const);
   if (privileges.kind === 'refused') fail(privileges.message, 1);
   let app;
   try {
@@ -81,7 +86,12 @@ async function main(): Promise<void> {
   // Every port is bound: become that user for good. The menu's module is loaded first, while the
   // code's folder is surely readable (a checkout under a 0700 home).
   if (privileges.kind === 'drop') await import('./netboot/bootmenu.js');
-  const became = becomeUser(privileges, root, [...(app.ipxe ? servedFromOutside(app.ipxe) : []), ...(app.boot?.outside() ?? [])], process as ProcessIds);
+  const became = becomeUser(
+    privileges,
+    root,
+    [...(app.ipxe ? servedFromOutside(app.ipxe) : []), ...(app.boot?.outside() ?? [])],
+    process as ProcessIds,
+  );
   if (became.kind === 'refused') fail(became.message, 1);
   if (became.note) (became.note.startsWith('warning:') ? logger.error : logger.info)(became.note);
   for (const line of app.banner()) (line.level === 'warn' ? logger.error : logger.info)(line.text);

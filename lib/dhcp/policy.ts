@@ -156,7 +156,8 @@ export function decide(p: DhcpPacket, port: Port, config: PolicyConfig): Decisio
   let bootFile: string;
   let bootPath: BootPath = 'ipxe';
   // The firmware itself (not an iPXE it already runs) may be given the signed chain instead.
-  const signed = ipxe === undefined && arch !== undefined && arch.firmware !== 'bios' ? config.signedFor?.(arch.firmware, macOf(p)) : undefined;
+  const signed =
+    ipxe === undefined && arch !== undefined && arch.firmware !== 'bios' ? config.signedFor?.(arch.firmware, macOf(p)) : undefined;
   if (signed !== undefined) {
     if (vendorClass === 'HTTPClient') {
       if (arch?.method !== 'http') return unsupported();
@@ -223,7 +224,8 @@ export function decide(p: DhcpPacket, port: Port, config: PolicyConfig): Decisio
   });
   if (encoded.kind === 'too-large') return ignore('reply-too-large', encoded.reason);
 
-  const to: Destination = port === 'proxy' ? { kind: 'source' } : p.giaddr !== '0.0.0.0' ? { kind: 'relay', address: p.giaddr } : { kind: 'broadcast' };
+  const to: Destination =
+    port === 'proxy' ? { kind: 'source' } : p.giaddr !== '0.0.0.0' ? { kind: 'relay', address: p.giaddr } : { kind: 'broadcast' };
   // A relay is a unicast host: a forged giaddr must not aim replies at a broadcast or multicast
   // address (or 0/8). Loopback is harmless: our own port 67 drops a BOOTREPLY.
   if (to.kind === 'relay' && !unicast(to.address)) return ignore('malformed', `giaddr ${to.address} is not a unicast address`);
@@ -266,7 +268,13 @@ export const TRAFFIC: readonly Traffic[] = ['discover', 'proxy', 'ipxe'];
  * (2000 at once, 1000 a second after), and only bounds what a flood of forged DISCOVERs can
  * make us broadcast (three buckets: at most 3000 replies of ~350 bytes a second).
  */
-export const DEFAULT_RATE_LIMITS: RateLimits = { perClientBurst: 8, perClientPerSecond: 2, totalBurst: 2000, totalPerSecond: 1000, maxClients: 8192 };
+export const DEFAULT_RATE_LIMITS: RateLimits = {
+  perClientBurst: 8,
+  perClientPerSecond: 2,
+  totalBurst: 2000,
+  totalPerSecond: 1000,
+  maxClients: 8192,
+};
 
 interface Bucket {
   tokens: number;

@@ -53,7 +53,9 @@ const MESSAGE_NAMES = ['-', 'DISCOVER', 'OFFER', 'REQUEST', 'DECLINE', 'ACK', 'N
 
 /** Who else may hold our ports, for the "already in use" line. */
 const SUSPECTS: Record<number, string> = {
-  67: "another DHCP server runs on this host: dnsmasq, dhcpd/isc-dhcp-server, or libvirt's dnsmasq; stop it, or run bootserve on another host",
+  67:
+    "another DHCP server runs on this host: dnsmasq, dhcpd/isc-dhcp-server, or libvirt's dnsmasq; " +
+    'stop it, or run bootserve on another host',
   4011: 'another proxyDHCP or PXE server runs on this host: dnsmasq with pxe-service, or another bootserve',
 };
 
@@ -64,7 +66,13 @@ const SUSPECTS: Record<number, string> = {
  */
 async function bind(endpoint: Endpoint, sharing: 'shared' | 'exclusive'): Promise<Socket> {
   const socket = createSocket({ type: 'udp4', reuseAddr: sharing === 'shared' });
-  const target: BindTarget = { service: 'proxyDHCP', protocol: 'UDP', address: endpoint.address, port: endpoint.port, usualSuspects: SUSPECTS[endpoint.port] };
+  const target: BindTarget = {
+    service: 'proxyDHCP',
+    protocol: 'UDP',
+    address: endpoint.address,
+    port: endpoint.port,
+    usualSuspects: SUSPECTS[endpoint.port],
+  };
   await bindUdp(socket, { ...target, exclusive: false });
   roomForABurst(socket);
   return socket;
@@ -77,7 +85,9 @@ export function createDhcpService(options: DhcpOptions): DhcpService {
   const relayPort = options.relayPort ?? 67;
   const now = options.now ?? (() => new Date());
   // Ignored packets may come by the thousand (a busy LAN, a flood): their log lines are bounded.
-  const budget = new LogBudget(options.ignoredLogPerSecond ?? 20, (n) => options.error(`DHCP: ${n} more ignored packets in the last second were counted but not logged`));
+  const budget = new LogBudget(options.ignoredLogPerSecond ?? 20, (n) =>
+    options.error(`DHCP: ${n} more ignored packets in the last second were counted but not logged`),
+  );
   const sockets: Socket[] = [];
   let policy: PolicyConfig | undefined;
   let ports = { dhcp: 0, proxy: 0 };
@@ -102,7 +112,8 @@ export function createDhcpService(options: DhcpOptions): DhcpService {
         sockets.push(offers);
         offers.setBroadcast(true);
         const proxyPort = options.proxyPort ?? 4011;
-        for (const address of options.proxyAddresses ?? [config.serverAddress]) sockets.push(await bind({ address, port: proxyPort }, 'exclusive'));
+        for (const address of options.proxyAddresses ?? [config.serverAddress])
+          sockets.push(await bind({ address, port: proxyPort }, 'exclusive'));
         const proxySockets = sockets.slice(2);
         listen.on('message', (msg, rinfo) => receive(offers, 'dhcp', msg, rinfo));
         offers.on('message', (msg, rinfo) => receive(offers, 'dhcp', msg, rinfo));
@@ -115,7 +126,10 @@ export function createDhcpService(options: DhcpOptions): DhcpService {
       }
     },
     banner: (): BannerLine[] => [
-      info(`proxyDHCP: answering PXE and HTTP Boot clients on UDP ${ports.dhcp} and ${policy?.serverAddress}:${ports.proxy}, advertising ${policy?.serverAddress}`),
+      info(
+        `proxyDHCP: answering PXE and HTTP Boot clients on UDP ${ports.dhcp} and ${policy?.serverAddress}:${ports.proxy}, ` +
+        `advertising ${policy?.serverAddress}`,
+      ),
     ],
     metrics: () => stats.families(),
     status: () => ({ advertised: policy?.serverAddress ?? null, ports }),
@@ -147,19 +161,34 @@ export function createDhcpService(options: DhcpOptions): DhcpService {
     const decision = decide(decoded.packet, port, policy);
     if (decision.kind === 'ignore') return ignored(facts, decision);
     // 0.0.0.0 as a destination is this host itself (its own DHCP client on 68), never the sender.
-    if (decision.to.kind === 'source' && rinfo.address === '0.0.0.0') return ignored(facts, { kind: 'ignore', reason: 'malformed', detail: 'a 4011 request from 0.0.0.0 has nowhere to be answered' });
+    if (decision.to.kind === 'source' && rinfo.address === '0.0.0.0')
+      return ignored(facts, { kind: 'ignore', reason: 'malformed', detail: 'a 4011 request from 0.0.0.0 has nowhere to be answered' });
     const traffic = trafficOf(port, decision.client);
     const limit = limiter.take(facts.mac, traffic);
     if (limit !== 'ok') {
-      return ignored(facts, { kind: 'ignore', reason: limit, detail: `too many replies to ${limit === 'rate-limited-client' ? facts.mac : `all clients (${traffic})`}` });
+      return ignored(facts, {
+        kind: 'ignore',
+        reason: limit,
+        detail: `too many replies to ${limit === 'rate-limited-client' ? facts.mac : `all clients (${traffic})`}`,
+      });
     }
 
     const to =
-      decision.to.kind === 'broadcast' ? broadcast : decision.to.kind === 'relay' ? { address: decision.to.address, port: relayPort } : { address: rinfo.address, port: rinfo.port };
+      decision.to.kind === 'broadcast'
+        ? broadcast
+        : decision.to.kind === 'relay'
+          ? { address: decision.to.address, port: relayPort }
+          : { address: rinfo.address, port: rinfo.port };
     socket.send(decision.bytes, to.port, to.address, (err) => {
       if (err) options.error(`DHCP: cannot send to ${to.address}:${to.port}: ${err.message}`);
     });
     stats.answered(decision.client);
-    options.log({ ...base(facts), answer: port === 'dhcp' ? 'offer' : 'ack', kind: decision.client, bootFile: decision.bootFile, bootPath: decision.bootPath });
+    options.log({
+      ...base(facts),
+      answer: port === 'dhcp' ? 'offer' : 'ack',
+      kind: decision.client,
+      bootFile: decision.bootFile,
+      bootPath: decision.bootPath,
+    });
   }
 }

@@ -94,8 +94,10 @@ export function createThreadedDhcpService(options: DhcpOptions): DhcpService {
             case 'failed':
               void w.terminate();
               // The thread's one-line message, as a BindError again (main prints those as they are).
-              const failure = m.bind ? Object.assign(new BindError(m.bind.target, m.bind.code, ''), { message: m.message }) : new Error(m.message);
-            return reject(failure);
+              const failure = m.bind
+                ? Object.assign(new BindError(m.bind.target, m.bind.code, ''), { message: m.message })
+                : new Error(m.message);
+              return reject(failure);
             case 'log':
               return options.log(m.record);
             case 'error':
@@ -113,7 +115,9 @@ export function createThreadedDhcpService(options: DhcpOptions): DhcpService {
       });
     },
     banner: (): BannerLine[] => [
-      info(`proxyDHCP: answering PXE and HTTP Boot clients on UDP ${ports.dhcp} and ${advertised}:${ports.proxy}, advertising ${advertised}`),
+      info(
+        `proxyDHCP: answering PXE and HTTP Boot clients on UDP ${ports.dhcp} and ${advertised}:${ports.proxy}, advertising ${advertised}`,
+      ),
     ],
     metrics: () => stats.families(),
     status: () => ({ advertised: advertised ?? null, ports, thread: true }),

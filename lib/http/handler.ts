@@ -130,7 +130,14 @@ async function decide(req: IncomingMessage, ctx: Context): Promise<Reply> {
 }
 
 /** The ordinary path: containment and symlinks (paths.ts), open, fstat; the cache keeps the file. */
-async function decideFromDisk(req: IncomingMessage, ctx: Context, root: string, segments: string[], trailingSlash: boolean, path: string): Promise<Reply> {
+async function decideFromDisk(
+  req: IncomingMessage,
+  ctx: Context,
+  root: string,
+  segments: string[],
+  trailingSlash: boolean,
+  path: string,
+): Promise<Reply> {
   const files = ctx.files ?? NO_CACHE;
   const url = req.url ?? '/';
   try {
@@ -141,7 +148,8 @@ async function decideFromDisk(req: IncomingMessage, ctx: Context, root: string, 
       const isMenu = segments.length === 1 && segments[0] === 'boot.ipxe';
       if (isMenu && ctx.bootMenu) return textReply(200, await ctx.bootMenu(), {}, 'generated');
       // A browser asks for its icon on every page: "nothing", rather than a 404 in the log.
-      if (segments.length === 1 && segments[0] === 'favicon.ico') return { status: 204, headers: { 'Cache-Control': 'max-age=86400' }, parts: [] };
+      if (segments.length === 1 && segments[0] === 'favicon.ico')
+        return { status: 204, headers: { 'Cache-Control': 'max-age=86400' }, parts: [] };
       // The root has no ipxe/, yet ipxe/snponly.efi is served (from the system's package): list those.
       if (isIpxeDir(segments) && (ctx.ipxeBinaries?.().length ?? 0) > 0) return directoryReply(req, ctx, root, null, trailingSlash);
       return textReply(404, 'Not Found');
@@ -235,7 +243,14 @@ function fileHeaders(file: OpenFile, type: string, length: number, contentRange?
   const modified = file.lastModified;
   const etag = file.validators.etag;
   return contentRange === undefined
-    ? { 'Accept-Ranges': 'bytes', 'Last-Modified': modified, ETag: etag, 'Cache-Control': 'no-cache', 'Content-Type': type, 'Content-Length': length }
+    ? {
+        'Accept-Ranges': 'bytes',
+        'Last-Modified': modified,
+        ETag: etag,
+        'Cache-Control': 'no-cache',
+        'Content-Type': type,
+        'Content-Length': length,
+      }
     : {
         'Accept-Ranges': 'bytes', 'Last-Modified': modified, ETag: etag, 'Cache-Control': 'no-cache',
         'Content-Type': type, 'Content-Length': length, 'Content-Range': contentRange,
@@ -244,7 +259,9 @@ function fileHeaders(file: OpenFile, type: string, length: number, contentRange?
 
 /** The parts as pieces of `whole`, the file's bytes. */
 function slices(parts: BodyPart[], whole: Buffer): BodyPart[] {
-  return parts.map((p) => (Buffer.isBuffer(p) ? p : p.start === 0 && p.end === whole.length - 1 ? whole : whole.subarray(p.start, p.end + 1)));
+  return parts.map((p) =>
+    Buffer.isBuffer(p) ? p : p.start === 0 && p.end === whole.length - 1 ? whole : whole.subarray(p.start, p.end + 1),
+  );
 }
 
 /** The reply with its body: bytes read now when small, else ranges the transfer streams from `file`. */
@@ -275,7 +292,13 @@ async function withBody(reply: Reply, file: OpenFile, files: FileCache, path: st
  * stream the ranges from the descriptor (also when a read comes back short: the file shrank,
  * and the transfer aborts rather than send a short body).
  */
-async function smallBody(parts: BodyPart[], file: OpenFile, files: FileCache, path: string, engine: TransferEngine): Promise<BodyPart[] | Buffer | undefined> {
+async function smallBody(
+  parts: BodyPart[],
+  file: OpenFile,
+  files: FileCache,
+  path: string,
+  engine: TransferEngine,
+): Promise<BodyPart[] | Buffer | undefined> {
   if (file.size <= SMALL_FILE) {
     const readAt = Date.now();
     const whole = Buffer.allocUnsafeSlow(file.size);
@@ -295,7 +318,14 @@ async function smallBody(parts: BodyPart[], file: OpenFile, files: FileCache, pa
 const isIpxeDir = (segments: string[]) => segments.length === 1 && segments[0] === 'ipxe';
 
 /** A listing of `dir` (null: a directory the root lacks); ipxe/ also lists the binaries served from elsewhere. */
-async function directoryReply(req: IncomingMessage, ctx: Context, root: string, dir: string | null, trailingSlash: boolean, ipxe = dir === null): Promise<Reply> {
+async function directoryReply(
+  req: IncomingMessage,
+  ctx: Context,
+  root: string,
+  dir: string | null,
+  trailingSlash: boolean,
+  ipxe = dir === null,
+): Promise<Reply> {
   const url = req.url ?? '/';
   if (!trailingSlash) {
     // Relative links in a listing only work below "/dir/"; keep the query string.

@@ -126,7 +126,12 @@ export function createHttpService(options: HttpOptions, deps: HttpDeps): HttpSer
     // malformed or late requests itself (400, 408) through its default 'clientError'.
     socket.on('error', () => {});
     const ip = socket.remoteAddress ?? '';
-    const reason = stats.connections >= options.maxConnections ? 'max-connections' : !perIp.acquire(ip, options.maxConnectionsPerIp) ? 'max-connections-per-ip' : undefined;
+    const reason =
+      stats.connections >= options.maxConnections
+        ? 'max-connections'
+        : !perIp.acquire(ip, options.maxConnectionsPerIp)
+          ? 'max-connections-per-ip'
+          : undefined;
     if (reason) {
       stats.rejected.add(reason);
       // Discard what the client sends so that its close is seen; end() after the reply, and a
@@ -156,13 +161,24 @@ export function createHttpService(options: HttpOptions, deps: HttpDeps): HttpSer
     async start() {
       deadlines = startHttpDeadlines(http, options.headerTimeoutMs);
       const portFlag = options.name === 'admin' ? '--admin-listen' : '--port';
-      await listenAnywhere(tcp, { service: options.name === 'admin' ? 'admin' : 'HTTP', protocol: 'TCP', address: options.host, port: options.port, fd: options.fd, portFlag });
+      await listenAnywhere(tcp, {
+        service: options.name === 'admin' ? 'admin' : 'HTTP',
+        protocol: 'TCP',
+        address: options.host,
+        port: options.port,
+        fd: options.fd,
+        portFlag,
+      });
     },
     banner(): BannerLine[] {
       const at = tcp.address() as AddressInfo;
       if (options.name === 'admin') return [info(`admin on http://${hostLiteral(at.address)}:${at.port}/-/`)];
       const lines = urlsFor(at).map((url) => info(`listening on ${url}`));
-      if (deadlines === 'idle-timeout') lines.push({ level: 'warn', text: 'warning: this Node does not start node:http deadline checks; header timeouts fall back to idle timeouts' });
+      if (deadlines === 'idle-timeout')
+        lines.push({
+          level: 'warn',
+          text: 'warning: this Node does not start node:http deadline checks; header timeouts fall back to idle timeouts',
+        });
       return lines;
     },
     metrics: (): MetricFamily[] => (options.name === 'admin' ? [] : stats.families(deps.transfers)),

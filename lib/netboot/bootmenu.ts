@@ -12,7 +12,12 @@
 import { lstat, open, readFile, readdir, realpath, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 
-export interface BootMenuOptions { timeoutMs: number; defaultEntry?: string | undefined; dotfiles: boolean; warn?: (message: string) => void }
+export interface BootMenuOptions {
+  timeoutMs: number;
+  defaultEntry?: string | undefined;
+  dotfiles: boolean;
+  warn?: (message: string) => void;
+}
 
 /** One file or folder under the root; relPath uses '/' whatever the platform. */
 export interface ScannedPath { relPath: string; isFile: boolean }
@@ -116,7 +121,10 @@ export async function scanTree(root: string, dotfiles: boolean, warn: (message: 
           const inside = real === root || real.startsWith(prefix);
           const hidden = inside && !dotfiles && real.slice(prefix.length).split(sep).some((n) => n.startsWith('.'));
           if (!inside || hidden) {
-            warn(`boot menu: skipping symlink ${JSON.stringify(relPath)}: it leads ${inside ? 'to a hidden name' : 'outside the served folder'}`);
+            warn(
+              `boot menu: skipping symlink ${JSON.stringify(relPath)}: ` +
+              `it leads ${inside ? 'to a hidden name' : 'outside the served folder'}`,
+            );
             continue;
           }
           info = await stat(real);
@@ -211,7 +219,11 @@ export function classifyEntries(paths: readonly ScannedPath[], warn: (message: s
     const suffix = versionSuffix(kernel);
     const initrd = initrds.find((n) => versionSuffix(n) === suffix) ?? initrds[initrds.length - 1];
     if (kernels.length > 1) warn(`boot menu: ${JSON.stringify(dir || '/')} holds several kernels; the menu offers ${kernel} only`);
-    const loaded = [...group.microcode.sort(naturalCompare), ...(initrd === undefined ? [] : [initrd]), ...group.archives.sort(naturalCompare)];
+    const loaded = [
+      ...group.microcode.sort(naturalCompare),
+      ...(initrd === undefined ? [] : [initrd]),
+      ...group.archives.sort(naturalCompare),
+    ];
     linux.push({
       kind: 'linux',
       label: '',
@@ -343,12 +355,18 @@ function renderEntry(entry: BootEntry): string[] {
       lines.push(...retried(`${l}+kernel`, `kernel --name kernel ${encodeUrlPath(entry.kernel)}`, sections[0] as string));
       entry.initrds.forEach((path, i) => {
         const name = names[i] as string;
-        lines.push(`:${sections[i]}`, ...retried(`${l}+${name}-fetch`, `initrd --name ${name} ${encodeUrlPath(path)}`, sections[i + 1] as string));
+        lines.push(
+          `:${sections[i]}`,
+          ...retried(`${l}+${name}-fetch`, `initrd --name ${name} ${encodeUrlPath(path)}`, sections[i + 1] as string),
+        );
       });
       lines.push(`:${l}+boot`);
       for (const path of entry.misaligned ?? []) {
         // Only UEFI iPXE passes initrds unpadded; the log says which files to pad.
-        lines.push(`iseq \${platform} efi && echo bootserve: warning: ${displayText(path)} may not unpack (initrd sizes not padded to 4 bytes, see the bootserve log) ||`);
+        lines.push(
+          `iseq \${platform} efi && echo bootserve: warning: ${displayText(path)} may not unpack ` +
+          `(initrd sizes not padded to 4 bytes, see the bootserve log) ||`,
+        );
       }
       // The command line gets a line of its own, so whatever the cmdline file holds cannot
       // upset the retry logic. initrd=NAME hands each initrd to an EFI-stub kernel.
@@ -386,7 +404,9 @@ function resolveDefault(entries: readonly BootEntry[], wanted: string | undefine
   if (wanted === undefined || wanted === '') return first;
   const norm = (p: string) => p.replace(/^\/+|\/+$/g, '');
   const w = norm(wanted);
-  const hit = entries.find((e) => e.label === wanted || norm(e.kind === 'linux' ? e.dir : e.path) === w || (e.kind === 'linux' && e.kernel === w));
+  const hit = entries.find(
+    (e) => e.label === wanted || norm(e.kind === 'linux' ? e.dir : e.path) === w || (e.kind === 'linux' && e.kernel === w),
+  );
   if (hit) return hit.label;
   if (w === 'local') return LOCAL;
   if (w === 'shell') return SHELL;
@@ -413,7 +433,8 @@ export function renderBootMenu(entries: readonly BootEntry[], options: RenderOpt
     '#',
     '# 1. machines/<mac>.ipxe (e.g. machines/52-54-00-12-34-56.ipxe) runs first if it exists. It',
     '#    may boot the machine itself, or `set bootserve-entry <label>` to boot an entry below.',
-    `# 2. Otherwise the menu; its default is taken after ${options.timeoutMs > 0 ? `${options.timeoutMs / 1000} s` : 'a choice (no timeout)'}.`,
+    `# 2. Otherwise the menu; ` +
+    `its default is taken after ${options.timeoutMs > 0 ? `${options.timeoutMs / 1000} s` : 'a choice (no timeout)'}.`,
     `# Every download is tried up to ${RETRY_ATTEMPTS} times, ${RETRY_PAUSE_SECONDS} s apart: a transfer that broke`,
     '# (e.g. one bootserve aborted because it stalled) is fetched again.',
     '# URLs are relative: iPXE resolves them against the address this script came from.',
@@ -523,7 +544,11 @@ async function findMisaligned(root: string, initrds: readonly string[], warn: (m
  * The boot entries of the served tree, as both menus see them: scanned, classified, each Linux
  * entry's cmdline file read. `syntax` names the menu whose quoting rules the warnings follow.
  */
-export async function discoverEntries(root: string, options: { dotfiles: boolean; warn?: ((message: string) => void) | undefined }, syntax: 'ipxe' | 'grub' = 'ipxe'): Promise<BootEntry[]> {
+export async function discoverEntries(
+  root: string,
+  options: { dotfiles: boolean; warn?: ((message: string) => void) | undefined },
+  syntax: 'ipxe' | 'grub' = 'ipxe',
+): Promise<BootEntry[]> {
   const warn = options.warn ?? (() => {});
   const entries = classifyEntries(await scanTree(root, options.dotfiles, warn), warn);
   for (const entry of entries) {
@@ -534,7 +559,8 @@ export async function discoverEntries(root: string, options: { dotfiles: boolean
       else {
         entry.cmdline = parseCmdline(text);
         // iPXE reads '#' as the start of a comment, and && || as command separators.
-        if (syntax === 'ipxe' && /#|&&|\|\|/.test(entry.cmdline)) warn(`boot menu: ${entry.cmdlinePath} holds '#', '&&' or '||', which iPXE does not pass to the kernel as written`);
+        if (syntax === 'ipxe' && /#|&&|\|\|/.test(entry.cmdline))
+          warn(`boot menu: ${entry.cmdlinePath} holds '#', '&&' or '||', which iPXE does not pass to the kernel as written`);
       }
     } catch (err) {
       warn(`boot menu: cannot read ${entry.cmdlinePath}: ${(err as Error).message}`);

@@ -103,7 +103,11 @@ export function findBootFiles(options: BootCatalogOptions): BootCatalog {
   const signed: SignedCatalog | undefined =
     options.secureBoot.kind === 'off'
       ? undefined
-      : findSignedChains({ root: options.root, secureBootDir: options.secureBootDir, ...(options.systemRoot ? { systemRoot: options.systemRoot } : {}) });
+      : findSignedChains({
+          root: options.root,
+          secureBootDir: options.secureBootDir,
+          ...(options.systemRoot ? { systemRoot: options.systemRoot } : {}),
+        });
   const choice = options.secureBoot;
   let dir: string | undefined;
   let generation = 0;
@@ -165,7 +169,9 @@ export function findBootFiles(options: BootCatalogOptions): BootCatalog {
         .map((f) => f.path),
     banner: () => [
       ...(signed?.banner() ?? []),
-      ...(choice.kind === 'macs' ? [`Secure Boot path for ${choice.macs.size} machine(s) (--secure-boot-for); other UEFI clients get iPXE`] : []),
+      ...(choice.kind === 'macs'
+        ? [`Secure Boot path for ${choice.macs.size} machine(s) (--secure-boot-for); other UEFI clients get iPXE`]
+        : []),
     ],
     refusals: signed?.refusals ?? [],
     close: () => {

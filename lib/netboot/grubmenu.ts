@@ -143,7 +143,8 @@ export function renderGrubMenu(all: readonly BootEntry[], options: GrubMenuOptio
     if (entry.kind !== 'linux') continue;
     const odd = [entry.kernel, ...entry.initrds].find((p) => !PLAIN_PATH.test(p));
     const where = JSON.stringify(entry.dir || '/');
-    if (odd !== undefined) warn(`grub menu: skipping ${where}: ${JSON.stringify(odd)} has characters GRUB cannot fetch as they are (use A-Z a-z 0-9 . _ / + -)`);
+    if (odd !== undefined)
+      warn(`grub menu: skipping ${where}: ${JSON.stringify(odd)} has characters GRUB cannot fetch as they are (use A-Z a-z 0-9 . _ / + -)`);
     else entries.push(entry);
   }
   const def = resolveDefault(entries, options.defaultEntry, warn);

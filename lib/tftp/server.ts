@@ -81,7 +81,9 @@ export function createTftpService(options: TftpOptions, deps: TftpDeps): TftpSer
       maxWaiters: WAITERS_REMEMBERED,
       forgetAfterMs: FORGET_WAITER_MS,
     }),
-    refusalLog: new LogBudget(20, (n) => deps.logger.error(`tftp: ${n} more refused requests in the last second were counted but not logged`)),
+    refusalLog: new LogBudget(20, (n) =>
+      deps.logger.error(`tftp: ${n} more refused requests in the last second were counted but not logged`),
+    ),
   };
   const requests = new InFlight();
   const sockets: Socket[] = [];
@@ -92,7 +94,13 @@ export function createTftpService(options: TftpOptions, deps: TftpDeps): TftpSer
   async function listen(address: string): Promise<void> {
     const socket = createSocket({ type: isIPv6(address.split('%')[0] as string) ? 'udp6' : 'udp4' });
     try {
-      await bindUdp(socket, { service: 'TFTP', protocol: 'UDP', address, port: options.port, usualSuspects: 'another TFTP server: tftpd-hpa, atftpd or dnsmasq?' });
+      await bindUdp(socket, {
+        service: 'TFTP',
+        protocol: 'UDP',
+        address,
+        port: options.port,
+        usualSuspects: 'another TFTP server: tftpd-hpa, atftpd or dnsmasq?',
+      });
     } catch (err) {
       // A tentative or vanished IPv6 address need not stop the others.
       if (err instanceof BindError && err.code === 'EADDRNOTAVAIL' && options.host === undefined) return void skipped.push(address);
@@ -198,7 +206,8 @@ async function onRequest(ctx: Ctx, socket: Socket, localAddress: string, msg: Bu
   }
   if (packet.op === 'wrq') return refuse('write-request', ErrorCode.accessViolation, 'read-only server');
   if (packet.op !== 'rrq') return stats.ignore('not-a-request');
-  if (packet.mode !== 'octet' && packet.mode !== 'netascii') return refuse('unsupported-mode', ErrorCode.illegalOperation, 'unsupported mode: octet or netascii only');
+  if (packet.mode !== 'octet' && packet.mode !== 'netascii')
+    return refuse('unsupported-mode', ErrorCode.illegalOperation, 'unsupported mode: octet or netascii only');
 
   const key = `${client}|${rinfo.port}`;
   // The client resent its request before our first packet reached it: the transfer is under way.
@@ -206,7 +215,8 @@ async function onRequest(ctx: Ctx, socket: Socket, localAddress: string, msg: Bu
   // At a cap the request is not answered: firmware fails its boot on any ERROR, but resends an
   // unanswered request, and the resend is admitted once a slot is free, in order of arrival.
   const admitted = admission.request(key, client);
-  if (admitted.kind !== 'admit') return stats.wait(admitted.kind === 'overflow' ? 'overflow' : admitted.cause === 'server' ? 'server-cap' : 'client-cap');
+  if (admitted.kind !== 'admit')
+    return stats.wait(admitted.kind === 'overflow' ? 'overflow' : admitted.cause === 'server' ? 'server-cap' : 'client-cap');
   if (admitted.waitedMs > 0) stats.admittedAfter(admitted.waitedMs);
   busy.add(key);
   let released = false;
@@ -258,7 +268,15 @@ async function openRequested(ctx: Ctx, request: Request): Promise<Opened> {
 }
 
 /** Run one transfer on its own socket and record it. Owns the file: closed before the record. */
-async function transfer(ctx: Ctx, request: Request, file: { fd: number; size: number }, localAddress: string, rinfo: RemoteInfo, client: string, release: () => void): Promise<void> {
+async function transfer(
+  ctx: Ctx,
+  request: Request,
+  file: { fd: number; size: number },
+  localAddress: string,
+  rinfo: RemoteInfo,
+  client: string,
+  release: () => void,
+): Promise<void> {
   const { options, transfers, stats } = ctx;
   const netascii = request.mode === 'netascii';
   // --tftp-max-blksize counts a 20-byte IPv4 header; an IPv6 one is 20 bytes longer.
@@ -284,9 +302,19 @@ async function transfer(ctx: Ctx, request: Request, file: { fd: number; size: nu
   }
 
   const live = transfers.begin({ protocol: 'tftp', client, path: request.file, range: undefined, bytesDue: file.size });
-  const source = new BlockSource((netascii ? netasciiReader : octetReader)(file.fd, file.size), params.blksize, params.blksize * params.windowsize);
+  const source = new BlockSource(
+    (netascii ? netasciiReader : octetReader)(file.fd, file.size),
+    params.blksize,
+    params.blksize * params.windowsize,
+  );
   const t = new TftpTransfer(
-    { blksize: params.blksize, windowsize: params.windowsize, oack: params.oack, retransmitMs: params.timeoutMs ?? RETRANSMIT_MS, giveUpMs: options.timeoutMs },
+    {
+      blksize: params.blksize,
+      windowsize: params.windowsize,
+      oack: params.oack,
+      retransmitMs: params.timeoutMs ?? RETRANSMIT_MS,
+      giveUpMs: options.timeoutMs,
+    },
     {
       source,
       send: (packet) => {

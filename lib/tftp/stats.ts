@@ -61,13 +61,33 @@ export class TftpStats {
   families(transfers: Transfers, queue: QueueFigures = { waiting: 0, oldestWaitMs: 0 }): MetricFamily[] {
     const active = transfers.activeOf('tftp');
     return [
-      counter('bootserve_tftp_transfers_total', 'TFTP transfers finished, by outcome.', this.byOutcome.samples('outcome', TRANSFER_OUTCOMES)),
-      counter('bootserve_tftp_sent_bytes_total', 'File bytes acknowledged by TFTP clients.', this.bytesSent + active.reduce((n, t) => n + t.bytesSent, 0)),
+      counter(
+        'bootserve_tftp_transfers_total',
+        'TFTP transfers finished, by outcome.',
+        this.byOutcome.samples('outcome', TRANSFER_OUTCOMES),
+      ),
+      counter(
+        'bootserve_tftp_sent_bytes_total',
+        'File bytes acknowledged by TFTP clients.',
+        this.bytesSent + active.reduce((n, t) => n + t.bytesSent, 0),
+      ),
       gauge('bootserve_tftp_active_transfers', 'TFTP transfers running.', active.length),
-      counter('bootserve_tftp_refused_requests_total', 'TFTP requests answered with an ERROR, by reason.', this.refused.samples('reason', REFUSAL_REASONS)),
-      counter('bootserve_tftp_ignored_packets_total', 'Datagrams to the TFTP port dropped without an answer, by reason.', this.ignored.samples('reason', IGNORED_REASONS)),
+      counter(
+        'bootserve_tftp_refused_requests_total',
+        'TFTP requests answered with an ERROR, by reason.',
+        this.refused.samples('reason', REFUSAL_REASONS),
+      ),
+      counter(
+        'bootserve_tftp_ignored_packets_total',
+        'Datagrams to the TFTP port dropped without an answer, by reason.',
+        this.ignored.samples('reason', IGNORED_REASONS),
+      ),
       counter('bootserve_tftp_retransmissions_total', 'Times a TFTP window or OACK was sent again on our timer.', this.retransmissions),
-      counter('bootserve_tftp_paced_requests_total', 'TFTP requests left unanswered to be resent (pacing), by cause.', this.waited.samples('cause', WAIT_CAUSES)),
+      counter(
+        'bootserve_tftp_paced_requests_total',
+        'TFTP requests left unanswered to be resent (pacing), by cause.',
+        this.waited.samples('cause', WAIT_CAUSES),
+      ),
       gauge('bootserve_tftp_queue_waiting', 'TFTP clients waiting for a transfer slot.', queue.waiting),
       gauge('bootserve_tftp_queue_oldest_wait_seconds', 'How long the oldest TFTP waiter has waited.', queue.oldestWaitMs / 1000),
       counter('bootserve_tftp_admitted_after_wait_total', 'TFTP requests admitted on a resend after waiting.', this.admittedAfterWaiting),

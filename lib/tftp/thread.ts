@@ -135,7 +135,9 @@ export function createThreadedTftpService(options: TftpOptions, deps: ThreadedTf
           if (m.kind === 'failed') {
             void w.terminate();
             // The thread's one-line message, as a BindError again (main prints those as they are).
-            const failure = m.bind ? Object.assign(new BindError(m.bind.target, m.bind.code, ''), { message: m.message }) : new Error(m.message);
+            const failure = m.bind
+              ? Object.assign(new BindError(m.bind.target, m.bind.code, ''), { message: m.message })
+              : new Error(m.message);
             return reject(failure);
           }
           receive(m);
