@@ -70,7 +70,8 @@ papt update >/dev/null
 # The cloud flavour is the smallest kernel (no hardware drivers) and is signed like the others;
 # ask the meta-package which versioned image it stands for today.
 kernel_of() {
-  apt-cache "${apt_opts[@]}" depends "linux-image-cloud-$1:$1" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { sub(/:.*/, "", $2); print $2; exit }'
+  apt-cache "${apt_opts[@]}" depends "linux-image-cloud-$1:$1" 2>/dev/null |
+    awk '/Depends: linux-image-[0-9]/ { sub(/:.*/, "", $2); print $2; exit }'
 }
 kernel_amd64="$(kernel_of amd64)"
 kernel_arm64="$(kernel_of arm64)"

@@ -142,7 +142,8 @@ function parseOptions(argv: string[]): Options {
     }
   }
   if (!(Number.isInteger(o.machines) && o.machines >= 1 && o.machines <= MAX_MACHINES)) throw new Error(`--machines: 1 to ${MAX_MACHINES}`);
-  if (o.mix.length !== 3 || o.mix.some((n) => !(n >= 0)) || o.mix.reduce((a, b) => a + b, 0) !== 100) throw new Error('--mix: three percentages adding up to 100');
+  if (o.mix.length !== 3 || o.mix.some((n) => !(n >= 0)) || o.mix.reduce((a, b) => a + b, 0) !== 100)
+    throw new Error('--mix: three percentages adding up to 100');
   if (!(o.windowMs >= 0 && o.windowMs <= 60_000)) throw new Error('--window: 0 to 60 s');
   if (!(o.timeoutS >= 10 && o.timeoutS <= 1800)) throw new Error('--timeout: 10 to 1800 s');
   if (!(o.workers >= 1 && o.workers <= 8)) throw new Error('--workers: 1 to 8');
@@ -166,7 +167,8 @@ function planMachines(o: Options): MachinePlan[] {
   const rand = random(o.seed);
   const counts = [Math.round((o.machines * o.mix[0]) / 100), Math.round((o.machines * o.mix[1]) / 100)];
   const kinds: Firmware[] = [];
-  for (let i = 0; i < o.machines; i++) kinds.push(i < (counts[0] as number) ? 'uefi' : i < (counts[0] as number) + (counts[1] as number) ? 'bios' : 'ipxe');
+  for (let i = 0; i < o.machines; i++)
+    kinds.push(i < (counts[0] as number) ? 'uefi' : i < (counts[0] as number) + (counts[1] as number) ? 'bios' : 'ipxe');
   for (let i = kinds.length - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
     [kinds[i], kinds[j]] = [kinds[j] as Firmware, kinds[i] as Firmware];
@@ -191,7 +193,10 @@ function makeData(o: Options, data: string): Map<string, { sha256: string; size:
   };
   put('vmlinuz', randomBytes(o.kernelSize));
   put('initrd.img', randomBytes(o.initrdSize));
-  put('boot.ipxe', Buffer.from(`#!ipxe\nkernel http://${SERVER_IP}/vmlinuz initrd=initrd.img\ninitrd http://${SERVER_IP}/initrd.img\nboot\n`));
+  put(
+    'boot.ipxe',
+    Buffer.from(`#!ipxe\nkernel http://${SERVER_IP}/vmlinuz initrd=initrd.img\ninitrd http://${SERVER_IP}/initrd.img\nboot\n`),
+  );
   for (const name of ['snponly.efi', 'undionly.kpxe']) {
     copyFileSync(join(o.ipxeDir, name), join(data, name));
     put(name, readFileSync(join(data, name)));
@@ -201,8 +206,14 @@ function makeData(o: Options, data: string): Map<string, { sha256: string; size:
 
 /** bootserve's /-/metrics at the end of its run. */
 function bootserveMetrics(lan: Lan): string {
-  const script = `fetch('http://${SERVER_IP}/-/metrics', { signal: AbortSignal.timeout(5000) }).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => process.stdout.write('# ' + e.message))`;
-  return spawnSync(lan.exec('server')[0] as string, [...lan.exec('server').slice(1), process.execPath, '-e', script], { encoding: 'utf8', timeout: 10_000 }).stdout ?? '';
+  const script = `fetch('http://${SERVER_IP}/-/metrics', { signal: AbortSignal.timeout(5000) }).then((r) => r.text())` +
+  `.then((t) => process.stdout.write(t), (e) => process.stdout.write('# ' + e.message))`;
+  return (
+    spawnSync(lan.exec('server')[0] as string, [...lan.exec('server').slice(1), process.execPath, '-e', script], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    }).stdout ?? ''
+  );
 }
 
 interface Cleanup {
@@ -223,7 +234,15 @@ async function tidy(): Promise<void> {
   else if (cleanup.dir) process.stderr.write(`storm: work folder kept: ${cleanup.dir}\n`);
 }
 
-async function runOne(o: Options, kind: ServerKind, lan: Lan, dir: string, data: string, files: Map<string, { sha256: string; size: number }>, plans: MachinePlan[]): Promise<RunSummary> {
+async function runOne(
+  o: Options,
+  kind: ServerKind,
+  lan: Lan,
+  dir: string,
+  data: string,
+  files: Map<string, { sha256: string; size: number }>,
+  plans: MachinePlan[],
+): Promise<RunSummary> {
   lan.flushNeighbours();
   const nodeArgs = o.probe ? ['--import', join(ROOT, 'scripts/storm/probe.mjs')] : [];
   const server = await startServer(kind, lan, dir, data, o.bootserveArgs, nodeArgs);
@@ -236,7 +255,14 @@ async function runOne(o: Options, kind: ServerKind, lan: Lan, dir: string, data:
   let clientLoop = { p99Ms: 0, maxMs: 0 };
   const workers: Promise<void>[] = [];
   for (let w = 0; w < o.workers; w++) {
-    const plan: WorkerPlan = { server: SERVER_IP, httpPort: 80, startAt, deadlineMs: o.timeoutS * 1000, files: [...files], machines: plans.filter((_, i) => i % o.workers === w) };
+    const plan: WorkerPlan = {
+      server: SERVER_IP,
+      httpPort: 80,
+      startAt,
+      deadlineMs: o.timeoutS * 1000,
+      files: [...files],
+      machines: plans.filter((_, i) => i % o.workers === w),
+    };
     const planFile = join(dir, `plan-${kind}-${w}.json`);
     writeFileSync(planFile, JSON.stringify(plan));
     const argv = [...lan.exec('clients'), process.execPath, '--import', 'tsx', join(ROOT, 'scripts/storm/worker.ts'), planFile];
@@ -257,7 +283,8 @@ async function runOne(o: Options, kind: ServerKind, lan: Lan, dir: string, data:
         }
         else {
           results.push(record);
-          if (results.length % Math.max(1, Math.floor(o.machines / 10)) === 0) process.stderr.write(`  ${kind}: ${results.length}/${o.machines} ended (${((Date.now() - startAt) / 1000).toFixed(0)} s)\n`);
+          if (results.length % Math.max(1, Math.floor(o.machines / 10)) === 0)
+            process.stderr.write(`  ${kind}: ${results.length}/${o.machines} ended (${((Date.now() - startAt) / 1000).toFixed(0)} s)\n`);
         }
       }
     });
@@ -290,7 +317,12 @@ async function runOne(o: Options, kind: ServerKind, lan: Lan, dir: string, data:
     udpDrops: { server: lan.udpDrops('server') - drops0.server, clients: lan.udpDrops('clients') - drops0.clients },
     wallS,
     clientLoop,
-    serverCounters: serverMetrics.split('\n').filter((l) => /^bootserve_(dhcp_ignored|tftp_refused|tftp_paced|tftp_ignored|rejected|tftp_retrans|.*queue|.*wait)/.test(l) && !/ 0$/.test(l)),
+    serverCounters: serverMetrics
+      .split('\n')
+      .filter(
+        (l) =>
+          /^bootserve_(dhcp_ignored|tftp_refused|tftp_paced|tftp_ignored|rejected|tftp_retrans|.*queue|.*wait)/.test(l) && !/ 0$/.test(l),
+      ),
     serverMetrics,
   });
 }
@@ -299,7 +331,8 @@ async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new Error('run as root: the storm creates network namespaces');
   for (const tool of ['ip', 'ss', ...(o.servers.some((s) => s !== 'bootserve') ? ['dnsmasq', 'nginx'] : [])]) {
-    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) throw new Error(`${tool} not found (apt-get install iproute2 dnsmasq-base nginx-light)`);
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
+      throw new Error(`${tool} not found (apt-get install iproute2 dnsmasq-base nginx-light)`);
   }
   if (o.servers.includes('bootserve') && !existsSync(join(ROOT, 'dist/main.js'))) throw new Error('bootserve is not built: npm run build');
   const stale = sweepStale();
@@ -315,13 +348,20 @@ async function main(): Promise<void> {
   const lan = createLan({ machines: o.machines, serverRmem: o.serverRmem });
   cleanup.lan = lan;
   const load = readFileSync('/proc/loadavg', 'utf8').trim();
-  process.stderr.write(`storm: ${o.machines} machines (${o.mix.join('/')} UEFI/BIOS/iPXE) within ${o.windowMs / 1000} s, ${o.kernelSize >> 20} MiB kernel + ${o.initrdSize >> 20} MiB initrd; load ${load}\n`);
+  process.stderr.write(
+    `storm: ${o.machines} machines (${o.mix.join('/')} UEFI/BIOS/iPXE) within ${o.windowMs / 1000} s, ` +
+    `${o.kernelSize >> 20} MiB kernel + ${o.initrdSize >> 20} MiB initrd; ` +
+    `load ${load}\n`,
+  );
   const runs: RunSummary[] = [];
   for (const kind of o.servers) {
     process.stderr.write(`storm: ${kind}\n`);
     runs.push(await runOne(o, kind, lan, dir, data, files, plans));
   }
-  process.stdout.write(`\n${o.machines} machines, ${o.mix.join('/')} UEFI/BIOS/iPXE, powered on within ${o.windowMs / 1000} s, ${o.kernelSize >> 20} MiB + ${o.initrdSize >> 20} MiB; load before: ${load}\n\n`);
+  process.stdout.write(
+    `\n${o.machines} machines, ${o.mix.join('/')} UEFI/BIOS/iPXE, ` +
+    `powered on within ${o.windowMs / 1000} s, ${o.kernelSize >> 20} MiB + ${o.initrdSize >> 20} MiB; load before: ${load}\n\n`,
+  );
   process.stdout.write(table(runs) + '\n');
   if (o.json) writeFileSync(o.json, JSON.stringify({ options: o, load, runs }, null, 2));
 }

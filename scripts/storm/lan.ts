@@ -109,7 +109,11 @@ export function createLan(options: LanOptions): Lan {
   try {
     // A thousand machines are a thousand neighbour entries in the server's namespace; the
     // table is the host's, 1024 entries by default.
-    const want = [Math.max(Number(savedNeigh[0]), 1024), Math.max(Number(savedNeigh[1]), 2 * options.machines + 1024), Math.max(Number(savedNeigh[2]), 4 * options.machines + 2048)];
+    const want = [
+      Math.max(Number(savedNeigh[0]), 1024),
+      Math.max(Number(savedNeigh[1]), 2 * options.machines + 1024),
+      Math.max(Number(savedNeigh[2]), 4 * options.machines + 2048),
+    ];
     NEIGH.forEach((p, i) => writeFileSync(p, String(want[i])));
     run('ip', ['netns', 'add', ns.server]);
     run('ip', ['netns', 'add', ns.clients]);
@@ -127,7 +131,16 @@ export function createLan(options: LanOptions): Lan {
     run('ip', ['-n', ns.clients, 'route', 'add', 'default', 'dev', 'eth0']);
     // The simulator's sockets must not be where packets are lost.
     run('ip', ['netns', 'exec', ns.clients, 'sysctl', '-qw', 'net.core.rmem_max=16777216', 'net.core.rmem_default=1048576']);
-    if (options.serverRmem !== undefined) run('ip', ['netns', 'exec', ns.server, 'sysctl', '-qw', `net.core.rmem_max=${options.serverRmem}`, `net.core.rmem_default=${options.serverRmem}`]);
+    if (options.serverRmem !== undefined)
+      run('ip', [
+        'netns',
+        'exec',
+        ns.server,
+        'sysctl',
+        '-qw',
+        `net.core.rmem_max=${options.serverRmem}`,
+        `net.core.rmem_default=${options.serverRmem}`,
+      ]);
   } catch (err) {
     close();
     throw err;

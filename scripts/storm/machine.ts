@@ -192,7 +192,11 @@ function pxeOptions(ctx: Ctx, vendorClass: string, ipxe: boolean): [number, Buff
 }
 
 const isProxyOffer = (r: DhcpReply, xid: number) =>
-  r.op === 2 && r.xid === xid && r.yiaddr === '0.0.0.0' && r.options.get(OPT.messageType)?.[0] === MSG.offer && r.options.has(OPT.serverId) &&
+  r.op === 2 &&
+  r.xid === xid &&
+  r.yiaddr === '0.0.0.0' &&
+  r.options.get(OPT.messageType)?.[0] === MSG.offer &&
+  r.options.has(OPT.serverId) &&
   (r.options.get(OPT.vendorClass)?.toString('latin1').startsWith('PXEClient') ?? false);
 
 /**
@@ -210,7 +214,16 @@ async function firmwareDiscover(ctx: Ctx): Promise<DhcpReply> {
     }
   });
   try {
-    const packet = encodeDhcp({ xid, mac: ctx.mac, ciaddr: '0.0.0.0', flags: ctx.plan.firmware === 'uefi' ? 0x8000 : 0, options: [[OPT.messageType, Buffer.from([MSG.discover])], ...pxeOptions(ctx, `PXEClient:Arch:${String(ctx.arch).padStart(5, '0')}:UNDI:002001`, false)] });
+    const packet = encodeDhcp({
+      xid,
+      mac: ctx.mac,
+      ciaddr: '0.0.0.0',
+      flags: ctx.plan.firmware === 'uefi' ? 0x8000 : 0,
+      options: [
+        [OPT.messageType, Buffer.from([MSG.discover])],
+        ...pxeOptions(ctx, `PXEClient:Arch:${String(ctx.arch).padStart(5, '0')}:UNDI:002001`, false),
+      ],
+    });
     for (const [round, seconds] of [4, 8, 16, 32].entries()) {
       if (round > 0) ctx.result.retries++;
       ctx.env.broadcast(packet);
@@ -230,7 +243,10 @@ async function firmwareDiscover(ctx: Ctx): Promise<DhcpReply> {
 async function bootServerRequest(ctx: Ctx, offer: DhcpReply, itemType: number | undefined): Promise<DhcpReply> {
   const server = ipOf(offer.options.get(OPT.serverId)) || offer.siaddr;
   const xid = (0x20000000 + ctx.plan.id * 16) >>> 0;
-  const options: [number, Buffer][] = [[OPT.messageType, Buffer.from([MSG.request])], ...pxeOptions(ctx, `PXEClient:Arch:${String(ctx.arch).padStart(5, '0')}:UNDI:002001`, false)];
+  const options: [number, Buffer][] = [
+    [OPT.messageType, Buffer.from([MSG.request])],
+    ...pxeOptions(ctx, `PXEClient:Arch:${String(ctx.arch).padStart(5, '0')}:UNDI:002001`, false),
+  ];
   if (itemType !== undefined) options.push([OPT.vendorSpecific, Buffer.from([71, 4, itemType >> 8, itemType & 0xff, 0, 0, 255])]);
   const packet = encodeDhcp({ xid, mac: ctx.mac, ciaddr: ctx.plan.ip, flags: 0, options });
   const socket = createSocket({ type: 'udp4', reuseAddr: true });
@@ -393,7 +409,16 @@ async function ipxeDiscover(ctx: Ctx): Promise<DhcpReply> {
       wake();
     }
   });
-  const packet = encodeDhcp({ xid, mac: ctx.mac, ciaddr: '0.0.0.0', flags: 0, options: [[OPT.messageType, Buffer.from([MSG.discover])], ...pxeOptions(ctx, `PXEClient:Arch:${String(ctx.arch).padStart(5, '0')}:UNDI:002001`, true)] });
+  const packet = encodeDhcp({
+    xid,
+    mac: ctx.mac,
+    ciaddr: '0.0.0.0',
+    flags: 0,
+    options: [
+      [OPT.messageType, Buffer.from([MSG.discover])],
+      ...pxeOptions(ctx, `PXEClient:Arch:${String(ctx.arch).padStart(5, '0')}:UNDI:002001`, true),
+    ],
+  });
   try {
     for (const wait of [1000, 2000]) {
       ctx.env.broadcast(packet);
@@ -472,7 +497,9 @@ function httpGet(ctx: Ctx, agent: Agent, url: string, keepBody: boolean): Promis
         size += c.length;
         if (keepBody) chunks.push(c);
       });
-      res.on('end', () => done({ kind: 'ok', fetched: { sha256: hash.digest('hex'), size, ...(keepBody ? { body: Buffer.concat(chunks) } : {}) } }));
+      res.on('end', () =>
+        done({ kind: 'ok', fetched: { sha256: hash.digest('hex'), size, ...(keepBody ? { body: Buffer.concat(chunks) } : {}) } }),
+      );
       res.on('error', (err) => done({ kind: 'failed', reason: `HTTP body: ${err.message}` }));
       res.on('aborted', () => done({ kind: 'failed', reason: 'HTTP body cut' }));
     });

@@ -17,7 +17,9 @@ const probePool = () => {
 probePool();
 setInterval(() => {
   const ms = (ns) => (ns / 1e6).toFixed(1);
-  process.stderr.write(`probe: loop p50 ${ms(h.percentile(50))} p99 ${ms(h.percentile(99))} max ${ms(h.max)} ms; pool wait max ${poolMax.toFixed(1)} ms\n`);
+  process.stderr.write(
+    `probe: loop p50 ${ms(h.percentile(50))} p99 ${ms(h.percentile(99))} max ${ms(h.max)} ms; pool wait max ${poolMax.toFixed(1)} ms\n`,
+  );
   h.reset();
   poolMax = 0;
 }, 1000).unref();

@@ -31,7 +31,11 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] as number;
 }
 
-export function summarize(server: string, results: MachineResult[], extra: Omit<RunSummary, 'server' | 'machines' | 'booted' | 'byFirmware' | 'lastBootS' | 'phases' | 'failures' | 'retries' | 'paused'>): RunSummary {
+export function summarize(
+  server: string,
+  results: MachineResult[],
+  extra: Omit<RunSummary, 'server' | 'machines' | 'booted' | 'byFirmware' | 'lastBootS' | 'phases' | 'failures' | 'retries' | 'paused'>,
+): RunSummary {
   const byFirmware = { uefi: { booted: 0, total: 0 }, bios: { booted: 0, total: 0 }, ipxe: { booted: 0, total: 0 } };
   const phases: RunSummary['phases'] = {};
   const failures = new Map<string, { phase: string; reason: string; count: number }>();
@@ -72,9 +76,17 @@ const s = (ms: number | undefined) => (ms === undefined || Number.isNaN(ms) ? '-
 export function table(runs: RunSummary[]): string {
   const rows: [string, (r: RunSummary) => string][] = [
     ['booted', (r) => `${r.booted}/${r.machines}`],
-    ['  uefi / bios / ipxe', (r) => `${r.byFirmware.uefi.booted}/${r.byFirmware.uefi.total} · ${r.byFirmware.bios.booted}/${r.byFirmware.bios.total} · ${r.byFirmware.ipxe.booted}/${r.byFirmware.ipxe.total}`],
+    [
+      '  uefi / bios / ipxe',
+      (r) =>
+        `${r.byFirmware.uefi.booted}/${r.byFirmware.uefi.total} · ` +
+        `${r.byFirmware.bios.booted}/${r.byFirmware.bios.total} · ${r.byFirmware.ipxe.booted}/${r.byFirmware.ipxe.total}`,
+    ],
     ['last boot (s)', (r) => (r.lastBootS === undefined ? '-' : r.lastBootS.toFixed(1))],
-    ...PHASES.map((p): [string, (r: RunSummary) => string] => [`${p} p50 / p95 (s)`, (r) => (r.phases[p] ? `${s(r.phases[p]?.p50)} / ${s(r.phases[p]?.p95)}` : '-')]),
+    ...PHASES.map((p): [string, (r: RunSummary) => string] => [
+      `${p} p50 / p95 (s)`,
+      (r) => (r.phases[p] ? `${s(r.phases[p]?.p50)} / ${s(r.phases[p]?.p95)}` : '-'),
+    ]),
     ['firmware retries', (r) => String(r.retries)],
     ['503s waited out', (r) => String(r.paused)],
     ['server CPU (s)', (r) => `${(r.serverCpuS).toFixed(1)} (${((100 * r.serverCpuS) / r.wallS).toFixed(0)}% of ${r.wallS.toFixed(0)} s)`],

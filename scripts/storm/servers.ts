@@ -42,8 +42,12 @@ async function waitUntil(test: () => boolean, ms: number, what: string): Promise
 
 /** Whether UDP 67, 69, 4011 and TCP 80 are all bound in the server namespace. */
 function listening(lan: Lan, dhcp: boolean): boolean {
-  const udp = spawnSync(lan.exec('server')[0] as string, [...lan.exec('server').slice(1), 'ss', '-Hlnu'], { encoding: 'utf8', timeout: 5000 }).stdout ?? '';
-  const tcp = spawnSync(lan.exec('server')[0] as string, [...lan.exec('server').slice(1), 'ss', '-Hlnt'], { encoding: 'utf8', timeout: 5000 }).stdout ?? '';
+  const udp =
+    spawnSync(lan.exec('server')[0] as string, [...lan.exec('server').slice(1), 'ss', '-Hlnu'], { encoding: 'utf8', timeout: 5000 })
+      .stdout ?? '';
+  const tcp =
+    spawnSync(lan.exec('server')[0] as string, [...lan.exec('server').slice(1), 'ss', '-Hlnt'], { encoding: 'utf8', timeout: 5000 })
+      .stdout ?? '';
   const ports = (text: string) => new Set([...text.matchAll(/:(\d+)\s/g)].map((m) => Number(m[1])));
   const u = ports(udp);
   return (!dhcp || (u.has(67) && u.has(4011))) && u.has(69) && ports(tcp).has(80);
@@ -63,7 +67,14 @@ function stopChild(child: ChildProcess, ms = 5000): Promise<void> {
   });
 }
 
-export async function startServer(kind: ServerKind, lan: Lan, dir: string, data: string, extra: string[], nodeArgs: string[] = []): Promise<Running> {
+export async function startServer(
+  kind: ServerKind,
+  lan: Lan,
+  dir: string,
+  data: string,
+  extra: string[],
+  nodeArgs: string[] = [],
+): Promise<Running> {
   if (kind === 'bootserve') {
     const log = join(dir, 'bootserve.log');
     const child = startLogged(lan, [process.execPath, ...nodeArgs, BIN, data, '--pxe', '--host', SERVER_IP, '--port', '80', ...extra], log);
@@ -110,12 +121,24 @@ export async function startServer(kind: ServerKind, lan: Lan, dir: string, data:
   );
   const dnsmasq = startLogged(lan, ['dnsmasq', '--keep-in-foreground', `--conf-file=${conf}`], join(dir, `${kind}.out`));
   const nginx = startLogged(lan, ['nginx', '-p', dir, '-c', nginxConf, '-g', 'daemon off;'], join(dir, 'nginx.out'));
-  await waitUntil(() => dnsmasq.exitCode === null && nginx.exitCode === null && listening(lan, true), 15_000, `dnsmasq and nginx to listen (${tail(join(dir, `${kind}.out`))} ${tail(join(dir, 'nginx.out'))})`);
+  await waitUntil(
+    () => dnsmasq.exitCode === null && nginx.exitCode === null && listening(lan, true),
+    15_000,
+    `dnsmasq and nginx to listen (${tail(join(dir, `${kind}.out`))} ${tail(join(dir, 'nginx.out'))})`,
+  );
   const pids = () => {
-    const all = (spawnSync('ip', ['netns', 'pids', lan.server], { encoding: 'utf8', timeout: 5000 }).stdout ?? '').split(/\s+/).filter(Boolean).map(Number);
+    const all = (spawnSync('ip', ['netns', 'pids', lan.server], { encoding: 'utf8', timeout: 5000 }).stdout ?? '')
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
     return all;
   };
-  return { kind, pids, stop: async () => void (await Promise.all([stopChild(dnsmasq), stopChild(nginx)])), logs: [join(dir, `${kind}.log`), join(dir, 'nginx-error.log')] };
+  return {
+    kind,
+    pids,
+    stop: async () => void (await Promise.all([stopChild(dnsmasq), stopChild(nginx)])),
+    logs: [join(dir, `${kind}.log`), join(dir, 'nginx-error.log')],
+  };
 }
 
 function tail(path: string): string {

@@ -2,7 +2,18 @@
 // simulator checks the server, so it must not share the server's codec (or its mistakes).
 
 export const DHCP_MAGIC = 0x63825363;
-export const OPT = { vendorSpecific: 43, messageType: 53, serverId: 54, vendorClass: 60, bootFile: 67, userClass: 77, arch: 93, nic: 94, guid: 97, ipxe: 175 } as const;
+export const OPT = {
+  vendorSpecific: 43,
+  messageType: 53,
+  serverId: 54,
+  vendorClass: 60,
+  bootFile: 67,
+  userClass: 77,
+  arch: 93,
+  nic: 94,
+  guid: 97,
+  ipxe: 175,
+} as const;
 export const MSG = { discover: 1, offer: 2, request: 3, ack: 5 } as const;
 
 export interface DhcpRequest {
@@ -67,7 +78,16 @@ export function decodeDhcp(b: Buffer): DhcpReply | undefined {
   }
   const fileEnd = b.indexOf(0, 108);
   const file = b.toString('latin1', 108, fileEnd < 0 || fileEnd > 236 ? 236 : fileEnd);
-  return { op: b[0] as number, xid: b.readUInt32BE(4), mac: macText(b.subarray(28, 34)), ciaddr: ipText(b, 12), yiaddr: ipText(b, 16), siaddr: ipText(b, 20), file, options };
+  return {
+    op: b[0] as number,
+    xid: b.readUInt32BE(4),
+    mac: macText(b.subarray(28, 34)),
+    ciaddr: ipText(b, 12),
+    yiaddr: ipText(b, 16),
+    siaddr: ipText(b, 20),
+    file,
+    options,
+  };
 }
 
 /** Option 43's PXE sub-options: discovery control (6), boot servers (8), the first menu item (9). */

@@ -78,7 +78,9 @@ async function main(): Promise<void> {
   await receiver.terminate();
   const usage = process.resourceUsage();
   const loop = { p99Ms: delay.percentile(99) / 1e6, maxMs: delay.max / 1e6 };
-  process.stdout.write(JSON.stringify({ worker: true, cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000, maxRssKb: usage.maxRSS, loop }) + '\n');
+  process.stdout.write(
+    JSON.stringify({ worker: true, cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000, maxRssKb: usage.maxRSS, loop }) + '\n',
+  );
 }
 
 main().then(

@@ -23,7 +23,14 @@ test('/-/healthy, /-/ready (503 while shutting down), unknown admin paths 404', 
   try {
     assert.equal((await fetch(`${s.url}/-/healthy`)).body.toString(), 'ok\n');
     assert.equal((await fetch(`${s.url}/-/ready`)).status, 200);
-    const stopping: AdminState = { version: 't', root: s.root, settings: {}, transfers: s.transfers, ready: () => false, services: () => s.app.services };
+    const stopping: AdminState = {
+      version: 't',
+      root: s.root,
+      settings: {},
+      transfers: s.transfers,
+      ready: () => false,
+      services: () => s.app.services,
+    };
     const notReady = adminReply({ url: '/-/ready' } as IncomingMessage, stopping);
     assert.equal(notReady.status, 503);
     assert.equal(notReady.headers['Retry-After'], '5');
@@ -104,7 +111,18 @@ test('/-/metrics follows the Prometheus text format', async () => {
 test('metrics: durations land in the right histogram buckets', () => {
   const transfers = new Transfers();
   const http = createHttpService(
-    { name: 'http', port: 0, host: '127.0.0.1', headerTimeoutMs: 1000, keepAliveTimeoutMs: 1000, maxConnections: 1, maxConnectionsPerIp: 1, stallTimeoutMs: 1000, listing: true, dotfiles: false },
+    {
+      name: 'http',
+      port: 0,
+      host: '127.0.0.1',
+      headerTimeoutMs: 1000,
+      keepAliveTimeoutMs: 1000,
+      maxConnections: 1,
+      maxConnectionsPerIp: 1,
+      stallTimeoutMs: 1000,
+      listing: true,
+      dotfiles: false,
+    },
     { root: undefined, logger: { access: () => {}, error: () => {}, info: () => {} }, transfers, shuttingDown: () => false },
   );
   const state: AdminState = { version: 't', root: '/', settings: {}, transfers, ready: () => true, services: () => [http] };
@@ -136,7 +154,8 @@ test('live view: one line per transfer on a terminal, plain lines elsewhere', ()
   assert.match(renderLines(m, 120).at(-1) as string, /and 3 more/);
 
   const written: string[] = [];
-  const sink = (tty: boolean) => Object.assign(new Writable({ write: (c, _e, cb) => (written.push(String(c)), cb()) }), { isTTY: tty, columns: 80 });
+  const sink = (tty: boolean) =>
+    Object.assign(new Writable({ write: (c, _e, cb) => (written.push(String(c)), cb()) }), { isTTY: tty, columns: 80 });
   const plain = createLiveView(sink(false), true);
   plain.start(m);
   plain.print('a log line');

@@ -17,7 +17,10 @@ test('defaults: the current directory, port 8080, 10 s stall window', () => {
 });
 
 test('flags, short flags, --x=y, and the environment (flags win)', () => {
-  const inv = parseArgs(['-p', '9000', '--host=::1', '--stall-timeout', '500ms', '--no-listing', '--dotfiles', '-q', '--log-format', 'json', 'dir'], { BOOTSERVE_PORT: '1', BOOTSERVE_HEADER_TIMEOUT: '2m', BOOTSERVE_NO_ADMIN: 'true' });
+  const inv = parseArgs(
+    ['-p', '9000', '--host=::1', '--stall-timeout', '500ms', '--no-listing', '--dotfiles', '-q', '--log-format', 'json', 'dir'],
+    { BOOTSERVE_PORT: '1', BOOTSERVE_HEADER_TIMEOUT: '2m', BOOTSERVE_NO_ADMIN: 'true' },
+  );
   assert.equal(inv.kind, 'serve');
   if (inv.kind !== 'serve') return;
   const c = inv.config;
@@ -50,7 +53,19 @@ test('durations: seconds by default, ms, s, m, h', () => {
 });
 
 test('bad invocations are usage errors', () => {
-  for (const argv of [['--nope'], ['-x'], ['--port'], ['--port', 'http'], ['--port', '70000'], ['--stall-timeout', 'forever'], ['--log-format', 'xml'], ['--max-connections', '0'], ['a', 'b'], ['--dotfiles=maybe'], ['--host=']]) {
+  for (const argv of [
+    ['--nope'],
+    ['-x'],
+    ['--port'],
+    ['--port', 'http'],
+    ['--port', '70000'],
+    ['--stall-timeout', 'forever'],
+    ['--log-format', 'xml'],
+    ['--max-connections', '0'],
+    ['a', 'b'],
+    ['--dotfiles=maybe'],
+    ['--host='],
+  ]) {
     assert.throws(() => parseArgs(argv, {}), UsageError, argv.join(' '));
   }
   assert.throws(() => parseArgs([], { BOOTSERVE_STALL_TIMEOUT: 'x' }), UsageError);

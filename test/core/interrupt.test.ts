@@ -23,6 +23,9 @@ test('SIGINT twice: the second names the transfer it cuts and exits 1', { timeou
   await child.waitForLine(/SIGINT: finishing transfers/);
   child.proc.kill('SIGINT');
   assert.equal(await child.exited(10_000), 1);
-  await eventually(() => /cut: 127\.0\.0\.1 http \/big\.img at \d+ of 16777216 bytes/.test(child.stderr()), { timeoutMs: 2000, what: 'the cut line' });
+  await eventually(() => /cut: 127\.0\.0\.1 http \/big\.img at \d+ of 16777216 bytes/.test(child.stderr()), {
+    timeoutMs: 2000,
+    what: 'the cut line',
+  });
   assert.match(child.stderr(), /SIGINT again: exiting now, cutting 1 transfer\n/);
 });

@@ -22,9 +22,14 @@ const alive = (pid: number) => {
 test('the shell that started bootserve is killed: bootserve logs why and exits 0 within seconds', { timeout: 30_000 }, async (t) => {
   const root = tempRoot({ 'hello.txt': 'hello\n' }, t);
   // `; echo` keeps the shell from exec()ing node in its place, as npm's `sh -c` does not either.
-  const script = `"${process.execPath}" "${BIN}" ${KEEP_ROOT.join(' ')} --host 127.0.0.1 --port 0 --shutdown-grace 2s "${root}" & echo "pid $!"; wait; echo shell-done`;
+  const script = `"${process.execPath}" "${BIN}" ${KEEP_ROOT.join(' ')} --host 127.0.0.1 --port 0 --shutdown-grace 2s "${root}"` +
+  ` & echo "pid $!"; wait; echo shell-done`;
   // npm marks the environment of what it starts: npm_command=exec under npx.
-  const sh = spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, npm_command: 'exec', npm_lifecycle_event: 'npx' } });
+  const sh = spawn('sh', ['-c', script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+    env: { ...process.env, npm_command: 'exec', npm_lifecycle_event: 'npx' },
+  });
   let out = '';
   sh.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   sh.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -45,7 +50,8 @@ test('the shell that started bootserve is killed: bootserve logs why and exits 0
 
 test('started without npm (nohup, a shell): bootserve outlives its shell', { timeout: 30_000 }, async (t) => {
   const root = tempRoot({ 'hello.txt': 'hello\n' }, t);
-  const script = `"${process.execPath}" "${BIN}" ${KEEP_ROOT.join(' ')} --host 127.0.0.1 --port 0 --shutdown-grace 1s "${root}" & echo "pid $!"; wait`;
+  const script = `"${process.execPath}" "${BIN}" ${KEEP_ROOT.join(' ')} --host 127.0.0.1 --port 0 --shutdown-grace 1s "${root}"` +
+  ` & echo "pid $!"; wait`;
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!/^npm_/.test(k)) env[k] = v;
   const sh = spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env });

@@ -40,7 +40,10 @@ test('started by PID 1 (systemd, a container init): nothing to watch', () => {
 test('not started by npm (nohup, a shell, a service manager): not watched, it may outlive its parent', () => {
   const w = watchParent({ env: { PATH: '/bin' }, ppid: () => 4242, onGone: () => assert.fail('not watched'), ...fakeTimers() });
   assert.deepEqual(w, { kind: 'not-watching', reason: 'not started by npm' });
-  assert.equal(watchParent({ env: { npm_lifecycle_event: 'start' }, ppid: () => 4242, onGone: () => undefined, ...fakeTimers() }).kind, 'watching');
+  assert.equal(
+    watchParent({ env: { npm_lifecycle_event: 'start' }, ppid: () => 4242, onGone: () => undefined, ...fakeTimers() }).kind,
+    'watching',
+  );
 });
 
 test('the real timer is unref()ed and stops', () => {
@@ -51,7 +54,9 @@ test('the real timer is unref()ed and stops', () => {
 
 test('a second signal names the transfers it cuts, bounded', () => {
   assert.deepEqual(cutTransfersLines('SIGINT', []), ['SIGINT again: exiting now (no transfer was running)']);
-  const one = cutTransfersLines('SIGINT', [{ protocol: 'http', client: '198.18.0.100', path: '/vmlinuz', bytesSent: 1000, bytesDue: 5000 }]);
+  const one = cutTransfersLines('SIGINT', [
+    { protocol: 'http', client: '198.18.0.100', path: '/vmlinuz', bytesSent: 1000, bytesDue: 5000 },
+  ]);
   assert.deepEqual(one, ['SIGINT again: exiting now, cutting 1 transfer', 'cut: 198.18.0.100 http /vmlinuz at 1000 of 5000 bytes']);
   const many = Array.from({ length: 25 }, (_, i) => ({ protocol: 'tftp', client: `10.0.0.${i}`, path: '/x', bytesSent: 0, bytesDue: 1 }));
   const lines = cutTransfersLines('SIGTERM', many);

@@ -17,7 +17,16 @@ test('paths are split, decoded once, and queries ignored', () => {
 });
 
 test('traversal and hidden names are 404', () => {
-  for (const p of ['/../etc/passwd', '/a/../../x', '/%2e%2e/x', '/%2E%2e/x', '/.git/config', '/a/.hidden', '/..\\..\\etc\\passwd', '/a\\b']) {
+  for (const p of [
+    '/../etc/passwd',
+    '/a/../../x',
+    '/%2e%2e/x',
+    '/%2E%2e/x',
+    '/.git/config',
+    '/a/.hidden',
+    '/..\\..\\etc\\passwd',
+    '/a\\b',
+  ]) {
     assert.deepEqual(parseRequestPath(p, false), { kind: 'not-found' }, p);
   }
   assert.deepEqual(parseRequestPath('/.well/x', true), ok(['.well', 'x']));

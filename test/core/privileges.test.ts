@@ -6,7 +6,19 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { becomeUser, couldRead, dropPrivileges, droppedNote, lookupAccount, parsePasswdLine, planPrivileges, settlePlan, unreadableBy, type Account, type ProcessIds } from '../../lib/privileges.js';
+import {
+  becomeUser,
+  couldRead,
+  dropPrivileges,
+  droppedNote,
+  lookupAccount,
+  parsePasswdLine,
+  planPrivileges,
+  settlePlan,
+  unreadableBy,
+  type Account,
+  type ProcessIds,
+} from '../../lib/privileges.js';
 
 const ACCOUNTS: Account[] = [
   { name: 'root', uid: 0, gid: 0 },
@@ -37,7 +49,11 @@ test('plan: not root, nothing changes; --user of someone else is refused naming 
 });
 
 test('passwd lines, and the real lookup (root, nobody on any Linux)', () => {
-  assert.deepEqual(parsePasswdLine('nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin'), { name: 'nobody', uid: 65534, gid: 65534 });
+  assert.deepEqual(parsePasswdLine('nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin'), {
+    name: 'nobody',
+    uid: 65534,
+    gid: 65534,
+  });
   assert.equal(parsePasswdLine('# comment'), undefined);
   assert.equal(parsePasswdLine('bad:x:uid:0::/:/bin/sh'), undefined);
   assert.equal(lookupAccount('root')?.uid, 0);
@@ -69,14 +85,20 @@ test('drop: groups cleared, then the group, then the user; any id left behind th
   dropPrivileges(ACCOUNTS[2] as Account, p);
   assert.deepEqual(p.calls, ['setgroups ', 'setgid 985', 'setuid 990']);
   assert.throws(() => dropPrivileges(ACCOUNTS[2] as Account, fakeProcess('setuid')), /could not become netboot \(uid 0\/0/);
-  assert.match(droppedNote({ kind: 'drop', account: ACCOUNTS[1] as Account, chosen: 'default' }), /^running as nobody \(uid 65534, gid 65534, no supplementary groups\) after binding its ports \(started as root; --user NAME/);
+  assert.match(
+    droppedNote({ kind: 'drop', account: ACCOUNTS[1] as Account, chosen: 'default' }),
+    /^running as nobody \(uid 65534, gid 65534, no supplementary groups\) after binding its ports \(started as root; --user NAME/,
+  );
 });
 
 test('unreadableBy names the folder, the error and the fixes', () => {
   const dir = mkdtempSync(join(tmpdir(), 'bootserve-priv-'));
   try {
     assert.equal(unreadableBy('nobody', dir), undefined);
-    assert.match(unreadableBy('nobody', join(dir, 'missing')) ?? '', /^nobody cannot read .*missing \(ENOENT\): make it readable \(chmod -R o\+rX .*--user NAME, or keep root with --user root$/);
+    assert.match(
+      unreadableBy('nobody', join(dir, 'missing')) ?? '',
+      /^nobody cannot read .*missing \(ENOENT\): make it readable \(chmod -R o\+rX .*--user NAME, or keep root with --user root$/,
+    );
     assert.match(unreadableBy('nobody', dir, [join(dir, 'snponly.efi')]) ?? '', /cannot read .*snponly\.efi \(ENOENT\)/);
     if (process.getuid?.() !== 0) {
       chmodSync(dir, 0o000);

@@ -8,12 +8,19 @@ import { DEFAULT_RATE_LIMITS, RateLimiter, trafficOf, type PolicyConfig } from '
 import { createDhcpService } from '../../lib/dhcp/server.js';
 import { requestBytes } from '../helpers/dhcp.js';
 
-const POLICY: PolicyConfig = { serverAddress: '127.0.0.1', httpPort: 8080, binaryFor: (fw) => (fw === 'bios' ? { name: 'ipxe/undionly.kpxe' } : { name: 'ipxe/snponly.efi' }) };
+const POLICY: PolicyConfig = {
+  serverAddress: '127.0.0.1',
+  httpPort: 8080,
+  binaryFor: (fw) => (fw === 'bios' ? { name: 'ipxe/undionly.kpxe' } : { name: 'ipxe/snponly.efi' }),
+};
 const mac = (i: number) => Buffer.from([0x52, 0x54, 0, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff]);
 
 test('buckets per kind of traffic: DISCOVERs spending theirs leave 4011 and iPXE untouched', () => {
   let now = 0;
-  const limiter = new RateLimiter({ perClientBurst: 8, perClientPerSecond: 2, totalBurst: 10, totalPerSecond: 5, maxClients: 100 }, () => now);
+  const limiter = new RateLimiter(
+    { perClientBurst: 8, perClientPerSecond: 2, totalBurst: 10, totalPerSecond: 5, maxClients: 100 },
+    () => now,
+  );
   for (let i = 0; i < 10; i++) assert.equal(limiter.take(`d${i}`, 'discover'), 'ok');
   assert.equal(limiter.take('d10', 'discover'), 'rate-limited-total');
   assert.equal(limiter.take('p0', 'proxy'), 'ok');
@@ -81,7 +88,11 @@ test('sockets: a 4011 request is answered behind a burst of DISCOVERs that exhau
     await until(() => (stats.ignored.get('rate-limited-total') ?? 0) + discovers.received.length >= 50);
     assert.equal(discovers.received.length, 20);
     // edk2's boot-server request on 4011 and an iPXE DISCOVER, both after the burst.
-    proxyClient.socket.send(requestBytes({ type: MessageType.request, ciaddr: '127.0.0.1', chaddr: mac(1000), xid: 7 }), ports.proxy, '127.0.0.1');
+    proxyClient.socket.send(
+      requestBytes({ type: MessageType.request, ciaddr: '127.0.0.1', chaddr: mac(1000), xid: 7 }),
+      ports.proxy,
+      '127.0.0.1',
+    );
     await until(() => proxyClient.received.length === 1);
     discovers.socket.send(requestBytes({ chaddr: mac(1001), xid: 8, userClass: 'iPXE' }), ports.dhcp, '127.0.0.1');
     await until(() => discovers.received.length === 21);
@@ -117,8 +128,18 @@ test('on its own thread: the same answers, records and counters; a bind failure 
     assert.equal(service.stats.answers.get('uefi-pxe'), 1);
     assert.match(service.banner()[0]?.text ?? '', /^proxyDHCP: answering .* on UDP \d+ and 127\.0\.0\.1:\d+/);
     // The same port again, exclusively: the 4011 socket cannot be bound twice.
-    const again = createThreadedDhcpService({ policy: () => POLICY, log: () => {}, error: () => {}, dhcp: { address: '127.0.0.1', port: 0 }, proxyAddresses: ['127.0.0.1'], proxyPort: service.ports().proxy });
-    await assert.rejects(again.start(), (err: Error) => err instanceof BindError && /already in use/.test(err.message) && !err.message.includes('\n'));
+    const again = createThreadedDhcpService({
+      policy: () => POLICY,
+      log: () => {},
+      error: () => {},
+      dhcp: { address: '127.0.0.1', port: 0 },
+      proxyAddresses: ['127.0.0.1'],
+      proxyPort: service.ports().proxy,
+    });
+    await assert.rejects(
+      again.start(),
+      (err: Error) => err instanceof BindError && /already in use/.test(err.message) && !err.message.includes('\n'),
+    );
     await again.shutdown(0);
   } finally {
     await service.shutdown(0);

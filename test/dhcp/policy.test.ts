@@ -131,7 +131,13 @@ test('iPXE (77 = iPXE, or 175 with HTTP): the boot.ipxe URL with an IP literal, 
 });
 
 test('iPXE without the HTTP feature: a full iPXE for its architecture over TFTP', () => {
-  for (const features of [Buffer.from([0x10, 1, 1]), Buffer.from([0x13, 1, 0]), Buffer.from([0x13, 5, 1]), Buffer.from([0x13]), Buffer.alloc(0)]) {
+  for (const features of [
+    Buffer.from([0x10, 1, 1]),
+    Buffer.from([0x13, 1, 0]),
+    Buffer.from([0x13, 5, 1]),
+    Buffer.from([0x13]),
+    Buffer.alloc(0),
+  ]) {
     const { d, p } = reply({ arch: 0, ipxeFeatures: features, userClass: 'iPXE' });
     assert.equal(d.client, 'ipxe');
     assert.equal(p.file, 'ipxe/undionly.kpxe');

@@ -12,10 +12,19 @@ import { formatDhcp } from '../../lib/observe/log.js';
 import { GUID, requestBytes } from '../helpers/dhcp.js';
 import { eventually } from '../helpers/eventually.js';
 
-const POLICY: PolicyConfig = { serverAddress: '127.0.0.1', httpPort: 8080, binaryFor: (fw) => (fw === 'bios' ? { name: 'ipxe/undionly.kpxe' } : { name: 'ipxe/snponly.efi' }) };
+const POLICY: PolicyConfig = {
+  serverAddress: '127.0.0.1',
+  httpPort: 8080,
+  binaryFor: (fw) => (fw === 'bios' ? { name: 'ipxe/undionly.kpxe' } : { name: 'ipxe/snponly.efi' }),
+};
 
 /** A UDP client on 127.0.0.1 that collects what it receives. */
-async function client(): Promise<{ socket: Socket; port: number; received: { msg: Buffer; port: number }[]; next(timeoutMs?: number): Promise<{ msg: Buffer; port: number } | undefined> }> {
+async function client(): Promise<{
+  socket: Socket;
+  port: number;
+  received: { msg: Buffer; port: number }[];
+  next(timeoutMs?: number): Promise<{ msg: Buffer; port: number } | undefined>;
+}> {
   const socket = createSocket('udp4');
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   const received: { msg: Buffer; port: number }[] = [];
@@ -65,7 +74,8 @@ async function start(extra: Partial<DhcpOptions> & { broadcastPort: number }) {
   return { server, logs, errors, stats: server.stats };
 }
 
-const send = (socket: Socket, bytes: Buffer, port: number) => new Promise<void>((resolve, reject) => socket.send(bytes, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
+const send = (socket: Socket, bytes: Buffer, port: number) =>
+  new Promise<void>((resolve, reject) => socket.send(bytes, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
 
 function packetOf(msg: Buffer): DhcpPacket {
   const r = decodePacket(msg);
@@ -101,7 +111,10 @@ test('DISCOVER on the 67 socket: an offer to the broadcast destination; REQUEST 
       ],
     );
     assert.equal(stats.answers.get('uefi-pxe'), 2);
-    assert.match(formatDhcp(logs[0] as DhcpRecord, 'text'), /^\S+ 127\.0\.0\.1 DHCP \d+ DISCOVER 52:54:00:12:34:56 xid=0x00000011 arch=7 offer uefi-pxe "ipxe\/snponly\.efi"$/);
+    assert.match(
+      formatDhcp(logs[0] as DhcpRecord, 'text'),
+      /^\S+ 127\.0\.0\.1 DHCP \d+ DISCOVER 52:54:00:12:34:56 xid=0x00000011 arch=7 offer uefi-pxe "ipxe\/snponly\.efi"$/,
+    );
     assert.equal(JSON.parse(formatDhcp(logs[0] as DhcpRecord, 'json')).protocol, 'dhcp');
   } finally {
     await server.close();
@@ -181,7 +194,14 @@ test('bind failures: a typed error naming the port, nothing left bound, a one-li
   await new Promise<void>((resolve) => busy.bind(0, '127.0.0.1', resolve));
   const busyPort = busy.address().port;
   try {
-    const opts = { policy: () => POLICY, log: () => {}, error: () => {}, dhcp: { address: '127.0.0.1', port: 0 }, proxyAddresses: ['127.0.0.1'], proxyPort: busyPort };
+    const opts = {
+      policy: () => POLICY,
+      log: () => {},
+      error: () => {},
+      dhcp: { address: '127.0.0.1', port: 0 },
+      proxyAddresses: ['127.0.0.1'],
+      proxyPort: busyPort,
+    };
     const err = await startDhcp(opts).catch((e: unknown) => e);
     assert.ok(err instanceof BindError);
     assert.equal(err.code, 'EADDRINUSE');
@@ -202,7 +222,13 @@ test('bind failures: a typed error naming the port, nothing left bound, a one-li
   const holder = createSocket('udp4');
   await new Promise<void>((resolve) => holder.bind(0, '127.0.0.1', resolve));
   try {
-    const taken = await startDhcp({ policy: () => POLICY, log: () => {}, error: () => {}, dhcp: { address: '127.0.0.1', port: holder.address().port }, proxyPort: 0 }).catch((e: unknown) => e);
+    const taken = await startDhcp({
+      policy: () => POLICY,
+      log: () => {},
+      error: () => {},
+      dhcp: { address: '127.0.0.1', port: holder.address().port },
+      proxyPort: 0,
+    }).catch((e: unknown) => e);
     assert.match(String((taken as Error).message), /^proxyDHCP: UDP port \d+ on 127\.0\.0\.1 is already in use/);
     assert.ok(!(taken as Error).message.includes('\n'));
   } finally {
@@ -211,13 +237,20 @@ test('bind failures: a typed error naming the port, nothing left bound, a one-li
 });
 
 test('the advertised address: --host, else the only non-internal IPv4; refuse to guess on a multi-homed host', () => {
-  const nic = (address: string, internal = false, family: 'IPv4' | 'IPv6' = 'IPv4') => ({ address, internal, family, netmask: '', mac: '', cidr: null }) as never;
+  const nic = (address: string, internal = false, family: 'IPv4' | 'IPv6' = 'IPv4') =>
+    ({ address, internal, family, netmask: '', mac: '', cidr: null }) as never;
   assert.deepEqual(advertisedAddress('198.18.0.2', {}), { kind: 'address', address: '198.18.0.2' });
   assert.equal(advertisedAddress('::1', {}).kind, 'refused');
   assert.equal(advertisedAddress('0.0.0.0', {}).kind, 'refused');
-  assert.deepEqual(advertisedAddress(undefined, { lo: [nic('127.0.0.1', true)], eth0: [nic('198.18.0.2'), nic('fe80::1', false, 'IPv6')] }), { kind: 'address', address: '198.18.0.2' });
+  assert.deepEqual(
+    advertisedAddress(undefined, { lo: [nic('127.0.0.1', true)], eth0: [nic('198.18.0.2'), nic('fe80::1', false, 'IPv6')] }),
+    { kind: 'address', address: '198.18.0.2' },
+  );
   const multi = advertisedAddress(undefined, { eth0: [nic('198.18.0.2')], eth1: [nic('10.0.0.5')], lo: [nic('127.0.0.1', true)] });
   assert.equal(multi.kind, 'refused');
   assert.match((multi as { message: string }).message, /several IPv4 addresses \(198\.18\.0\.2, 10\.0\.0\.5\).*--host/);
-  assert.match((advertisedAddress(undefined, { lo: [nic('127.0.0.1', true)] }) as { message: string }).message, /no non-internal IPv4 address/);
+  assert.match(
+    (advertisedAddress(undefined, { lo: [nic('127.0.0.1', true)] }) as { message: string }).message,
+    /no non-internal IPv4 address/,
+  );
 });

@@ -48,7 +48,12 @@ async function startDnsmasq(lab: Lab, bind: string): Promise<Child> {
     '--log-facility=-',
   ];
   const child = lab.spawn('server', findExecutable('dnsmasq') as string, args);
-  await waitForText(child, /DHCP, (sockets bound exclusively to interface eth0|IP range)/, 10_000, `dnsmasq ${bind || '(wildcard)'} to start`);
+  await waitForText(
+    child,
+    /DHCP, (sockets bound exclusively to interface eth0|IP range)/,
+    10_000,
+    `dnsmasq ${bind || '(wildcard)'} to start`,
+  );
   return child;
 }
 
@@ -70,7 +75,11 @@ function assertBothAnswer(lab: Lab, xid: number): void {
   const replies = dhcpProbe(lab, 'router', requestBytes({ xid }), 3000).filter((r) => r.packet.xid === xid);
   const proxy = replies.filter((r) => r.packet.options.get(Opt.vendorClass)?.toString().startsWith('PXEClient'));
   const address = replies.filter((r) => r.packet.yiaddr !== '0.0.0.0');
-  assert.equal(proxy.length >= 1, true, `bootserve's proxy offer; replies: ${JSON.stringify(replies.map((r) => [r.from, r.packet.yiaddr]))}`);
+  assert.equal(
+    proxy.length >= 1,
+    true,
+    `bootserve's proxy offer; replies: ${JSON.stringify(replies.map((r) => [r.from, r.packet.yiaddr]))}`,
+  );
   assert.equal(proxy[0]?.packet.yiaddr, '0.0.0.0');
   assert.equal(proxy[0]?.packet.options.get(Opt.messageType)?.[0], MessageType.offer);
   assert.equal(address.length >= 1, true, "dnsmasq's address offer");

@@ -19,7 +19,12 @@ const PREFIX = '/usr/local';
 function npm(args: string[], cwd: string) {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!/^(npm_|NODE_V8_COVERAGE$)/.test(k)) env[k] = v;
-  const r = spawnSync('npm', args, { cwd, encoding: 'utf8', timeout: 180_000, env: { ...env, npm_config_update_notifier: 'false', npm_config_audit: 'false', npm_config_fund: 'false' } });
+  const r = spawnSync('npm', args, {
+    cwd,
+    encoding: 'utf8',
+    timeout: 180_000,
+    env: { ...env, npm_config_update_notifier: 'false', npm_config_audit: 'false', npm_config_fund: 'false' },
+  });
   assert.equal(r.status, 0, `npm ${args.join(' ')}: ${r.error?.message ?? ''}\n${r.stderr}`);
   return r.stdout;
 }
@@ -55,7 +60,11 @@ test('npm pack, installed into a prefix: the command runs and the unit pointing 
   copyFileSync(join(UNITS, 'tftp.conf'), join(units, 'bootserve.service.d/tftp.conf'));
   const service = readFileSync(join(UNITS, 'bootserve.service'), 'utf8');
   writeFileSync(join(units, 'bootserve.service'), service.replaceAll(`${PREFIX}/bin/bootserve`, bin));
-  const r = spawnSync('systemd-analyze', ['verify', '--man=no', join(units, 'bootserve.socket'), join(units, 'bootserve.service')], { cwd: units, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync('systemd-analyze', ['verify', '--man=no', join(units, 'bootserve.socket'), join(units, 'bootserve.service')], {
+    cwd: units,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   const ours = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => /bootserve/.test(l));
   assert.deepEqual(ours, [], `systemd-analyze verify complained:\n${r.stderr}`);
   assert.equal(r.status, 0, r.stderr);

@@ -62,15 +62,34 @@ async function withLab(t: TestContext): Promise<Lab | undefined> {
   return lab;
 }
 
-test('e2e-privileges: as root, --pxe binds its ports, drops to nobody, and DHCP, TFTP and HTTP still answer', { timeout: 60_000 }, async (t) => {
-  const lab = await withLab(t);
-  if (!lab) return;
-  const { dir, efi } = folder();
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const server = lab.spawn('server', 'env', [...NO_COVERAGE, BIN, dir, '--pxe', '--host', LAN.server, '--port', '80', '--shutdown-grace', '1s']);
-  const banner = await server.waitForLine(/iPXE: chain/, 20_000);
-  assert.ok(banner);
-  assert.ok(server.lines.some((l) => /running as nobody \(uid 65534, gid 65534, no supplementary groups\) after binding its ports \(started as root/.test(l)), server.lines.join('\n'));
+test(
+  'e2e-privileges: as root, --pxe binds its ports, drops to nobody, and DHCP, TFTP and HTTP still answer',
+  { timeout: 60_000 },
+  async (t) => {
+    const lab = await withLab(t);
+    if (!lab) return;
+    const { dir, efi } = folder();
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const server = lab.spawn('server', 'env', [
+      ...NO_COVERAGE,
+      BIN,
+      dir,
+      '--pxe',
+      '--host',
+      LAN.server,
+      '--port',
+      '80',
+      '--shutdown-grace',
+      '1s',
+    ]);
+    const banner = await server.waitForLine(/iPXE: chain/, 20_000);
+    assert.ok(banner);
+    assert.ok(
+      server.lines.some((l) =>
+        /running as nobody \(uid 65534, gid 65534, no supplementary groups\) after binding its ports \(started as root/.test(l),
+      ),
+      server.lines.join('\n'),
+    );
 
   const s = status(server.proc.pid as number);
   assert.deepEqual(s.Uid?.split(/\s+/), ['65534', '65534', '65534', '65534']);
@@ -113,7 +132,18 @@ test('e2e-privileges: --user NAME runs as that user; a folder it cannot read is 
   // The default drop gives way to a folder nobody cannot read (lib/privileges.ts); an explicit
   // --user does not: refused.
   chmodSync(dir, 0o700);
-  const refused = lab.spawn('server', 'env', [...NO_COVERAGE, BIN, dir, '--tftp', '--host', LAN.server, '--port', '80', '--user', 'nobody']);
+  const refused = lab.spawn('server', 'env', [
+    ...NO_COVERAGE,
+    BIN,
+    dir,
+    '--tftp',
+    '--host',
+    LAN.server,
+    '--port',
+    '80',
+    '--user',
+    'nobody',
+  ]);
   assert.equal(await refused.exited(20_000), 1);
   const err = refused.stderr().trim().split('\n');
   assert.equal(err.length, 1, refused.stderr());

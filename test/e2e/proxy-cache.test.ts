@@ -47,7 +47,11 @@ interface Bootserve {
 async function startBootserve(t: { after: (fn: () => Promise<void>) => void }, root: string): Promise<Bootserve> {
   const env = { ...process.env };
   for (const k of Object.keys(env)) if (/^(BOOTSERVE_|LISTEN_|PORT$)/.test(k)) delete env[k];
-  const child = start(process.execPath, [BIN, ...KEEP_ROOT, root, '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--shutdown-grace', '1s'], { env });
+  const child = start(
+    process.execPath,
+    [BIN, ...KEEP_ROOT, root, '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--shutdown-grace', '1s'],
+    { env },
+  );
   t.after(() => child.stop());
   const banner = await child.waitForLine(/listening on http:\/\/127\.0\.0\.1:\d+\//, 30_000);
   const port = Number(/127\.0\.0\.1:(\d+)/.exec(banner)?.[1]);
@@ -209,7 +213,15 @@ describe('nginx caching proxy in front of bootserve', () => {
     const { url } = proxy as Nginx;
     const body = files['initrd.img'];
     const size = body.length;
-    const ranges = ['bytes=0-0', 'bytes=100-199', `bytes=${MiB - 1000}-${MiB + 1000}`, `bytes=${2 * MiB}-${3 * MiB - 1}`, 'bytes=-500', `bytes=${size - 10}-`, `bytes=4000000-`];
+    const ranges = [
+      'bytes=0-0',
+      'bytes=100-199',
+      `bytes=${MiB - 1000}-${MiB + 1000}`,
+      `bytes=${2 * MiB}-${3 * MiB - 1}`,
+      'bytes=-500',
+      `bytes=${size - 10}-`,
+      `bytes=4000000-`,
+    ];
     for (const range of ranges) {
       const direct = await get(`${(bs as Bootserve).url}/initrd.img`, { ...DIRECT, Range: range });
       const via = await get(`${url}/initrd.img`, { ...PROXY, Range: range });
@@ -296,7 +308,12 @@ describe('nginx caching proxy in front of bootserve', () => {
     }
     assert.notEqual(statSync(join(roots[0] as string, 'rootfs.img')).ino, statSync(join(roots[1] as string, 'rootfs.img')).ino);
     const instances = [await startBootserve(t, roots[0] as string), await startBootserve(t, roots[1] as string)];
-    const lb = await startNginx(t, `upstream bootserve { hash $uri consistent; ${instances.map((i) => `server 127.0.0.1:${i.port} max_fails=1 fail_timeout=5s;`).join(' ')} keepalive 8; }`);
+    const lb = await startNginx(
+      t,
+      `upstream bootserve { hash $uri consistent; ` +
+      `${instances.map((i) => `server 127.0.0.1:${i.port} max_fails=1 fail_timeout=5s;`).join(' ')}` +
+      ` keepalive 8; }`,
+    );
     for (let i = 0; i < 2; i++) {
       const r = await get(`${lb.url}/rootfs.img`, PROXY);
       assert.equal(r.status, 200);

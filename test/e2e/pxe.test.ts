@@ -25,8 +25,28 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { createLab, findLabTools, getInLab, LAN, removeStaleLabs, startGuest, startRouter, type Firmware, type Lab, type LabTools } from '../helpers/lab.js';
-import { markerInitramfs, PAYLOAD_LINE, payloadCpio, startBootserve, type AccessLine, type Bootserve, type DhcpLine, type Vm } from '../helpers/qemu.js';
+import {
+  createLab,
+  findLabTools,
+  getInLab,
+  LAN,
+  removeStaleLabs,
+  startGuest,
+  startRouter,
+  type Firmware,
+  type Lab,
+  type LabTools,
+} from '../helpers/lab.js';
+import {
+  markerInitramfs,
+  PAYLOAD_LINE,
+  payloadCpio,
+  startBootserve,
+  type AccessLine,
+  type Bootserve,
+  type DhcpLine,
+  type Vm,
+} from '../helpers/qemu.js';
 import { artifactsDir, browse, CHROMIUM, type Browsed } from '../helpers/browser.js';
 import { have, need, sha256, skipOrFail, type Child } from '../helpers/tools.js';
 
@@ -81,21 +101,41 @@ interface Stage {
 }
 
 const fetched = (view: BootView, path: string | RegExp) =>
-  view.transfers.some((r) => r.method === 'GET' && r.status === 200 && r.outcome === 'complete' && (typeof path === 'string' ? r.path === path : path.test(r.path)));
+  view.transfers.some(
+    (r) =>
+      r.method === 'GET' &&
+      r.status === 200 &&
+      r.outcome === 'complete' &&
+      (typeof path === 'string' ? r.path === path : path.test(r.path)),
+  );
 const printed = (re: RegExp) => (view: BootView) => re.test(view.serial);
 
 // What each firmware does before iPXE runs (iPXE prints "net0: <address>/<mask>" once DHCP is done).
 const FIRMWARE_STAGES: Record<Firmware, Stage[]> = {
-  bios: [{ failed: "no address: iPXE (SeaBIOS's NIC ROM) got no DHCP answer from the LAN's DHCP server", done: printed(/net0: 198\.18\.0\.\d+\/255/), ms: 60_000 }],
+  bios: [
+    {
+      failed: "no address: iPXE (SeaBIOS's NIC ROM) got no DHCP answer from the LAN's DHCP server",
+      done: printed(/net0: 198\.18\.0\.\d+\/255/),
+      ms: 60_000,
+    },
+  ],
   'uefi-pxe': [
-    { failed: 'no offer: edk2 PXE took no DHCP offer (an address from the router plus a proxy offer)', done: printed(/Station IP address is 198\.18\.0\.\d+/), ms: 90_000 },
+    {
+      failed: 'no offer: edk2 PXE took no DHCP offer (an address from the router plus a proxy offer)',
+      done: printed(/Station IP address is 198\.18\.0\.\d+/),
+      ms: 90_000,
+    },
     { failed: 'no 4011 answer: edk2 PXE got no boot file name from proxyDHCP', done: printed(/NBP filename is \S+/), ms: 45_000 },
     { failed: 'TFTP: edk2 PXE did not download its boot file', done: printed(/NBP file downloaded successfully/), ms: 45_000 },
     { failed: 'snponly.efi did not start iPXE', done: printed(/iPXE initialising devices/), ms: 30_000 },
     { failed: 'no address: UEFI iPXE got no DHCP answer', done: printed(/net0: 198\.18\.0\.\d+\/255/), ms: 60_000 },
   ],
   'uefi-http': [
-    { failed: 'no offer: edk2 HTTP Boot took no DHCP offer with a boot URI (an address from the router plus an HTTPClient proxy offer)', done: printed(/URI: http:\/\/\S+/), ms: 90_000 },
+    {
+      failed: 'no offer: edk2 HTTP Boot took no DHCP offer with a boot URI (an address from the router plus an HTTPClient proxy offer)',
+      done: printed(/URI: http:\/\/\S+/),
+      ms: 90_000,
+    },
     { failed: 'HTTP: edk2 HTTP Boot did not download the EFI binary', done: (v) => fetched(v, /\.efi$/), ms: 45_000 },
     { failed: 'the EFI binary did not start iPXE', done: printed(/iPXE initialising devices/), ms: 30_000 },
     { failed: 'no address: UEFI iPXE got no DHCP answer', done: printed(/net0: 198\.18\.0\.\d+\/255/), ms: 60_000 },
@@ -105,19 +145,31 @@ const FIRMWARE_STAGES: Record<Firmware, Stage[]> = {
 /** From iPXE to the payload check: the same on every firmware. */
 function commonStages(folder: Folder): Stage[] {
   return [
-    { failed: `no proxy offer for iPXE: it got no boot.ipxe URL on ${LAN.server}`, done: printed(new RegExp(`Filename: http://${LAN.server.replaceAll('.', '\\.')}\\S*/boot\\.ipxe`)), ms: 30_000 },
+    {
+      failed: `no proxy offer for iPXE: it got no boot.ipxe URL on ${LAN.server}`,
+      done: printed(new RegExp(`Filename: http://${LAN.server.replaceAll('.', '\\.')}\\S*/boot\\.ipxe`)),
+      ms: 30_000,
+    },
     { failed: 'HTTP: boot.ipxe not fetched', done: (v) => fetched(v, '/boot.ipxe'), ms: 30_000 },
     { failed: 'HTTP: kernel not downloaded', done: (v) => fetched(v, KERNEL), ms: 120_000 },
     { failed: 'HTTP: initrd not downloaded', done: (v) => fetched(v, INITRD), ms: 60_000 },
     { failed: 'HTTP: second initrd (payload.cpio) not downloaded', done: (v) => fetched(v, PAYLOAD), ms: 60_000 },
     { failed: 'Linux did not start', done: printed(/Linux version/), ms: 60_000 },
-    { failed: '/init did not print the payload hash (it did not run, or the kernel did not unpack the second initrd)', done: printed(PAYLOAD_LINE), ms: 90_000 },
+    {
+      failed: '/init did not print the payload hash (it did not run, or the kernel did not unpack the second initrd)',
+      done: printed(PAYLOAD_LINE),
+      ms: 90_000,
+    },
     { failed: 'marker not printed', done: printed(new RegExp(folder.marker)), ms: 30_000 },
   ];
 }
 
 // Firmware messages that mean it gave up: fail at once rather than at a stage's timeout.
-const GAVE_UP = /PXE-E\d\d[^\r\n]*|No bootable device|Nothing to boot|No configuration methods succeeded|BdsDxe: failed to load Boot\d+ "UEFI (PXE|HTTP)[^\r\n]*|Kernel panic[^\r\n]*/;
+const GAVE_UP =
+  new RegExp(
+    /PXE-E\d\d[^\r\n]*|No bootable device|Nothing to boot|No configuration methods succeeded|/.source +
+    /BdsDxe: failed to load Boot\d+ "UEFI (PXE|HTTP)[^\r\n]*|Kernel panic[^\r\n]*/.source,
+  );
 
 interface Env {
   lab: Lab;
@@ -136,7 +188,10 @@ function serverSummary(env: Env, mac: string, since: number): string {
   const count = (port: number, answer: DhcpLine['answer']) => dhcp.filter((r) => r.port === port && r.answer === answer).length;
   const tftp = env.server.access.slice(since).filter((r) => r.protocol === 'tftp');
   const http = env.server.access.slice(since).filter((r) => r.protocol !== 'tftp');
-  return `bootserve sent ${count(67, 'offer')} proxy offer(s) on 67 and ${count(4011, 'ack')} answer(s) on 4011, ignored ${dhcp.filter((r) => r.answer === 'ignored').length} packet(s), logged ${tftp.length} TFTP (${tftp.filter((r) => r.outcome === 'complete').length} complete) and ${http.length} HTTP record(s) for this boot`;
+  return `bootserve sent ${count(67, 'offer')} proxy offer(s) on 67 and ${count(4011, 'ack')} answer(s) on 4011, ` +
+    `ignored ${dhcp.filter((r) => r.answer === 'ignored').length} packet(s), ` +
+    `logged ${tftp.length} TFTP (${tftp.filter((r) => r.outcome === 'complete').length} complete) ` +
+    `and ${http.length} HTTP record(s) for this boot`;
 }
 
 /** The part of /-/machines this test reads. */
@@ -156,9 +211,19 @@ interface BootResult {
 }
 
 function describeFailure(env: Env, vm: Vm, since: number, mac: string): string {
-  const transfers = env.server.access.slice(since).map((r) => `${r.client ?? '?'} ${r.protocol ?? 'http'} ${r.method ?? ''} ${r.path} ${r.status ?? ''} ${r.outcome} ${r.bytesSent}/${r.bytesDue} ${r.userAgent ?? ''}`);
-  const dhcp = dhcpOf(env, mac).map((r) => `${r.client} port ${r.port} ${r.message} arch=${r.arch ?? '-'} ${r.answer} ${r.kind ?? r.reason ?? ''} ${r.bootFile ?? ''}`);
-  const others = env.logs.map(({ name, child }) => `--- ${name} (tail) ---\n${child.lines.slice(-20).join('\n')}\n${child.stderr().slice(-1500)}`);
+  const transfers = env.server.access
+    .slice(since)
+    .map(
+      (r) =>
+        `${r.client ?? '?'} ${r.protocol ?? 'http'} ${r.method ?? ''} ${r.path} ${r.status ?? ''} ` +
+        `${r.outcome} ${r.bytesSent}/${r.bytesDue} ${r.userAgent ?? ''}`,
+    );
+  const dhcp = dhcpOf(env, mac).map(
+    (r) => `${r.client} port ${r.port} ${r.message} arch=${r.arch ?? '-'} ${r.answer} ${r.kind ?? r.reason ?? ''} ${r.bootFile ?? ''}`,
+  );
+  const others = env.logs.map(
+    ({ name, child }) => `--- ${name} (tail) ---\n${child.lines.slice(-20).join('\n')}\n${child.stderr().slice(-1500)}`,
+  );
   return [
     `--- serial console (tail) ---\n${vm.serial.tail(3000)}`,
     `--- bootserve DHCP records for ${mac} ---\n${dhcp.join('\n')}`,
@@ -173,7 +238,13 @@ function describeFailure(env: Env, vm: Vm, since: number, mac: string): string {
  * happen (or with the firmware's own error message when it gave up). `during` runs beside the
  * stages, e.g. to freeze the machine mid-transfer.
  */
-async function boot(t: TestContext, env: Env, firmware: Firmware, mac: string, during?: (vm: Vm, tap: string, view: () => BootView) => Promise<void>): Promise<BootResult> {
+async function boot(
+  t: TestContext,
+  env: Env,
+  firmware: Firmware,
+  mac: string,
+  during?: (vm: Vm, tap: string, view: () => BootView) => Promise<void>,
+): Promise<BootResult> {
   const since = env.server.access.length;
   const tap = env.lab.addTap();
   const startedAt = Date.now();
@@ -190,8 +261,18 @@ async function boot(t: TestContext, env: Env, firmware: Firmware, mac: string, d
     for (;;) {
       if (stage.done(view())) break;
       const gaveUp = GAVE_UP.exec(vm.serial.text)?.[0];
-      const why: string | undefined = gaveUp !== undefined ? `the firmware said "${gaveUp.trim()}"` : exited ? 'the VM exited' : Date.now() > deadline ? `not within ${stage.ms / 1000} s` : undefined;
-      if (why !== undefined) assert.fail(`${firmware} boot failed: ${stage.failed} (${why}); ${serverSummary(env, mac, since)}\n${describeFailure(env, vm, since, mac)}`);
+      const why: string | undefined =
+        gaveUp !== undefined
+          ? `the firmware said "${gaveUp.trim()}"`
+          : exited
+            ? 'the VM exited'
+            : Date.now() > deadline
+              ? `not within ${stage.ms / 1000} s`
+              : undefined;
+      if (why !== undefined)
+        assert.fail(
+          `${firmware} boot failed: ${stage.failed} (${why}); ${serverSummary(env, mac, since)}\n${describeFailure(env, vm, since, mac)}`,
+        );
       await new Promise((r) => setTimeout(r, 100));
     }
     times.push({ stage: stage.failed, ms: Date.now() - startedAt });
@@ -201,10 +282,17 @@ async function boot(t: TestContext, env: Env, firmware: Firmware, mac: string, d
 
   // The proof: the payload's hash as the guest computed it, the command line of linux/cmdline.
   const serial = vm.serial.text;
-  assert.equal(PAYLOAD_LINE.exec(serial)?.[1], env.folder.payloadSha256, `${firmware}: the payload's sha256 in the guest differs\n${describeFailure(env, vm, since, mac)}`);
+  assert.equal(
+    PAYLOAD_LINE.exec(serial)?.[1],
+    env.folder.payloadSha256,
+    `${firmware}: the payload's sha256 in the guest differs\n${describeFailure(env, vm, since, mac)}`,
+  );
   // The early serial console sometimes drops a character under emulation: one intact copy of
   // the two the kernel prints is enough.
-  assert.ok(serial.split('\n').some((line) => line.includes(`initrd=initrd initrd=initrd2 ${CMDLINE}`)), `${firmware}: the kernel command line is not the one from linux/cmdline\n${describeFailure(env, vm, since, mac)}`);
+  assert.ok(
+    serial.split('\n').some((line) => line.includes(`initrd=initrd initrd=initrd2 ${CMDLINE}`)),
+    `${firmware}: the kernel command line is not the one from linux/cmdline\n${describeFailure(env, vm, since, mac)}`,
+  );
   assert.doesNotMatch(serial, /invalid magic at start of compressed archive/, `${firmware}: the kernel could not unpack an initrd`);
   return { vm, since, view, times };
 }
@@ -223,10 +311,16 @@ function assertServerSteps(env: Env, firmware: Firmware, mac: string, result: Bo
     assert.ok(answered(4011, 'ack', 'uefi-pxe', /snponly\.efi$/), `no 4011 answer naming snponly.efi${context()}`);
     const tftp = result.view().transfers.filter((r) => r.protocol === 'tftp' && /snponly\.efi$/.test(r.path) && r.outcome === 'complete');
     // edk2 asks for blksize 1468 and windowsize 4 (after a tsize probe it ends itself).
-    assert.ok(tftp.some((r) => r.bytesSent === r.bytesDue && r.blksize === 1468 && r.windowsize === 4), `no complete TFTP transfer of snponly.efi at blksize 1468, windowsize 4${context()}`);
+    assert.ok(
+      tftp.some((r) => r.bytesSent === r.bytesDue && r.blksize === 1468 && r.windowsize === 4),
+      `no complete TFTP transfer of snponly.efi at blksize 1468, windowsize 4${context()}`,
+    );
   }
   if (firmware === 'uefi-http') {
-    assert.ok(answered(67, 'offer', 'uefi-http', new RegExp(`^http://${LAN.server.replaceAll('.', '\\.')}(:\\d+)?/\\S+\\.efi$`)), `no HTTPClient proxy offer with an EFI binary's URL${context()}`);
+    assert.ok(
+      answered(67, 'offer', 'uefi-http', new RegExp(`^http://${LAN.server.replaceAll('.', '\\.')}(:\\d+)?/\\S+\\.efi$`)),
+      `no HTTPClient proxy offer with an EFI binary's URL${context()}`,
+    );
   }
   // Every path ends in iPXE asking, and getting, the boot.ipxe URL.
   assert.ok(answered(67, 'offer', 'ipxe', /\/boot\.ipxe$/), `no proxy offer of boot.ipxe to iPXE${context()}`);
@@ -238,8 +332,13 @@ function report(t: TestContext, firmware: string, result: BootResult): void {
   const at = (re: RegExp) => result.times.find((s) => re.test(s.stage))?.ms;
   const iPXE = at(/no proxy offer for iPXE/);
   const kernel = at(/kernel not downloaded/);
-  t.diagnostic(`${firmware}: marker after ${(last / 1000).toFixed(1)} s (boot.ipxe URL at ${((iPXE ?? 0) / 1000).toFixed(1)} s, kernel done at ${((kernel ?? 0) / 1000).toFixed(1)} s)`);
-  t.diagnostic(`${firmware}: iPXE DHCP took ${ipxeDhcpSeconds(result.view().serial)} (router advertisements ${ROUTER_ADVERTISEMENTS ? 'on' : 'off'})`);
+  t.diagnostic(
+    `${firmware}: marker after ${(last / 1000).toFixed(1)} s ` +
+    `(boot.ipxe URL at ${((iPXE ?? 0) / 1000).toFixed(1)} s, kernel done at ${((kernel ?? 0) / 1000).toFixed(1)} s)`,
+  );
+  t.diagnostic(
+    `${firmware}: iPXE DHCP took ${ipxeDhcpSeconds(result.view().serial)} (router advertisements ${ROUTER_ADVERTISEMENTS ? 'on' : 'off'})`,
+  );
 }
 
 /** iPXE prints dots while configuring, one per second: their count is how long DHCP took. */
@@ -250,9 +349,12 @@ function ipxeDhcpSeconds(serial: string): string {
 
 // ---------------------------------------------------------------------------------------------
 
-test('e2e-pxe: bootserve --pxe beside an address-only DHCP server boots UEFI PXE, UEFI HTTP Boot and BIOS to Linux on a virtual LAN', { timeout: 600_000 }, async (t) => {
-  const tools = findLabTools();
-  if (typeof tools === 'string') return skipOrFail(t, tools);
+test(
+  'e2e-pxe: bootserve --pxe beside an address-only DHCP server boots UEFI PXE, UEFI HTTP Boot and BIOS to Linux on a virtual LAN',
+  { timeout: 600_000 },
+  async (t) => {
+    const tools = findLabTools();
+    if (typeof tools === 'string') return skipOrFail(t, tools);
 
   const stale = removeStaleLabs();
   if (stale.length > 0) t.diagnostic(`removed a stale lab: ${stale.join(', ')}`);
@@ -268,84 +370,127 @@ test('e2e-pxe: bootserve --pxe beside an address-only DHCP server boots UEFI PXE
     rmSync(folder.dir, { recursive: true, force: true });
   });
 
-  const logs: Env['logs'] = [];
-  const [dhcp, ra] = await startRouter(lab, tools, { routerAdvertisements: ROUTER_ADVERTISEMENTS });
-  if (dhcp) logs.push({ name: "router's dnsmasq", child: dhcp });
-  if (ra) logs.push({ name: 'router advertiser', child: ra });
-  // The menu's default boots at once; a stalled transfer is cut after 2 s.
-  const menu = ['--menu-timeout', '1s', '--menu-default', 'linux', '--stall-timeout', '2s'];
-  const server = await startBootserve(REPO, folder.dir, ['--pxe', ...menu], { wrap: lab.exec('server'), host: LAN.server, port: HTTP_PORT });
-  t.after(() => server.stop());
-  t.diagnostic(`lab ${lab.id}: bootserve --pxe --host ${LAN.server} --port ${HTTP_PORT}, router advertisements ${ROUTER_ADVERTISEMENTS ? 'on' : 'off'}`);
-  const env: Env = { lab, tools, server, folder, logs };
+    const logs: Env['logs'] = [];
+    const [dhcp, ra] = await startRouter(lab, tools, { routerAdvertisements: ROUTER_ADVERTISEMENTS });
+    if (dhcp) logs.push({ name: "router's dnsmasq", child: dhcp });
+    if (ra) logs.push({ name: 'router advertiser', child: ra });
+    // The menu's default boots at once; a stalled transfer is cut after 2 s.
+    const menu = ['--menu-timeout', '1s', '--menu-default', 'linux', '--stall-timeout', '2s'];
+    const server = await startBootserve(REPO, folder.dir, ['--pxe', ...menu], {
+      wrap: lab.exec('server'),
+      host: LAN.server,
+      port: HTTP_PORT,
+    });
+    t.after(() => server.stop());
+    t.diagnostic(
+      `lab ${lab.id}: bootserve --pxe --host ${LAN.server} --port ${HTTP_PORT}, ` +
+      `router advertisements ${ROUTER_ADVERTISEMENTS ? 'on' : 'off'}`,
+    );
+    const env: Env = { lab, tools, server, folder, logs };
 
-  await t.test('1. UEFI PXE: edk2 PXE → proxyDHCP → 4011 → TFTP snponly.efi → iPXE → boot.ipxe → Linux', { timeout: 180_000 }, async (st) => {
-    const result = await boot(st, env, 'uefi-pxe', '52:54:00:18:00:01');
-    report(st, 'UEFI PXE', result);
-    assertServerSteps(env, 'uefi-pxe', '52:54:00:18:00:01', result);
-    const tftp = result.view().transfers.filter((r) => r.protocol === 'tftp');
-    st.diagnostic(`TFTP: ${tftp.map((r) => `${r.path} ${r.outcome} ${r.bytesSent}/${r.bytesDue} blksize=${r.blksize} windowsize=${r.windowsize}${r.error ? ` (${r.error})` : ''}`).join('; ')}`);
-  });
+    await t.test(
+      '1. UEFI PXE: edk2 PXE → proxyDHCP → 4011 → TFTP snponly.efi → iPXE → boot.ipxe → Linux',
+      { timeout: 180_000 },
+      async (st) => {
+        const result = await boot(st, env, 'uefi-pxe', '52:54:00:18:00:01');
+        report(st, 'UEFI PXE', result);
+        assertServerSteps(env, 'uefi-pxe', '52:54:00:18:00:01', result);
+        const tftp = result.view().transfers.filter((r) => r.protocol === 'tftp');
+        st.diagnostic(
+          `TFTP: ${tftp
+            .map((r) => `${r.path} ${r.outcome} ${r.bytesSent}/${r.bytesDue} ` +
+              `blksize=${r.blksize} windowsize=${r.windowsize}${r.error ? ` (${r.error})` : ''}`)
+            .join('; ')}`,
+        );
+      },
+    );
 
-  await t.test('2. UEFI HTTP Boot: edk2 HTTPClient → EFI binary over HTTP → iPXE → boot.ipxe → Linux', { timeout: 180_000 }, async (st) => {
-    const result = await boot(st, env, 'uefi-http', '52:54:00:18:00:02');
-    report(st, 'UEFI HTTP Boot', result);
-    assertServerSteps(env, 'uefi-http', '52:54:00:18:00:02', result);
-    // edk2 asks HEAD then GET and resets the connection right after the body: both complete.
-    const efi = result.view().transfers.filter((r) => r.path.endsWith('.efi'));
-    assert.deepEqual(efi.map((r) => `${r.method} ${r.status} ${r.outcome}`), ['HEAD 200 complete', 'GET 200 complete'], 'the EFI binary: HEAD then GET, both complete');
-  });
+    await t.test(
+      '2. UEFI HTTP Boot: edk2 HTTPClient → EFI binary over HTTP → iPXE → boot.ipxe → Linux',
+      { timeout: 180_000 },
+      async (st) => {
+        const result = await boot(st, env, 'uefi-http', '52:54:00:18:00:02');
+        report(st, 'UEFI HTTP Boot', result);
+        assertServerSteps(env, 'uefi-http', '52:54:00:18:00:02', result);
+        // edk2 asks HEAD then GET and resets the connection right after the body: both complete.
+        const efi = result.view().transfers.filter((r) => r.path.endsWith('.efi'));
+        assert.deepEqual(
+          efi.map((r) => `${r.method} ${r.status} ${r.outcome}`),
+          ['HEAD 200 complete', 'GET 200 complete'],
+          'the EFI binary: HEAD then GET, both complete',
+        );
+      },
+    );
 
-  await t.test('3. BIOS: SeaBIOS iPXE ROM → proxyDHCP → boot.ipxe → Linux', { timeout: 120_000 }, async (st) => {
-    const result = await boot(st, env, 'bios', '52:54:00:18:00:03');
-    report(st, 'BIOS', result);
-    assertServerSteps(env, 'bios', '52:54:00:18:00:03', result);
-    for (const path of [KERNEL, INITRD, PAYLOAD]) assert.deepEqual(result.view().transfers.filter((r) => r.path === path).map((r) => r.outcome), ['complete'], `${path}: one complete transfer`);
-  });
+    await t.test('3. BIOS: SeaBIOS iPXE ROM → proxyDHCP → boot.ipxe → Linux', { timeout: 120_000 }, async (st) => {
+      const result = await boot(st, env, 'bios', '52:54:00:18:00:03');
+      report(st, 'BIOS', result);
+      assertServerSteps(env, 'bios', '52:54:00:18:00:03', result);
+      for (const path of [KERNEL, INITRD, PAYLOAD])
+        assert.deepEqual(
+          result
+            .view()
+            .transfers.filter((r) => r.path === path)
+            .map((r) => r.outcome),
+          ['complete'],
+          `${path}: one complete transfer`,
+        );
+    });
 
-  await t.test('4. BIOS, machine frozen mid-kernel: the stall guard cuts the transfer, the menu retries it, Linux boots, /-/machines shows it', { timeout: 180_000 }, async (st) => {
-    const mac = '52:54:00:18:00:04';
-    let froze = false;
-    // Slow the link to the guest so the kernel download lasts seconds, freeze the guest (SIGSTOP
-    // on QEMU: its TCP stops acknowledging) once it is under way, and thaw it once bootserve has
-    // logged the cut transfer. Thawed, iPXE finds its connection reset and the script retries.
-    const freeze = async (vm: Vm, tap: string, view: () => BootView) => {
-      env.lab.shape(tap, '16mbit');
-      const deadline = Date.now() + 120_000;
-      while (!/linux\/vmlinuz\.\.\./.test(view().serial)) {
-        if (Date.now() > deadline || vm.child.exitCode !== null) return;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      await new Promise((r) => setTimeout(r, 1500));
-      if (fetched(view(), KERNEL)) return; // finished already: the assertions below say so
-      vm.child.kill('SIGSTOP');
-      froze = true;
-      try {
-        const cut = await server.waitFor((lines) => lines.some((r) => r.path === KERNEL && r.outcome !== 'complete'), 30_000);
-        if (!cut) st.diagnostic('bootserve did not cut the frozen transfer within 30 s');
-        // The operator's page at this moment, from the server's own host (127.0.0.1: --host names the LAN address).
-        if (have(CHROMIUM)) page = await browseLab(env, `http://127.0.0.1:${HTTP_PORT}/-/`).catch((err: unknown) => err as Error);
-      } finally {
-        env.lab.unshape(tap);
-        vm.child.kill('SIGCONT');
-      }
-    };
-    const result = await boot(st, env, 'bios', mac, freeze);
-    report(st, 'BIOS with a stall', result);
-    assert.ok(froze, 'the kernel download finished before the guest could be frozen');
-    const kernel = result.view().transfers.filter((r) => r.path === KERNEL);
-    st.diagnostic(`kernel transfers: ${kernel.map((r) => `${r.outcome} ${r.bytesSent}/${r.bytesDue}`).join(', ')}`);
-    assert.ok(kernel.length === 2 && ['stalled', 'client-gone'].includes(kernel[0]?.outcome ?? '') && kernel[1]?.outcome === 'complete', `kernel transfers: expected [stalled, complete], got ${JSON.stringify(kernel.map((r) => r.outcome))}`);
-    assert.match(result.view().serial, /bootserve: try 1 of 5 failed, trying again/, 'the boot script did not report a retry');
-    // The operator's view shows the same: this machine's kernel steps, the stall among them.
-    const machines = getInLab(env.lab, 'server', `http://${LAN.server}:${HTTP_PORT}/-/machines`);
-    assert.equal(machines.status, 200, `/-/machines: ${machines.status} ${machines.body.slice(0, 500)}`);
-    const me = (JSON.parse(machines.body) as MachineJson[]).find((m) => m.mac === mac);
-    assert.ok(me, `/-/machines does not list ${mac}:\n${machines.body.slice(0, 2000)}`);
-    const steps = me.steps.filter((step) => step.protocol === 'http' && step.file === KERNEL).map((step) => step.outcome);
-    assert.deepEqual(steps, kernel.map((r) => r.outcome), `/-/machines: ${mac}'s kernel steps`);
-    assert.equal(me.lastError?.file, KERNEL, `/-/machines: ${mac}'s last error is the cut kernel transfer`);
-  });
+    await t.test(
+      '4. BIOS, machine frozen mid-kernel: the stall guard cuts the transfer, the menu retries it, Linux boots, /-/machines shows it',
+      { timeout: 180_000 },
+      async (st) => {
+        const mac = '52:54:00:18:00:04';
+        let froze = false;
+        // Slow the link to the guest so the kernel download lasts seconds, freeze the guest (SIGSTOP
+        // on QEMU: its TCP stops acknowledging) once it is under way, and thaw it once bootserve has
+        // logged the cut transfer. Thawed, iPXE finds its connection reset and the script retries.
+        const freeze = async (vm: Vm, tap: string, view: () => BootView) => {
+          env.lab.shape(tap, '16mbit');
+          const deadline = Date.now() + 120_000;
+          while (!/linux\/vmlinuz\.\.\./.test(view().serial)) {
+            if (Date.now() > deadline || vm.child.exitCode !== null) return;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          await new Promise((r) => setTimeout(r, 1500));
+          if (fetched(view(), KERNEL)) return; // finished already: the assertions below say so
+          vm.child.kill('SIGSTOP');
+          froze = true;
+          try {
+            const cut = await server.waitFor((lines) => lines.some((r) => r.path === KERNEL && r.outcome !== 'complete'), 30_000);
+            if (!cut) st.diagnostic('bootserve did not cut the frozen transfer within 30 s');
+            // The operator's page at this moment, from the server's own host (127.0.0.1: --host names the LAN address).
+            if (have(CHROMIUM)) page = await browseLab(env, `http://127.0.0.1:${HTTP_PORT}/-/`).catch((err: unknown) => err as Error);
+          } finally {
+            env.lab.unshape(tap);
+            vm.child.kill('SIGCONT');
+          }
+        };
+        const result = await boot(st, env, 'bios', mac, freeze);
+        report(st, 'BIOS with a stall', result);
+        assert.ok(froze, 'the kernel download finished before the guest could be frozen');
+        const kernel = result.view().transfers.filter((r) => r.path === KERNEL);
+        st.diagnostic(`kernel transfers: ${kernel.map((r) => `${r.outcome} ${r.bytesSent}/${r.bytesDue}`).join(', ')}`);
+        assert.ok(
+          kernel.length === 2 && ['stalled', 'client-gone'].includes(kernel[0]?.outcome ?? '') && kernel[1]?.outcome === 'complete',
+          `kernel transfers: expected [stalled, complete], got ${JSON.stringify(kernel.map((r) => r.outcome))}`,
+        );
+        assert.match(result.view().serial, /bootserve: try 1 of 5 failed, trying again/, 'the boot script did not report a retry');
+        // The operator's view shows the same: this machine's kernel steps, the stall among them.
+        const machines = getInLab(env.lab, 'server', `http://${LAN.server}:${HTTP_PORT}/-/machines`);
+        assert.equal(machines.status, 200, `/-/machines: ${machines.status} ${machines.body.slice(0, 500)}`);
+        const me = (JSON.parse(machines.body) as MachineJson[]).find((m) => m.mac === mac);
+        assert.ok(me, `/-/machines does not list ${mac}:\n${machines.body.slice(0, 2000)}`);
+        const steps = me.steps.filter((step) => step.protocol === 'http' && step.file === KERNEL).map((step) => step.outcome);
+        assert.deepEqual(
+          steps,
+          kernel.map((r) => r.outcome),
+          `/-/machines: ${mac}'s kernel steps`,
+        );
+        assert.equal(me.lastError?.file, KERNEL, `/-/machines: ${mac}'s last error is the cut kernel transfer`);
+      },
+    );
 
   await t.test('5. the operator page in chromium, taken while machine 4 was frozen: four timelines, the cut kernel in red', async (st) => {
     if (!need(st, CHROMIUM, 'chromium')) return;

@@ -14,7 +14,19 @@ import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { assetsDir, cpioNewc, findExecutable, findIpxeRom, findOvmf, markerInitramfs, startBootserve, startVm, type AccessLine, type Bootserve, type Vm } from '../helpers/qemu.js';
+import {
+  assetsDir,
+  cpioNewc,
+  findExecutable,
+  findIpxeRom,
+  findOvmf,
+  markerInitramfs,
+  startBootserve,
+  startVm,
+  type AccessLine,
+  type Bootserve,
+  type Vm,
+} from '../helpers/qemu.js';
 import { skipOrFail } from '../helpers/tools.js';
 
 const REPO = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
@@ -85,7 +97,11 @@ const completed = (server: Bootserve, path: string) => records(server, path).som
 async function expectBoot(server: Bootserve, vm: Vm, marker: string, initrds: readonly string[] = [INITRD]): Promise<void> {
   let vmExited = false;
   void vm.exited.then(() => (vmExited = true));
-  const context = () => `\n--- serial console (tail) ---\n${vm.serial.tail()}\n--- bootserve access log ---\n${server.access.map((r) => `${r.method} ${r.path} ${r.status} ${r.outcome} ${r.bytesSent}/${r.bytesDue}`).join('\n')}\n--- bootserve stderr ---\n${server.stderr.tail(1000)}`;
+  const context = () =>
+    `\n--- serial console (tail) ---\n${vm.serial.tail()}` +
+    `\n--- bootserve access log ---\n` +
+    `${server.access.map((r) => `${r.method} ${r.path} ${r.status} ${r.outcome} ${r.bytesSent}/${r.bytesDue}`).join('\n')}` +
+    `\n--- bootserve stderr ---\n${server.stderr.tail(1000)}`;
   // SeaBIOS, or OVMF, says this once no boot device (our NIC's iPXE ROM included) is left.
   const gaveUp = () => vmExited || /No bootable device|No bootable option|Shell> /.test(vm.serial.text);
   const stage = async (what: string, cond: () => boolean, timeoutMs: number) => {
@@ -101,28 +117,34 @@ async function expectBoot(server: Bootserve, vm: Vm, marker: string, initrds: re
   // character under emulation, so either copy intact is proof enough.
   const names = initrds.map((_, i) => (i === 0 ? 'initrd' : `initrd${i + 1}`));
   const expected = `${names.map((n) => `initrd=${n}`).join(' ')} ${CMDLINE}`;
-  assert.ok(vm.serial.text.split('\n').some((line) => line.includes(expected)), `kernel command line is not the one from linux/cmdline${context()}`);
+  assert.ok(
+    vm.serial.text.split('\n').some((line) => line.includes(expected)),
+    `kernel command line is not the one from linux/cmdline${context()}`,
+  );
 }
 
 function newMarker(): string {
   return `BOOTSERVE-E2E-MARKER-${randomBytes(6).toString('hex')}`;
 }
 
-test('e2e: iPXE boots a kernel and initramfs from the generated boot.ipxe (per-machine script picks the entry)', { timeout: 300_000 }, async (t) => {
-  const tools = toolsOrSkip(t);
-  if (!tools) return;
-  const marker = newMarker();
-  const machine = `machines/${MAC.replaceAll(':', '-')}.ipxe`;
-  // The per-machine script picks the Linux entry (label "linux", after its folder) at once,
-  // whereas the menu would wait for its 60 s timeout: booting in time proves it was used.
-  const dir = bootFolder(tools, marker, { [machine]: '#!ipxe\necho bootserve-e2e: per-machine script\nset bootserve-entry linux\n' });
-  const server = await startBootserve(REPO, dir, ['--stall-timeout', '2s', '--menu-timeout', '60s']);
-  const vm = startVm(tools.qemu, `http://10.0.2.2:${server.port}/boot.ipxe`, MAC);
-  t.after(async () => {
-    await vm.stop();
-    await server.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+test(
+  'e2e: iPXE boots a kernel and initramfs from the generated boot.ipxe (per-machine script picks the entry)',
+  { timeout: 300_000 },
+  async (t) => {
+    const tools = toolsOrSkip(t);
+    if (!tools) return;
+    const marker = newMarker();
+    const machine = `machines/${MAC.replaceAll(':', '-')}.ipxe`;
+    // The per-machine script picks the Linux entry (label "linux", after its folder) at once,
+    // whereas the menu would wait for its 60 s timeout: booting in time proves it was used.
+    const dir = bootFolder(tools, marker, { [machine]: '#!ipxe\necho bootserve-e2e: per-machine script\nset bootserve-entry linux\n' });
+    const server = await startBootserve(REPO, dir, ['--stall-timeout', '2s', '--menu-timeout', '60s']);
+    const vm = startVm(tools.qemu, `http://10.0.2.2:${server.port}/boot.ipxe`, MAC);
+    t.after(async () => {
+      await vm.stop();
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
 
   await expectBoot(server, vm, marker);
   assert.ok(completed(server, `/${machine}`), 'the per-machine script was not fetched');
@@ -138,7 +160,12 @@ test('e2e: iPXE boots a kernel and initramfs from the generated boot.ipxe (per-m
  * aborts the transfer; once bootserve has logged that (`aborted` resolves), it resets the
  * connection to the VM. Every other connection and request passes through untouched.
  */
-function flakyProxy(targetPort: number, victim: string, passBytes: number, aborted: () => Promise<unknown>): Promise<{ close: () => Promise<void>; port: number; broken: () => number }> {
+function flakyProxy(
+  targetPort: number,
+  victim: string,
+  passBytes: number,
+  aborted: () => Promise<unknown>,
+): Promise<{ close: () => Promise<void>; port: number; broken: () => number }> {
   let broken = 0;
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
@@ -209,7 +236,10 @@ test('e2e: a kernel transfer that stalls is aborted by bootserve and the boot sc
   t.diagnostic(`kernel transfers: ${records(server, KERNEL).map((r) => `${r.outcome} ${r.bytesSent}/${r.bytesDue}`).join(', ')}`);
   assert.equal(proxy.broken(), 1, 'the proxy did not break a kernel transfer');
   const kernel = records(server, KERNEL).map((r) => r.outcome);
-  assert.ok(kernel.length === 2 && ['stalled', 'client-gone'].includes(kernel[0] ?? '') && kernel[1] === 'complete', `kernel transfers: expected [stalled, complete], got ${JSON.stringify(kernel)}`);
+  assert.ok(
+    kernel.length === 2 && ['stalled', 'client-gone'].includes(kernel[0] ?? '') && kernel[1] === 'complete',
+    `kernel transfers: expected [stalled, complete], got ${JSON.stringify(kernel)}`,
+  );
   assert.match(vm.serial.text, /bootserve: try 1 of 5 failed, trying again/, 'the boot script did not report a retry');
   assert.deepEqual(records(server, INITRD).map((r) => r.outcome), ['complete']);
 });
@@ -223,7 +253,12 @@ test('e2e: a kernel transfer that stalls is aborted by bootserve and the boot sc
  */
 function twoInitrdFolder(tools: Tools, marker: string): string {
   const dir = bootFolder(tools, marker);
-  const busybox = cpioNewc([{ name: 'bin' }, { name: 'dev' }, { name: 'proc' }, { name: 'bin/busybox', data: readFileSync(tools.busybox), mode: 0o755 }]);
+  const busybox = cpioNewc([
+    { name: 'bin' },
+    { name: 'dev' },
+    { name: 'proc' },
+    { name: 'bin/busybox', data: readFileSync(tools.busybox), mode: 0o755 },
+  ]);
   const gzipped = gzipSync(busybox);
   writeFileSync(join(dir, 'linux/initrd.img'), Buffer.concat([gzipped, Buffer.alloc((4 - (gzipped.length % 4)) % 4)]));
   const init = ['#!/bin/busybox sh', `/bin/busybox echo ${marker}`, '/bin/busybox poweroff -f', ''].join('\n');
@@ -232,23 +267,26 @@ function twoInitrdFolder(tools: Tools, marker: string): string {
 }
 
 for (const firmware of ['uefi', 'bios'] as const) {
-  test(`e2e: ${firmware === 'uefi' ? 'UEFI (OVMF)' : 'BIOS (SeaBIOS)'} iPXE boots a kernel with two initrds from the generated boot.ipxe`, { timeout: 300_000 }, async (t) => {
-    const tools = toolsOrSkip(t);
-    if (!tools) return;
-    const ovmf = firmware === 'uefi' ? findOvmf() : undefined;
-    if (firmware === 'uefi' && !ovmf) {
-      return skipOrFail(t, 'OVMF not found in /usr/share/OVMF (apt-get install ovmf)');
-    }
-    const marker = newMarker();
-    const dir = twoInitrdFolder(tools, marker);
-    const server = await startBootserve(REPO, dir, ['--stall-timeout', '2s', '--menu-timeout', '1s', '--menu-default', 'linux']);
-    const started = Date.now();
-    const vm = startVm(tools.qemu, `http://10.0.2.2:${server.port}/boot.ipxe`, MAC, ovmf);
-    t.after(async () => {
-      await vm.stop();
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
-    });
+  test(
+    `e2e: ${firmware === 'uefi' ? 'UEFI (OVMF)' : 'BIOS (SeaBIOS)'} iPXE boots a kernel with two initrds from the generated boot.ipxe`,
+    { timeout: 300_000 },
+    async (t) => {
+      const tools = toolsOrSkip(t);
+      if (!tools) return;
+      const ovmf = firmware === 'uefi' ? findOvmf() : undefined;
+      if (firmware === 'uefi' && !ovmf) {
+        return skipOrFail(t, 'OVMF not found in /usr/share/OVMF (apt-get install ovmf)');
+      }
+      const marker = newMarker();
+      const dir = twoInitrdFolder(tools, marker);
+      const server = await startBootserve(REPO, dir, ['--stall-timeout', '2s', '--menu-timeout', '1s', '--menu-default', 'linux']);
+      const started = Date.now();
+      const vm = startVm(tools.qemu, `http://10.0.2.2:${server.port}/boot.ipxe`, MAC, ovmf);
+      t.after(async () => {
+        await vm.stop();
+        await server.stop();
+        rmSync(dir, { recursive: true, force: true });
+      });
 
     await expectBoot(server, vm, marker, [INITRD, '/linux/marker.cpio']);
     t.diagnostic(`${firmware}: boot.ipxe to marker in ${((Date.now() - started) / 1000).toFixed(1)} s`);

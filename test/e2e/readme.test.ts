@@ -88,23 +88,27 @@ const alive = (pid: number) => {
 
 function cleanEnv(dir: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^(BOOTSERVE_|LISTEN_|PORT$|NODE_OPTIONS$|NODE_V8_COVERAGE$|npm_)/.test(k)) env[k] = v;
+  for (const [k, v] of Object.entries(process.env))
+    if (!/^(BOOTSERVE_|LISTEN_|PORT$|NODE_OPTIONS$|NODE_V8_COVERAGE$|npm_)/.test(k)) env[k] = v;
   return { ...env, PORT: '0', npm_config_prefer_offline: 'true', npm_config_update_notifier: 'false', TMPDIR: dir };
 }
 
-test('README: the first code block works verbatim in a fresh clone; npx stopped by SIGTERM leaves no orphan', { timeout: 420_000 }, async (t: TestContext) => {
-  if (spawnSync('git', ['--version']).status !== 0) return skipOrFail(t, 'git not found');
-  const dir = mkdtempSync(join(tmpdir(), 'bootserve-readme-'));
-  // The folder is mkdtemp's 0700, as /root is: started as root, bootserve would drop to nobody,
-  // who could not read the clone, so it stays root and says so (lib/privileges.ts settlePlan).
-  const clone = join(dir, 'bootserve');
-  const groups: Group[] = [];
-  t.after(() => {
-    groups.forEach(killGroup);
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const cloned = spawnSync('git', ['clone', '--quiet', REPO, clone], { encoding: 'utf8', timeout: 60_000 });
-  assert.equal(cloned.status, 0, cloned.stderr);
+test(
+  'README: the first code block works verbatim in a fresh clone; npx stopped by SIGTERM leaves no orphan',
+  { timeout: 420_000 },
+  async (t: TestContext) => {
+    if (spawnSync('git', ['--version']).status !== 0) return skipOrFail(t, 'git not found');
+    const dir = mkdtempSync(join(tmpdir(), 'bootserve-readme-'));
+    // The folder is mkdtemp's 0700, as /root is: started as root, bootserve would drop to nobody,
+    // who could not read the clone, so it stays root and says so (lib/privileges.ts settlePlan).
+    const clone = join(dir, 'bootserve');
+    const groups: Group[] = [];
+    t.after(() => {
+      groups.forEach(killGroup);
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const cloned = spawnSync('git', ['clone', '--quiet', REPO, clone], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(cloned.status, 0, cloned.stderr);
 
   const readme = readFileSync(join(clone, 'README.md'), 'utf8');
   const blocks = codeBlocks(readme);
@@ -125,26 +129,31 @@ test('README: the first code block works verbatim in a fresh clone; npx stopped 
   const base = (chain.exec(run.out()) as RegExpExecArray)[1] as string;
   assert.match(run.out(), /serving .*contrib\/netboot/);
 
-  // The menu the README shows is the one served (its "..." stands for lines left out).
-  const menu = await get(`${base}/boot.ipxe`);
-  assert.equal(menu.status, 200);
-  const served = menu.body.toString().split('\n');
-  const shown = blocks.find((b) => b.body.startsWith('#!ipxe'));
-  assert.ok(shown, 'the README shows the generated menu');
-  for (const line of shown.body.split('\n').filter((l) => l !== '' && l !== '...')) assert.ok(served.includes(line), `menu line from the README not served: ${line}`);
+    // The menu the README shows is the one served (its "..." stands for lines left out).
+    const menu = await get(`${base}/boot.ipxe`);
+    assert.equal(menu.status, 200);
+    const served = menu.body.toString().split('\n');
+    const shown = blocks.find((b) => b.body.startsWith('#!ipxe'));
+    assert.ok(shown, 'the README shows the generated menu');
+    for (const line of shown.body.split('\n').filter((l) => l !== '' && l !== '...'))
+      assert.ok(served.includes(line), `menu line from the README not served: ${line}`);
 
   process.kill(-(run.proc.pid as number), 'SIGINT'); // Ctrl-C: the terminal signals the whole group
   // unref(): once the command has exited, this timer must not keep the test process alive.
   assert.equal(await Promise.race([run.exited, new Promise((r) => setTimeout(() => r('still running'), 20_000).unref())]), 0);
 
-  // npx: npm exec → sh -c bootserve → node. SIGTERM to npm alone.
-  // npx links the package into its cache (<cache>/_npx/<hash>): a cache of the test's own, removed with it.
-  const npx = startGroup('npx', ['bootserve', 'contrib/netboot'], clone, { ...env, npm_config_cache: join(dir, 'npm-cache') });
-  groups.push(npx);
-  await eventually(() => chain.test(npx.out()) || npx.proc.exitCode !== null, { timeoutMs: 240_000, what: 'the banner under npx' });
-  assert.match(npx.out(), chain, npx.out().slice(-3000));
-  const below = descendants(npx.proc.pid as number);
-  assert.ok(below.length > 0, 'npx runs bootserve as a descendant');
-  process.kill(npx.proc.pid as number, 'SIGTERM');
-  await eventually(() => below.every((pid) => !alive(pid)), { timeoutMs: 15_000, what: `bootserve to stop after npx got SIGTERM (pids ${below.join(' ')}); output:\n${npx.out().slice(-2000)}` });
-});
+    // npx: npm exec → sh -c bootserve → node. SIGTERM to npm alone.
+    // npx links the package into its cache (<cache>/_npx/<hash>): a cache of the test's own, removed with it.
+    const npx = startGroup('npx', ['bootserve', 'contrib/netboot'], clone, { ...env, npm_config_cache: join(dir, 'npm-cache') });
+    groups.push(npx);
+    await eventually(() => chain.test(npx.out()) || npx.proc.exitCode !== null, { timeoutMs: 240_000, what: 'the banner under npx' });
+    assert.match(npx.out(), chain, npx.out().slice(-3000));
+    const below = descendants(npx.proc.pid as number);
+    assert.ok(below.length > 0, 'npx runs bootserve as a descendant');
+    process.kill(npx.proc.pid as number, 'SIGTERM');
+    await eventually(() => below.every((pid) => !alive(pid)), {
+      timeoutMs: 15_000,
+      what: `bootserve to stop after npx got SIGTERM (pids ${below.join(' ')}); output:\n${npx.out().slice(-2000)}`,
+    });
+  },
+);

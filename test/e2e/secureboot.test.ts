@@ -23,8 +23,27 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { arm64Missing, createLab, findSecureBootTools, LAN, removeStaleLabs, startRouter, startSecureGuest, type Lab, type SecureBootTools } from '../helpers/lab.js';
-import { markerInitramfs, PAYLOAD_LINE, payloadCpio, startBootserve, type AccessLine, type Bootserve, type DhcpLine, type Vm } from '../helpers/qemu.js';
+import {
+  arm64Missing,
+  createLab,
+  findSecureBootTools,
+  LAN,
+  removeStaleLabs,
+  startRouter,
+  startSecureGuest,
+  type Lab,
+  type SecureBootTools,
+} from '../helpers/lab.js';
+import {
+  markerInitramfs,
+  PAYLOAD_LINE,
+  payloadCpio,
+  startBootserve,
+  type AccessLine,
+  type Bootserve,
+  type DhcpLine,
+  type Vm,
+} from '../helpers/qemu.js';
 import { sha256, skipOrFail, type Child } from '../helpers/tools.js';
 
 const REPO = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
@@ -68,7 +87,8 @@ function bootFolder(tools: SecureBootTools): Folder {
   // kernel's CPU); two x64 machines load over GRUB's own http instead of TFTP (the stall test,
   // and the TFTP vs HTTP measurement).
   writeFileSync(join(dir, 'machines', `${MACS.arm64.replaceAll(':', '-')}.grub.cfg`), 'set bootserve_entry=linux-arm64\n');
-  for (const mac of [MACS.stall, MACS.viaHttp]) writeFileSync(join(dir, 'machines', `${mac.replaceAll(':', '-')}.grub.cfg`), 'set bootserve_net="$bootserve_http"\n');
+  for (const mac of [MACS.stall, MACS.viaHttp])
+    writeFileSync(join(dir, 'machines', `${mac.replaceAll(':', '-')}.grub.cfg`), 'set bootserve_net="$bootserve_http"\n');
   return { dir, marker, payloadSha256: sha256(payload) };
 }
 
@@ -84,7 +104,13 @@ interface Stage {
 }
 
 const got = (view: View, protocol: 'http' | 'tftp', path: RegExp) =>
-  view.transfers.some((r) => (r.protocol ?? 'http') === protocol && r.outcome === 'complete' && (protocol === 'tftp' || (r.method === 'GET' && r.status === 200)) && path.test(r.path));
+  view.transfers.some(
+    (r) =>
+      (r.protocol ?? 'http') === protocol &&
+      r.outcome === 'complete' &&
+      (protocol === 'tftp' || (r.method === 'GET' && r.status === 200)) &&
+      path.test(r.path),
+  );
 const printed = (re: RegExp) => (view: View) => re.test(view.serial);
 
 function stages(method: 'pxe' | 'http', arch: 'x64' | 'arm64', folder: Folder, kernelOver: 'http' | 'tftp'): Stage[] {
@@ -105,7 +131,11 @@ function stages(method: 'pxe' | 'http', arch: 'x64' | 'arm64', folder: Folder, k
         ];
   return [
     ...firmware,
-    { failed: `${by}: shim did not fetch ${names.grub} (or refused it)`, done: (v) => got(v, by, new RegExp(`${names.grub}$`)), ms: 60_000 * slow },
+    {
+      failed: `${by}: shim did not fetch ${names.grub} (or refused it)`,
+      done: (v) => got(v, by, new RegExp(`${names.grub}$`)),
+      ms: 60_000 * slow,
+    },
     { failed: `${by}: GRUB did not fetch grub/grub.cfg`, done: (v) => got(v, by, /grub\/grub\.cfg$/), ms: 60_000 * slow },
     { failed: `${kernelOver}: kernel not downloaded`, done: (v) => got(v, kernelOver, new RegExp(`${dir}/vmlinuz$`)), ms: 120_000 * slow },
     { failed: 'EFI stub: Secure Boot not enabled', done: printed(/secureboot: Secure boot enabled/), ms: 90_000 * slow },
@@ -114,7 +144,8 @@ function stages(method: 'pxe' | 'http', arch: 'x64' | 'arm64', folder: Folder, k
   ];
 }
 
-const GAVE_UP = /PXE-E\d\d[^\r\n]*|Access Denied|Security Violation|Verification failed[^\r\n]*|Kernel panic[^\r\n]*|prohibited by secure boot policy/;
+const GAVE_UP =
+  /PXE-E\d\d[^\r\n]*|Access Denied|Security Violation|Verification failed[^\r\n]*|Kernel panic[^\r\n]*|prohibited by secure boot policy/;
 
 interface Env {
   lab: Lab;
@@ -125,10 +156,19 @@ interface Env {
 }
 
 function describeFailure(env: Env, vm: Vm, since: number, mac: string): string {
-  const transfers = env.server.access.slice(since).map((r) => `${r.protocol ?? 'http'} ${r.method ?? ''} ${r.path} ${r.status ?? ''} ${r.outcome} ${r.bytesSent}/${r.bytesDue} ${r.userAgent ?? ''}`);
-  const dhcp = env.server.dhcp.filter((r) => r.mac.toLowerCase() === mac).map((r: DhcpLine) => `port ${r.port} ${r.message} arch=${r.arch ?? '-'} ${r.answer} ${r.kind ?? r.reason ?? ''} ${r.bootFile ?? ''}`);
+  const transfers = env.server.access
+    .slice(since)
+    .map(
+      (r) =>
+        `${r.protocol ?? 'http'} ${r.method ?? ''} ${r.path} ${r.status ?? ''} ` +
+        `${r.outcome} ${r.bytesSent}/${r.bytesDue} ${r.userAgent ?? ''}`,
+    );
+  const dhcp = env.server.dhcp
+    .filter((r) => r.mac.toLowerCase() === mac)
+    .map((r: DhcpLine) => `port ${r.port} ${r.message} arch=${r.arch ?? '-'} ${r.answer} ${r.kind ?? r.reason ?? ''} ${r.bootFile ?? ''}`);
   return [
-    `--- grub.cfg's lines and GRUB's errors ---\n${(vm.serial.text.match(/(bootserve: [^\r\n]*|error: [^\r\n]*)/g) ?? []).slice(0, 30).join('\n')}`,
+    `--- grub.cfg's lines and GRUB's errors ---\n` +
+    `${(vm.serial.text.match(/(bootserve: [^\r\n]*|error: [^\r\n]*)/g) ?? []).slice(0, 30).join('\n')}`,
     `--- serial console (tail) ---\n${vm.serial.tail(4000)}`,
     `--- bootserve DHCP records for ${mac} ---\n${dhcp.join('\n')}`,
     `--- bootserve HTTP and TFTP records of this boot ---\n${transfers.join('\n')}`,
@@ -162,13 +202,24 @@ async function boot(
   const view = (): View => ({ serial: vm.serial.text, transfers: env.server.access.slice(since) });
   const side = during?.(vm, tap, view);
   const times: BootResult['times'] = [];
-  for (const stage of options.stages ?? stages(options.method, options.arch, env.folder, options.kernelOver ?? (options.method === 'pxe' ? 'tftp' : 'http'))) {
+  for (const stage of options.stages ??
+    stages(options.method, options.arch, env.folder, options.kernelOver ?? (options.method === 'pxe' ? 'tftp' : 'http'))) {
     const deadline = Date.now() + stage.ms;
     for (;;) {
       if (stage.done(view())) break;
       const gaveUp = options.stages ? undefined : GAVE_UP.exec(vm.serial.text)?.[0];
-      const why: string | undefined = gaveUp !== undefined ? `the firmware said "${gaveUp.trim()}"` : exited ? 'the VM exited' : Date.now() > deadline ? `not within ${stage.ms / 1000} s` : undefined;
-      if (why !== undefined) assert.fail(`${options.arch} ${options.method} boot failed: ${stage.failed} (${why})\n${describeFailure(env, vm, since, options.mac)}`);
+      const why: string | undefined =
+        gaveUp !== undefined
+          ? `the firmware said "${gaveUp.trim()}"`
+          : exited
+            ? 'the VM exited'
+            : Date.now() > deadline
+              ? `not within ${stage.ms / 1000} s`
+              : undefined;
+      if (why !== undefined)
+        assert.fail(
+          `${options.arch} ${options.method} boot failed: ${stage.failed} (${why})\n${describeFailure(env, vm, since, options.mac)}`,
+        );
       await new Promise((r) => setTimeout(r, 100));
     }
     times.push({ stage: stage.failed, ms: Date.now() - startedAt });
@@ -183,7 +234,11 @@ function checkGuest(env: Env, result: BootResult, mac: string): void {
   const serial = result.vm.serial.text;
   const context = () => `\n${describeFailure(env, result.vm, result.since, mac)}`;
   assert.equal(PAYLOAD_LINE.exec(serial)?.[1], env.folder.payloadSha256, `the payload's sha256 in the guest differs${context()}`);
-  assert.match(serial, /Kernel is locked down from EFI Secure Boot|secureboot: Secure boot enabled/, `no Secure Boot in the kernel log${context()}`);
+  assert.match(
+    serial,
+    /Kernel is locked down from EFI Secure Boot|secureboot: Secure boot enabled/,
+    `no Secure Boot in the kernel log${context()}`,
+  );
   assert.match(serial, /bootserve_e2e=secureboot/, `the kernel command line is not the one from cmdline${context()}`);
 }
 
@@ -191,7 +246,9 @@ function checkGuest(env: Env, result: BootResult, mac: string): void {
 function transfers(result: BootResult, path: RegExp): string {
   const records = result.view().transfers.filter((r) => path.test(r.path) && r.outcome === 'complete' && r.method !== 'HEAD');
   const ms = (r: AccessLine) => (r as AccessLine & { durationMs?: number }).durationMs;
-  return records.map((r) => `${r.protocol ?? 'http'} ${(r.bytesSent / 1e6).toFixed(1)} MB in ${((ms(r) ?? 0) / 1000).toFixed(1)} s`).join(', ');
+  return records
+    .map((r) => `${r.protocol ?? 'http'} ${(r.bytesSent / 1e6).toFixed(1)} MB in ${((ms(r) ?? 0) / 1000).toFixed(1)} s`)
+    .join(', ');
 }
 
 function report(t: TestContext, what: string, result: BootResult): void {
@@ -204,108 +261,160 @@ function report(t: TestContext, what: string, result: BootResult): void {
   t.diagnostic(`${what}: kernel ${transfers(result, /vmlinuz$/)}; initrds ${transfers(result, /(initrd\.img|payload\.cpio)$/)}`);
 }
 
-test('e2e-secureboot: bootserve --pxe --secure-boot boots OVMF/AAVMF with Secure Boot enforced through shim → GRUB → a signed kernel', { timeout: 1_200_000 }, async (t) => {
-  const tools = findSecureBootTools();
-  if (typeof tools === 'string') return skipOrFail(t, tools);
-  const stale = removeStaleLabs();
-  if (stale.length > 0) t.diagnostic(`removed a stale lab: ${stale.join(', ')}`);
-  let lab: Lab;
-  try {
-    lab = createLab();
-  } catch (err) {
-    return skipOrFail(t, `cannot build the lab's network namespaces: ${(err as Error).message}`);
-  }
-  const folder = bootFolder(tools);
-  t.after(async () => {
-    await lab.close();
-    rmSync(folder.dir, { recursive: true, force: true });
-  });
-  const logs: Env['logs'] = [];
-  const [dhcp, ra] = await startRouter(lab, tools);
-  if (dhcp) logs.push({ name: "router's dnsmasq", child: dhcp });
-  if (ra) logs.push({ name: 'router advertiser', child: ra });
-  const args = ['--pxe', '--secure-boot-for', SIGNED_MACS.join(','), '--secure-boot-dir', join(tools.assets, 'root'), '--menu-timeout', '1s', '--menu-default', 'linux'];
-  const server = await startBootserve(REPO, folder.dir, args, { wrap: lab.exec('server'), host: LAN.server, port: HTTP_PORT });
-  t.after(async () => {
-    await server.stop();
-    // Its generated grub.cfg's folder, should it have been killed before removing it.
-    for (const name of readdirSync(tmpdir())) if (name.startsWith(`bootserve-grub-${server.child.pid}-`)) rmSync(join(tmpdir(), name), { recursive: true, force: true });
-  });
-  const env: Env = { lab, tools, server, folder, logs };
-  const banner = server.stdout.text + server.stderr.text;
-  t.diagnostic(`lab ${lab.id}: bootserve ${args.join(' ')}`);
-  assert.match(banner, /Secure Boot for UEFI x64: shimx64\.efi \(from \S+shimx64\.efi\.signed\) → grubx64\.efi \(from \S+grubnetx64\.efi\.signed\)/, `the banner names the chain:\n${banner}`);
-
-  await t.test('1. x64 PXE: shimx64.efi → grubx64.efi → grub.cfg → signed kernel over TFTP → Linux with Secure Boot', { timeout: 240_000, ...picked('1') }, async (st) => {
-    const result = await boot(st, env, { arch: 'x64', method: 'pxe', mac: MACS.pxe });
-    report(st, 'x64 PXE', result);
-    checkGuest(env, result, MACS.pxe);
-    const dhcpAcks = server.dhcp.filter((r) => r.mac === MACS.pxe && r.port === 4011 && r.answer === 'ack');
-    assert.ok(dhcpAcks.some((r) => r.bootFile === 'shimx64.efi'), `the 4011 answer names shimx64.efi: ${JSON.stringify(dhcpAcks)}`);
-    // shim's optional files: each answered ERROR 1 at once, so nothing waits on them.
-    const optional = result.view().transfers.filter((r) => r.protocol === 'tftp' && /revocations|shim_certificate/.test(r.path));
-    st.diagnostic(`shim's optional files: ${optional.map((r) => `${r.path} ${r.outcome}`).join(', ') || 'none asked'}`);
-  });
-
-  await t.test('2. x64 HTTP Boot: http://…/shimx64.efi → //grubx64.efi → grub.cfg over HTTP → Linux with Secure Boot', { timeout: 240_000, ...picked('2') }, async (st) => {
-    const result = await boot(st, env, { arch: 'x64', method: 'http', mac: MACS.http });
-    report(st, 'x64 HTTP Boot', result);
-    checkGuest(env, result, MACS.http);
-  });
-
-  await t.test('3. negative control: iPXE offered to the same firmware is refused (Access Denied)', { timeout: 240_000, ...picked('3') }, async (st) => {
-    const denied: Stage[] = [
-      { failed: 'snponly.efi not offered', done: printed(/NBP filename is ipxe\/snponly\.efi/), ms: 120_000 },
-      { failed: 'the firmware did not refuse iPXE with Access Denied', done: printed(/Access Denied/), ms: 90_000 },
+test(
+  'e2e-secureboot: bootserve --pxe --secure-boot boots OVMF/AAVMF with Secure Boot enforced through shim → GRUB → a signed kernel',
+  { timeout: 1_200_000 },
+  async (t) => {
+    const tools = findSecureBootTools();
+    if (typeof tools === 'string') return skipOrFail(t, tools);
+    const stale = removeStaleLabs();
+    if (stale.length > 0) t.diagnostic(`removed a stale lab: ${stale.join(', ')}`);
+    let lab: Lab;
+    try {
+      lab = createLab();
+    } catch (err) {
+      return skipOrFail(t, `cannot build the lab's network namespaces: ${(err as Error).message}`);
+    }
+    const folder = bootFolder(tools);
+    t.after(async () => {
+      await lab.close();
+      rmSync(folder.dir, { recursive: true, force: true });
+    });
+    const logs: Env['logs'] = [];
+    const [dhcp, ra] = await startRouter(lab, tools);
+    if (dhcp) logs.push({ name: "router's dnsmasq", child: dhcp });
+    if (ra) logs.push({ name: 'router advertiser', child: ra });
+    const args = [
+      '--pxe',
+      '--secure-boot-for',
+      SIGNED_MACS.join(','),
+      '--secure-boot-dir',
+      join(tools.assets, 'root'),
+      '--menu-timeout',
+      '1s',
+      '--menu-default',
+      'linux',
     ];
-    const result = await boot(st, env, { arch: 'x64', method: 'pxe', mac: MACS.denied, stages: denied });
-    assert.doesNotMatch(result.view().serial, /iPXE initialising devices/, 'unsigned iPXE must not run under Secure Boot');
-    await result.vm.stop();
-  });
+    const server = await startBootserve(REPO, folder.dir, args, { wrap: lab.exec('server'), host: LAN.server, port: HTTP_PORT });
+    t.after(async () => {
+      await server.stop();
+      // Its generated grub.cfg's folder, should it have been killed before removing it.
+      for (const name of readdirSync(tmpdir()))
+        if (name.startsWith(`bootserve-grub-${server.child.pid}-`)) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    });
+    const env: Env = { lab, tools, server, folder, logs };
+    const banner = server.stdout.text + server.stderr.text;
+    t.diagnostic(`lab ${lab.id}: bootserve ${args.join(' ')}`);
+    assert.match(
+      banner,
+      /Secure Boot for UEFI x64: shimx64\.efi \(from \S+shimx64\.efi\.signed\) → grubx64\.efi \(from \S+grubnetx64\.efi\.signed\)/,
+      `the banner names the chain:\n${banner}`,
+    );
 
-  await t.test('4. x64 PXE, guest frozen mid-kernel: bootserve cuts the stalled download, grub.cfg fetches it again, Linux boots', { timeout: 300_000, ...picked('4') }, async (st) => {
-    let froze = false;
-    const freeze = async (vm: Vm, tap: string, view: () => View) => {
-      env.lab.shape(tap, '16mbit');
-      const deadline = Date.now() + 180_000;
-      while (!/bootserve: Linux: linux\//.test(view().serial)) {
-        if (Date.now() > deadline || vm.child.exitCode !== null) return;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      await new Promise((r) => setTimeout(r, 1500));
-      if (got(view(), 'http', /linux\/vmlinuz$/)) return;
-      vm.child.kill('SIGSTOP');
-      froze = true;
-      try {
-        const cut = await server.waitFor((lines) => lines.some((r) => /linux\/vmlinuz$/.test(r.path) && r.outcome !== 'complete'), 30_000);
-        if (!cut) st.diagnostic('bootserve did not cut the frozen transfer within 30 s');
-      } finally {
-        env.lab.unshape(tap);
-        vm.child.kill('SIGCONT');
-      }
-    };
-    const result = await boot(st, env, { arch: 'x64', method: 'pxe', mac: MACS.stall, kernelOver: 'http' }, freeze);
-    report(st, 'x64 PXE with a stall', result);
-    checkGuest(env, result, MACS.stall);
-    assert.ok(froze, 'the kernel download finished before the guest could be frozen');
-    const kernel = result.view().transfers.filter((r) => /linux\/vmlinuz$/.test(r.path));
-    st.diagnostic(`kernel transfers: ${kernel.map((r) => `${r.outcome} ${r.bytesSent}/${r.bytesDue}`).join(', ')}`);
-    assert.ok(kernel.length >= 2 && kernel[0]?.outcome !== 'complete' && kernel[kernel.length - 1]?.outcome === 'complete', `kernel transfers: expected a cut one then a complete one, got ${JSON.stringify(kernel.map((r) => r.outcome))}`);
-    assert.match(result.view().serial, /bootserve: kernel: try 1 of 5 failed, trying again/, 'grub.cfg did not report the retry');
-  });
+    await t.test(
+      '1. x64 PXE: shimx64.efi → grubx64.efi → grub.cfg → signed kernel over TFTP → Linux with Secure Boot',
+      { timeout: 240_000, ...picked('1') },
+      async (st) => {
+        const result = await boot(st, env, { arch: 'x64', method: 'pxe', mac: MACS.pxe });
+        report(st, 'x64 PXE', result);
+        checkGuest(env, result, MACS.pxe);
+        const dhcpAcks = server.dhcp.filter((r) => r.mac === MACS.pxe && r.port === 4011 && r.answer === 'ack');
+        assert.ok(
+          dhcpAcks.some((r) => r.bootFile === 'shimx64.efi'),
+          `the 4011 answer names shimx64.efi: ${JSON.stringify(dhcpAcks)}`,
+        );
+        // shim's optional files: each answered ERROR 1 at once, so nothing waits on them.
+        const optional = result.view().transfers.filter((r) => r.protocol === 'tftp' && /revocations|shim_certificate/.test(r.path));
+        st.diagnostic(`shim's optional files: ${optional.map((r) => `${r.path} ${r.outcome}`).join(', ') || 'none asked'}`);
+      },
+    );
 
-  await t.test("5. x64 PXE with kernel and initrds over GRUB's http (a per-machine grub.cfg), beside test 1's TFTP figures", { timeout: 300_000, ...picked('5') }, async (st) => {
-    const result = await boot(st, env, { arch: 'x64', method: 'pxe', mac: MACS.viaHttp, kernelOver: 'http' });
-    report(st, "x64 PXE, GRUB's http", result);
-    checkGuest(env, result, MACS.viaHttp);
-    assert.match(result.view().serial, /bootserve: ran machines\/52:54:00:5b:00:06\.grub\.cfg/, 'the per-machine file ran');
-  });
+    await t.test(
+      '2. x64 HTTP Boot: http://…/shimx64.efi → //grubx64.efi → grub.cfg over HTTP → Linux with Secure Boot',
+      { timeout: 240_000, ...picked('2') },
+      async (st) => {
+        const result = await boot(st, env, { arch: 'x64', method: 'http', mac: MACS.http });
+        report(st, 'x64 HTTP Boot', result);
+        checkGuest(env, result, MACS.http);
+      },
+    );
 
-  await t.test('6. ARM64 PXE (AAVMF): shimaa64.efi → grubaa64.efi → machines/<mac>.grub.cfg picks the arm64 kernel → Linux with Secure Boot', { timeout: 600_000, ...picked('6') }, async (st) => {
-    const missing = arm64Missing(tools);
-    if (missing !== undefined) return skipOrFail(st, missing);
-    const result = await boot(st, env, { arch: 'arm64', method: 'pxe', mac: MACS.arm64 });
-    report(st, 'ARM64 PXE', result);
-    checkGuest(env, result, MACS.arm64);
-  });
-});
+    await t.test(
+      '3. negative control: iPXE offered to the same firmware is refused (Access Denied)',
+      { timeout: 240_000, ...picked('3') },
+      async (st) => {
+        const denied: Stage[] = [
+          { failed: 'snponly.efi not offered', done: printed(/NBP filename is ipxe\/snponly\.efi/), ms: 120_000 },
+          { failed: 'the firmware did not refuse iPXE with Access Denied', done: printed(/Access Denied/), ms: 90_000 },
+        ];
+        const result = await boot(st, env, { arch: 'x64', method: 'pxe', mac: MACS.denied, stages: denied });
+        assert.doesNotMatch(result.view().serial, /iPXE initialising devices/, 'unsigned iPXE must not run under Secure Boot');
+        await result.vm.stop();
+      },
+    );
+
+    await t.test(
+      '4. x64 PXE, guest frozen mid-kernel: bootserve cuts the stalled download, grub.cfg fetches it again, Linux boots',
+      { timeout: 300_000, ...picked('4') },
+      async (st) => {
+        let froze = false;
+        const freeze = async (vm: Vm, tap: string, view: () => View) => {
+          env.lab.shape(tap, '16mbit');
+          const deadline = Date.now() + 180_000;
+          while (!/bootserve: Linux: linux\//.test(view().serial)) {
+            if (Date.now() > deadline || vm.child.exitCode !== null) return;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          await new Promise((r) => setTimeout(r, 1500));
+          if (got(view(), 'http', /linux\/vmlinuz$/)) return;
+          vm.child.kill('SIGSTOP');
+          froze = true;
+          try {
+            const cut = await server.waitFor(
+              (lines) => lines.some((r) => /linux\/vmlinuz$/.test(r.path) && r.outcome !== 'complete'),
+              30_000,
+            );
+            if (!cut) st.diagnostic('bootserve did not cut the frozen transfer within 30 s');
+          } finally {
+            env.lab.unshape(tap);
+            vm.child.kill('SIGCONT');
+          }
+        };
+        const result = await boot(st, env, { arch: 'x64', method: 'pxe', mac: MACS.stall, kernelOver: 'http' }, freeze);
+        report(st, 'x64 PXE with a stall', result);
+        checkGuest(env, result, MACS.stall);
+        assert.ok(froze, 'the kernel download finished before the guest could be frozen');
+        const kernel = result.view().transfers.filter((r) => /linux\/vmlinuz$/.test(r.path));
+        st.diagnostic(`kernel transfers: ${kernel.map((r) => `${r.outcome} ${r.bytesSent}/${r.bytesDue}`).join(', ')}`);
+        assert.ok(
+          kernel.length >= 2 && kernel[0]?.outcome !== 'complete' && kernel[kernel.length - 1]?.outcome === 'complete',
+          `kernel transfers: expected a cut one then a complete one, got ${JSON.stringify(kernel.map((r) => r.outcome))}`,
+        );
+        assert.match(result.view().serial, /bootserve: kernel: try 1 of 5 failed, trying again/, 'grub.cfg did not report the retry');
+      },
+    );
+
+    await t.test(
+      "5. x64 PXE with kernel and initrds over GRUB's http (a per-machine grub.cfg), beside test 1's TFTP figures",
+      { timeout: 300_000, ...picked('5') },
+      async (st) => {
+        const result = await boot(st, env, { arch: 'x64', method: 'pxe', mac: MACS.viaHttp, kernelOver: 'http' });
+        report(st, "x64 PXE, GRUB's http", result);
+        checkGuest(env, result, MACS.viaHttp);
+        assert.match(result.view().serial, /bootserve: ran machines\/52:54:00:5b:00:06\.grub\.cfg/, 'the per-machine file ran');
+      },
+    );
+
+    await t.test(
+      '6. ARM64 PXE (AAVMF): shimaa64.efi → grubaa64.efi → machines/<mac>.grub.cfg picks the arm64 kernel → Linux with Secure Boot',
+      { timeout: 600_000, ...picked('6') },
+      async (st) => {
+        const missing = arm64Missing(tools);
+        if (missing !== undefined) return skipOrFail(st, missing);
+        const result = await boot(st, env, { arch: 'arm64', method: 'pxe', mac: MACS.arm64 });
+        report(st, 'ARM64 PXE', result);
+        checkGuest(env, result, MACS.arm64);
+      },
+    );
+  },
+);

@@ -54,7 +54,11 @@ describe('systemd units', () => {
     const text = readFileSync(service, 'utf8');
     assert.match(text, /^ExecStart=\/usr\/local\/bin\/bootserve /m);
     writeFileSync(service, text.replace(/^ExecStart=\/usr\/local\/bin\/bootserve /m, `ExecStart=${BIN} `));
-    const r = spawnSync('systemd-analyze', ['verify', '--man=no', join(dir, 'bootserve.socket'), service], { cwd: dir, encoding: 'utf8', timeout: 50_000 });
+    const r = spawnSync('systemd-analyze', ['verify', '--man=no', join(dir, 'bootserve.socket'), service], {
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: 50_000,
+    });
     if (r.error) return skipOrFail(t, `systemd-analyze verify could not run: ${r.error.message}`);
     // Unknown keys and bad values are only warnings (exit 0): any line about our units fails.
     const ours = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => /bootserve/.test(l));
@@ -74,7 +78,11 @@ describe('systemd units', () => {
     assert.deepEqual(settings(service, 'ProcSubset'), [], 'the stall guard reads /proc/net/tcp');
     assert.deepEqual(settings(service, 'AmbientCapabilities'), [], 'socket activation needs no capability');
     const stop = /^(\d+)s$/.exec(settings(service, 'TimeoutStopSec')[0] ?? '');
-    const grace = /^(\d+)s$/.exec(settings(service, 'Environment').find((e) => e.startsWith('BOOTSERVE_SHUTDOWN_GRACE='))?.split('=')[1] ?? '30s');
+    const grace = /^(\d+)s$/.exec(
+      settings(service, 'Environment')
+        .find((e) => e.startsWith('BOOTSERVE_SHUTDOWN_GRACE='))
+        ?.split('=')[1] ?? '30s',
+    );
     assert.ok(stop && grace && Number(stop[1]) > Number(grace[1]), 'TimeoutStopSec must exceed the shutdown grace');
     for (const env of settings(service, 'Environment')) assert.match(env, /^BOOTSERVE_[A-Z_]+=\S+$/);
     // TFTP: bootserve binds UDP 69 itself, so the drop-in grants exactly that capability.
@@ -121,7 +129,31 @@ describe('systemd units', () => {
     const root = artifacts(t);
     const trace = join(tempDir(t, 'bootserve-strace-'), 'trace');
     const tftpPort = await freePort();
-    const child = start('strace', ['-f', '-qq', '-o', trace, process.execPath, BIN, ...KEEP_ROOT, root, '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--shutdown-grace', '2s', '--tftp', '--tftp-port', String(tftpPort)], { env: cleanEnv() });
+    const child = start(
+      'strace',
+      [
+        '-f',
+        '-qq',
+        '-o',
+        trace,
+        process.execPath,
+        BIN,
+        ...KEEP_ROOT,
+        root,
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--log-format',
+        'json',
+        '--shutdown-grace',
+        '2s',
+        '--tftp',
+        '--tftp-port',
+        String(tftpPort),
+      ],
+      { env: cleanEnv() },
+    );
     // strace ignores SIGTERM while its tracee runs: signal bootserve (strace's child) itself.
     const tracee = () => childrenOf(child.proc.pid as number)[0];
     t.after(async () => {
@@ -133,7 +165,8 @@ describe('systemd units', () => {
     try {
       banner = await child.waitForLine(/listening on http:\/\/127\.0\.0\.1:\d+\//, 60_000);
     } catch (e) {
-      if (/ptrace|Operation not permitted/.test(child.stderr())) return t.skip(`strace cannot trace here (ptrace not permitted): ${child.stderr().trim().split('\n')[0]}`);
+      if (/ptrace|Operation not permitted/.test(child.stderr()))
+        return t.skip(`strace cannot trace here (ptrace not permitted): ${child.stderr().trim().split('\n')[0]}`);
       throw e;
     }
     const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(banner)?.[1] as string;
@@ -270,11 +303,15 @@ for generation in (1, 2):
 `;
 
 describe('socket activation (LISTEN_FDS, fd 3)', () => {
-  test('python3 passes a listening socket as fd 3: bootserve serves on it and binds nothing', { timeout: 90_000 }, async (t: TestContext) => {
+  test('python3 passes a listening socket as fd 3: bootserve serves on it and binds nothing',
+    { timeout: 90_000 }, async (t: TestContext) => {
     if (!need(t, 'python3', 'python3')) return;
     const root = artifacts(t);
     const ownPort = await freePort();
-    const child = start('python3', ['-c', ACTIVATE_PY, process.execPath, BIN, ...KEEP_ROOT, root, '--host', '127.0.0.1', '--port', String(ownPort), '--log-format', 'json', '--shutdown-grace', '2s'], {
+    const child = start('python3', [
+      '-c', ACTIVATE_PY, process.execPath, BIN, ...KEEP_ROOT, root,
+      '--host', '127.0.0.1', '--port', String(ownPort), '--log-format', 'json', '--shutdown-grace', '2s',
+    ], {
       env: cleanEnv(),
     });
     t.after(() => child.stop());
@@ -283,13 +320,18 @@ describe('socket activation (LISTEN_FDS, fd 3)', () => {
     await exerciseActivated(child, port, ownPort);
   });
 
-  test('restart with the socket kept open (as systemd does): no connection refused, transfers finish', { timeout: 90_000 }, async (t: TestContext) => {
+  test('restart with the socket kept open (as systemd does): no connection refused, transfers finish',
+    { timeout: 90_000 }, async (t: TestContext) => {
     if (!need(t, 'python3', 'python3')) return;
     const root = artifacts(t);
     // Larger than what loopback socket buffers hold, so that the slow reader really holds it up.
     const big = randomBytes(48 * 1024 * 1024);
     writeFileSync(join(root, 'rootfs.img'), big);
-    const child = start('python3', ['-c', SUPERVISE_PY, process.execPath, BIN, ...KEEP_ROOT, root, '--log-format', 'json', '--shutdown-grace', '10s'], { env: cleanEnv() });
+    const child = start(
+      'python3',
+      ['-c', SUPERVISE_PY, process.execPath, BIN, ...KEEP_ROOT, root, '--log-format', 'json', '--shutdown-grace', '10s'],
+      { env: cleanEnv() },
+    );
     t.after(async () => {
       for (const l of child.lines) {
         const m = /^started \d+ (\d+)$/.exec(l);
@@ -359,9 +401,28 @@ describe('socket activation (LISTEN_FDS, fd 3)', () => {
     // systemd-socket-activate cannot listen on port 0: take a free port, retry if it is taken.
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
-      const child = start('systemd-socket-activate', ['-l', `127.0.0.1:${port}`, process.execPath, BIN, ...KEEP_ROOT, root, '--host', '127.0.0.1', '--port', String(ownPort), '--log-format', 'json', '--shutdown-grace', '2s'], {
-        env: cleanEnv(),
-      });
+      const child = start(
+        'systemd-socket-activate',
+        [
+          '-l',
+          `127.0.0.1:${port}`,
+          process.execPath,
+          BIN,
+          ...KEEP_ROOT,
+          root,
+          '--host',
+          '127.0.0.1',
+          '--port',
+          String(ownPort),
+          '--log-format',
+          'json',
+          '--shutdown-grace',
+          '2s',
+        ],
+        {
+          env: cleanEnv(),
+        },
+      );
       t.after(() => child.stop());
       await eventually(() => /Listening on|Failed|already in use/i.test(child.stderr()) || child.proc.exitCode !== null, {
         timeoutMs: 15_000,

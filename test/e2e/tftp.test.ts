@@ -60,7 +60,21 @@ describe('real TFTP clients against bootserve --tftp', () => {
     await run('atftp', ['-g', '-r', 'undionly.kpxe', '-l', plain, '127.0.0.1', String(port)]);
     assert.equal(sha256(readFileSync(plain)), want('undionly.kpxe'));
     const windowed = join(out, 'atftp-window');
-    await run('atftp', ['--option', 'blksize 1468', '--option', 'windowsize 16', '--option', 'tsize', '-g', '-r', 'initrd.img', '-l', windowed, '127.0.0.1', String(port)]);
+    await run('atftp', [
+      '--option',
+      'blksize 1468',
+      '--option',
+      'windowsize 16',
+      '--option',
+      'tsize',
+      '-g',
+      '-r',
+      'initrd.img',
+      '-l',
+      windowed,
+      '127.0.0.1',
+      String(port),
+    ]);
     assert.equal(sha256(readFileSync(windowed)), want('initrd.img'));
     const slashed = join(out, 'atftp-backslash');
     await run('atftp', ['-g', '-r', '\\ipxe\\snponly.efi', '-l', slashed, '127.0.0.1', String(port)]);

@@ -81,6 +81,12 @@ export async function browse(url: string, dir: string, screenshot: string, optio
   const profile = join(dir, 'chromium-profile');
   mkdirSync(profile, { recursive: true });
   const dom = await chromium([`--virtual-time-budget=${budgetMs}`, '--dump-dom', url], profile, ms, dir, wrap);
-  await chromium([`--virtual-time-budget=${budgetMs}`, `--screenshot=${screenshot}`, `--window-size=1280,${height}`, url], profile, ms, dir, wrap);
+  await chromium(
+    [`--virtual-time-budget=${budgetMs}`, `--screenshot=${screenshot}`, `--window-size=1280,${height}`, url],
+    profile,
+    ms,
+    dir,
+    wrap,
+  );
   return { dom, screenshot };
 }

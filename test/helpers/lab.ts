@@ -66,11 +66,13 @@ export function findLabTools(): LabTools | string {
   if (!python3) return 'python3 not found (apt-get install python3)';
   const qemu = findExecutable('qemu-system-x86_64');
   if (!qemu) return 'qemu-system-x86_64 not found (apt-get install qemu-system-x86)';
-  if (!existsSync('/usr/lib/ipxe/qemu/pxe-virtio.rom') && !existsSync('/usr/lib/ipxe/qemu/efi-virtio.rom')) return "QEMU's iPXE ROM not found (apt-get install ipxe-qemu)";
+  if (!existsSync('/usr/lib/ipxe/qemu/pxe-virtio.rom') && !existsSync('/usr/lib/ipxe/qemu/efi-virtio.rom'))
+    return "QEMU's iPXE ROM not found (apt-get install ipxe-qemu)";
   const ovmfCode = join(OVMF_DIR, 'OVMF_CODE.fd');
   const ovmfVars = join(OVMF_DIR, 'OVMF_VARS.fd');
   if (!existsSync(ovmfCode) || !existsSync(ovmfVars)) return `${ovmfCode} or OVMF_VARS.fd not found (apt-get install ovmf)`;
-  if (!existsSync(join(IPXE_DIR, 'snponly.efi')) || !existsSync(join(IPXE_DIR, 'undionly.kpxe'))) return `${IPXE_DIR}/snponly.efi or undionly.kpxe not found (apt-get install ipxe)`;
+  if (!existsSync(join(IPXE_DIR, 'snponly.efi')) || !existsSync(join(IPXE_DIR, 'undionly.kpxe')))
+    return `${IPXE_DIR}/snponly.efi or undionly.kpxe not found (apt-get install ipxe)`;
   const assets = assetsDir();
   const vmlinuz = join(assets, 'vmlinuz');
   const busybox = join(assets, 'busybox');
@@ -223,7 +225,25 @@ export function createLab(): Lab {
       ipIn('lan', 'link', 'set', tap, 'master', 'br0', 'up');
       return tap;
     },
-    shape: (tap, rate) => void run('ip', ['netns', 'exec', ns.lan, 'tc', 'qdisc', 'replace', 'dev', tap, 'root', 'tbf', 'rate', rate, 'burst', '32kb', 'latency', '400ms']),
+    shape: (tap, rate) =>
+      void run('ip', [
+        'netns',
+        'exec',
+        ns.lan,
+        'tc',
+        'qdisc',
+        'replace',
+        'dev',
+        tap,
+        'root',
+        'tbf',
+        'rate',
+        rate,
+        'burst',
+        '32kb',
+        'latency',
+        '400ms',
+      ]),
     unshape: (tap) => void tryRun('ip', ['netns', 'exec', ns.lan, 'tc', 'qdisc', 'del', 'dev', tap, 'root']),
     track: (vm) => (vms.push(vm), vm),
     close,
@@ -235,8 +255,13 @@ export function createLab(): Lab {
  * a node child does it, bounded by 10 s. Status 0 when it could not connect.
  */
 export function getInLab(lab: Lab, role: Role, url: string): { status: number; body: string } {
-  const script = `fetch(${JSON.stringify(url)}, { signal: AbortSignal.timeout(8000) }).then(async (r) => process.stdout.write(r.status + '\\n' + (await r.text())), (e) => process.stdout.write('0\\n' + e.message));`;
-  const r = spawnSync(lab.exec(role)[0] as string, [...lab.exec(role).slice(1), process.execPath, '-e', script], { encoding: 'utf8', timeout: 10_000 });
+  const script = `fetch(${JSON.stringify(url)}, { signal: AbortSignal.timeout(8000) })` +
+    `.then(async (r) => process.stdout.write(r.status + '\\n' + (await r.text()))` +
+  `, (e) => process.stdout.write('0\\n' + e.message));`;
+  const r = spawnSync(lab.exec(role)[0] as string, [...lab.exec(role).slice(1), process.execPath, '-e', script], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
   const out = r.stdout ?? '';
   const nl = out.indexOf('\n');
   return nl < 0 ? { status: 0, body: `${out}${r.stderr ?? ''}` } : { status: Number(out.slice(0, nl)), body: out.slice(nl + 1) };
@@ -342,7 +367,18 @@ export interface GuestOptions {
 export function startGuest(lab: Lab, tools: LabTools, options: GuestOptions): Vm {
   const { firmware, mac, tap } = options;
   // OVMF itself takes a good part of 256 MiB.
-  const args = ['-accel', 'tcg', '-m', firmware === 'bios' ? '256' : '512', '-smp', '1', '-nographic', '-no-reboot', '-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`];
+  const args = [
+    '-accel',
+    'tcg',
+    '-m',
+    firmware === 'bios' ? '256' : '512',
+    '-smp',
+    '1',
+    '-nographic',
+    '-no-reboot',
+    '-netdev',
+    `tap,id=n0,ifname=${tap},script=no,downscript=no`,
+  ];
   if (firmware === 'bios') {
     args.push('-machine', 'pc', '-boot', 'order=n', '-device', `virtio-net-pci,netdev=n0,mac=${mac}`);
   } else {
@@ -380,7 +416,10 @@ export interface SecureBootTools {
 
 /** Where scripts/secureboot-assets.sh leaves its files (the same default as the script). */
 export function secureBootAssetsDir(): string {
-  return process.env.BOOTSERVE_E2E_SECUREBOOT_ASSETS || join(process.env.XDG_CACHE_HOME || join(process.env.HOME || tmpdir(), '.cache'), 'bootserve-ci', 'secureboot');
+  return (
+    process.env.BOOTSERVE_E2E_SECUREBOOT_ASSETS ||
+    join(process.env.XDG_CACHE_HOME || join(process.env.HOME || tmpdir(), '.cache'), 'bootserve-ci', 'secureboot')
+  );
 }
 
 /** Everything the Secure Boot lab needs, or a sentence saying what is missing and how to get it. */
@@ -398,7 +437,8 @@ export function findSecureBootTools(): SecureBootTools | string {
   const ovmfCode = join(OVMF_DIR, 'OVMF_CODE_4M.secboot.fd');
   const ovmfVars = join(OVMF_DIR, 'OVMF_VARS_4M.ms.fd');
   if (!existsSync(ovmfCode) || !existsSync(ovmfVars)) return `${ovmfCode} or OVMF_VARS_4M.ms.fd not found (apt-get install ovmf)`;
-  if (!existsSync(join(IPXE_DIR, 'snponly.efi'))) return `${IPXE_DIR}/snponly.efi not found (apt-get install ipxe): the negative control offers it`;
+  if (!existsSync(join(IPXE_DIR, 'snponly.efi')))
+    return `${IPXE_DIR}/snponly.efi not found (apt-get install ipxe): the negative control offers it`;
   const assets = secureBootAssetsDir();
   for (const name of ['vmlinuz-amd64', 'busybox-amd64', 'root/usr/lib/shim/shimx64.efi.signed']) {
     if (!existsSync(join(assets, name))) return `${name} not in ${assets} (run scripts/secureboot-assets.sh ${assets})`;
@@ -406,7 +446,10 @@ export function findSecureBootTools(): SecureBootTools | string {
   const qemuArm = findExecutable('qemu-system-aarch64');
   const code = '/usr/share/AAVMF/AAVMF_CODE.ms.fd';
   const vars = '/usr/share/AAVMF/AAVMF_VARS.ms.fd';
-  const arm64 = qemuArm && existsSync(code) && existsSync(vars) && existsSync(join(assets, 'vmlinuz-arm64')) ? { qemu: qemuArm, code, vars } : undefined;
+  const arm64 =
+    qemuArm && existsSync(code) && existsSync(vars) && existsSync(join(assets, 'vmlinuz-arm64'))
+      ? { qemu: qemuArm, code, vars }
+      : undefined;
   return { ip, dnsmasq, python3, qemu, ovmfCode, ovmfVars, arm64, assets };
 }
 
@@ -436,8 +479,19 @@ export interface SecureGuestOptions {
 export function startSecureGuest(lab: Lab, tools: SecureBootTools, options: SecureGuestOptions): Vm {
   const { arch, method, mac, tap } = options;
   const vars = join(lab.dir, `VARS-${mac.replaceAll(':', '')}.fd`);
-  const nic = ['-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=n0,mac=${mac},romfile=,bootindex=1`, '-device', 'virtio-rng-pci'];
-  const fwCfg = ['-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=no', ...(method === 'http' ? ['-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=no'] : [])];
+  const nic = [
+    '-netdev',
+    `tap,id=n0,ifname=${tap},script=no,downscript=no`,
+    '-device',
+    `virtio-net-pci,netdev=n0,mac=${mac},romfile=,bootindex=1`,
+    '-device',
+    'virtio-rng-pci',
+  ];
+  const fwCfg = [
+    '-fw_cfg',
+    'name=opt/org.tianocore/IPv6PXESupport,string=no',
+    ...(method === 'http' ? ['-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=no'] : []),
+  ];
   const common = ['-accel', 'tcg', '-m', '512', '-smp', '1', '-nographic', '-no-reboot'];
   if (arch === 'x64') {
     copyFileSync(tools.ovmfVars, vars);

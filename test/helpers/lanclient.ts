@@ -15,7 +15,8 @@ const replies = [];
 s.on('message', (m, r) => replies.push({ from: r.address, hex: m.toString('hex') }));
 s.bind(68, '0.0.0.0', () => {
   s.setBroadcast(true);
-  s.send(Buffer.from(hex, 'hex'), 67, '255.255.255.255', (err) => { if (err) { console.log(JSON.stringify({ error: err.message })); process.exit(0); } });
+  s.send(Buffer.from(hex, 'hex'), 67, '255.255.255.255', (err) => { ` +
+  `if (err) { console.log(JSON.stringify({ error: err.message })); process.exit(0); } });
   setTimeout(() => { console.log(JSON.stringify({ replies })); process.exit(0); }, Number(ms));
 });
 `;
@@ -30,8 +31,15 @@ export function dhcpProbe(lab: Lab, role: Role, discover: Buffer, ms = 3000): Dh
   // Linux sends a limited broadcast from an unbound socket only with a route for it: the lab's
   // hosts have none beyond their /24, so give this namespace a default route out of eth0.
   spawnSync('ip', ['-n', lab.ns[role], 'route', 'replace', 'default', 'dev', 'eth0'], { timeout: 10_000 });
-  const r = spawnSync(lab.exec(role)[0] as string, [...lab.exec(role).slice(1), process.execPath, '-e', DHCP_SCRIPT, discover.toString('hex'), String(ms)], { encoding: 'utf8', timeout: ms + 10_000 });
-  const result = JSON.parse(r.stdout.trim().split('\n').pop() || `{"error":${JSON.stringify(r.stderr || 'no output')}}`) as { error?: string; replies?: { from: string; hex: string }[] };
+  const r = spawnSync(
+    lab.exec(role)[0] as string,
+    [...lab.exec(role).slice(1), process.execPath, '-e', DHCP_SCRIPT, discover.toString('hex'), String(ms)],
+    { encoding: 'utf8', timeout: ms + 10_000 },
+  );
+  const result = JSON.parse(r.stdout.trim().split('\n').pop() || `{"error":${JSON.stringify(r.stderr || 'no output')}}`) as {
+    error?: string;
+    replies?: { from: string; hex: string }[];
+  };
   if (result.error !== undefined) throw new Error(`DHCP probe in ${role}: ${result.error}`);
   return (result.replies ?? []).flatMap(({ from, hex }) => {
     const d = decodePacket(Buffer.from(hex, 'hex'));
@@ -65,8 +73,15 @@ s.bind(0, () => s.send(Buffer.concat([Buffer.from([0, 1]), Buffer.from(file + '\
 
 /** Download `file` from `server`:69 in namespace `role`; the data and the port it came from. */
 export function tftpGet(lab: Lab, role: Role, server: string, file: string): { port: number; data: Buffer } {
-  const r = spawnSync(lab.exec(role)[0] as string, [...lab.exec(role).slice(1), process.execPath, '-e', TFTP_SCRIPT, server, file], { encoding: 'utf8', timeout: 30_000 });
-  const result = JSON.parse(r.stdout.trim().split('\n').pop() || `{"error":${JSON.stringify(r.stderr || 'no output')}}`) as { error?: string; port?: number; hex?: string };
+  const r = spawnSync(lab.exec(role)[0] as string, [...lab.exec(role).slice(1), process.execPath, '-e', TFTP_SCRIPT, server, file], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  const result = JSON.parse(r.stdout.trim().split('\n').pop() || `{"error":${JSON.stringify(r.stderr || 'no output')}}`) as {
+    error?: string;
+    port?: number;
+    hex?: string;
+  };
   if (result.error !== undefined) throw new Error(`TFTP ${file} from ${server}: ${result.error}`);
   return { port: result.port as number, data: Buffer.from(result.hex ?? '', 'hex') };
 }

@@ -205,9 +205,27 @@ export interface Bootserve {
   stop(): Promise<void>;
 }
 
-export async function startBootserve(repo: string, dir: string, args: readonly string[], options: BootserveOptions = {}): Promise<Bootserve> {
+export async function startBootserve(
+  repo: string,
+  dir: string,
+  args: readonly string[],
+  options: BootserveOptions = {},
+): Promise<Bootserve> {
   const port = options.port ?? (await freePort());
-  const command = [...(options.wrap ?? []), process.execPath, join(repo, 'bin/bootserve.js'), ...KEEP_ROOT, dir, '--host', options.host ?? '127.0.0.1', '--port', String(port), '--log-format', 'json', ...args];
+  const command = [
+    ...(options.wrap ?? []),
+    process.execPath,
+    join(repo, 'bin/bootserve.js'),
+    ...KEEP_ROOT,
+    dir,
+    '--host',
+    options.host ?? '127.0.0.1',
+    '--port',
+    String(port),
+    '--log-format',
+    'json',
+    ...args,
+  ];
   const child = spawn(command[0] as string, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout = new OutputWatch();
   const stderr = new OutputWatch();
@@ -275,7 +293,12 @@ export function startVm(qemu: string, bootUrl: string, mac: string, uefi?: { cod
   if (uefi) {
     varsDir = mkdtempSync(join(tmpdir(), 'bootserve-ovmf-'));
     copyFileSync(uefi.vars, join(varsDir, 'vars.fd'));
-    firmware.push('-drive', `if=pflash,format=raw,readonly=on,file=${uefi.code}`, '-drive', `if=pflash,format=raw,file=${join(varsDir, 'vars.fd')}`);
+    firmware.push(
+      '-drive',
+      `if=pflash,format=raw,readonly=on,file=${uefi.code}`,
+      '-drive',
+      `if=pflash,format=raw,file=${join(varsDir, 'vars.fd')}`,
+    );
   }
   const args = [
     ...firmware,

@@ -78,7 +78,8 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
     server: app.http,
     transfers: app.transfers,
     stats: app.http.stats,
-    metricsText: () => metricsText({ version: '9.9.9', root, settings: config, transfers: app.transfers, ready: () => true, services: () => app.services }),
+    metricsText: () =>
+      metricsText({ version: '9.9.9', root, settings: config, transfers: app.transfers, ready: () => true, services: () => app.services }),
     nextLog: (path) => new Promise((resolve) => waiters.push({ path, resolve })),
     close: async () => {
       await app.shutdown(0);

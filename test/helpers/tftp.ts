@@ -29,7 +29,9 @@ export interface TestTftp {
 }
 
 /** bootserve with TFTP on 127.0.0.1 (HTTP too, both on port 0), built as the process builds it. */
-export async function startTftp(options: Partial<Config> & { files?: Record<string, string | Buffer>; root?: string } = {}): Promise<TestTftp> {
+export async function startTftp(
+  options: Partial<Config> & { files?: Record<string, string | Buffer>; root?: string } = {},
+): Promise<TestTftp> {
   const { files: _files, ...overrides } = options;
   const { root, remove } = serverRoot(options);
   const config: Config = { ...DEFAULTS, quiet: true, host: '127.0.0.1', port: 0, tftp: true, tftpPort: 0, ...overrides, root };
@@ -59,7 +61,8 @@ export async function startTftp(options: Partial<Config> & { files?: Record<stri
     transfers: app.transfers,
     stats: server.stats,
     server,
-    metricsText: () => metricsText({ version: '9.9.9', root, settings: config, transfers: app.transfers, ready: () => true, services: () => app.services }),
+    metricsText: () =>
+      metricsText({ version: '9.9.9', root, settings: config, transfers: app.transfers, ready: () => true, services: () => app.services }),
     nextLog: (file) => new Promise((resolve) => waiters.push({ file, resolve })),
     close: async () => {
       await app.shutdown(0);
@@ -148,7 +151,12 @@ export interface Download {
  * Fetch `file` as a well-behaved client: ACK 0 after an OACK, an ACK per window (the window the
  * OACK granted), stop after the short block. Throws on an ERROR or a 5 s silence.
  */
-export async function download(port: number, file: string, options: Record<string, string | number> = {}, mode = 'octet'): Promise<Download> {
+export async function download(
+  port: number,
+  file: string,
+  options: Record<string, string | number> = {},
+  mode = 'octet',
+): Promise<Download> {
   const client = await new RawClient().open();
   try {
     client.request(port, file, options, mode);

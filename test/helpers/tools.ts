@@ -89,7 +89,13 @@ export function start(cmd: string, args: string[], options: SpawnOptions = {}): 
   });
   const bounded = <T>(p: Promise<T>, ms: number, what: string) =>
     new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}; stderr: ${err.slice(-2000)}; stdout: ${lines.slice(-20).join('\n')}`)), ms);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(`timed out after ${ms} ms waiting for ${what}; stderr: ${err.slice(-2000)}; stdout: ${lines.slice(-20).join('\n')}`),
+          ),
+        ms,
+      );
       p.then(
         (v) => (clearTimeout(timer), resolve(v)),
         (e: unknown) => (clearTimeout(timer), reject(e as Error)),
@@ -160,7 +166,12 @@ export function get(url: string, headers: Record<string, string> = {}, { method 
  */
 export function cannotRunAsNobody(): string | undefined {
   if (process.getuid?.() !== 0) return 'runs as root only (it starts bootserve as nobody)';
-  const r = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(BIN)})`], { uid: 65534, gid: 65534, stdio: 'ignore', timeout: 10_000 });
+  const r = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(BIN)})`], {
+    uid: 65534,
+    gid: 65534,
+    stdio: 'ignore',
+    timeout: 10_000,
+  });
   if (r.status !== 0) return `nobody cannot run ${process.execPath} ${BIN} here`;
   return undefined;
 }

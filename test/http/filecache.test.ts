@@ -4,7 +4,19 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, fstatSync, openSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  fstatSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
@@ -234,7 +246,10 @@ describe('the cache module', () => {
 });
 
 /** A server with a cache that keeps bytes at once (no settling time: the tests write files just before). */
-async function cachedServer(files: Record<string, string | Buffer>, limits: { files?: number; bytes?: number } = {}): Promise<{ s: TestServer; cache: FileCache }> {
+async function cachedServer(
+  files: Record<string, string | Buffer>,
+  limits: { files?: number; bytes?: number } = {},
+): Promise<{ s: TestServer; cache: FileCache }> {
   const cache = new FileCache({ files: limits.files ?? 16, bytes: limits.bytes ?? 1024 * 1024, racyMs: -60_000 });
   const s = await startServer({ files, cache });
   return { s, cache };
@@ -476,7 +491,11 @@ describe('a server with the cache, between two requests that hit it', () => {
     if (why) return t.skip(why);
     const root = tempRoot({ 'boot.ipxe': '#!ipxe\n' }, t);
     chmodSync(root, 0o755);
-    const child = spawn(process.execPath, [BIN, root, '--host', '127.0.0.1', '--port', '0'], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, root, '--host', '127.0.0.1', '--port', '0'], {
+      uid: 65534,
+      gid: 65534,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     t.after(() => child.kill('SIGKILL'));
     let out = '';
     child.stdout.on('data', (d) => (out += d));

@@ -47,7 +47,10 @@ test('over HTTP: a 1 GiB file reads "1.0 GiB" in HTML and 1073741824 in JSON', a
   const html = (await fetch(`${s.url}/`)).body.toString();
   assert.match(html, /<td class="size" title="1073741824 bytes">1.0 GiB<\/td>/);
   assert.match(html, /<td class="size" title="5 bytes">5 B<\/td>/);
-  const json = JSON.parse((await fetch(`${s.url}/`, { headers: { accept: 'application/json' } })).body.toString()) as { name: string; size: number }[];
+  const json = JSON.parse((await fetch(`${s.url}/`, { headers: { accept: 'application/json' } })).body.toString()) as {
+    name: string;
+    size: number;
+  }[];
   assert.deepEqual(
     json.map((e) => [e.name, e.size]),
     [

@@ -34,7 +34,8 @@ test('send queues are parsed per connection', () => {
   assert.equal(queues.size, 2);
 });
 
-test('a real socket: acknowledged bytes move only when the client reads', { skip: process.platform !== 'linux' && 'needs /proc/net/tcp' }, async () => {
+test('a real socket: acknowledged bytes move only when the client reads',
+  { skip: process.platform !== 'linux' && 'needs /proc/net/tcp' }, async () => {
   let serverSide: Socket | undefined;
   const server = createServer((s) => {
     serverSide = s;
@@ -75,7 +76,8 @@ test('a real socket: acknowledged bytes move only when the client reads', { skip
 
 /** The receive queue /proc/net/tcp lists for this end of a connection (bytes not yet read). */
 function receiveQueue(socket: Socket): number {
-  const key = `${procAddress(socket.localAddress as string, socket.localPort as number, false)} ${procAddress(socket.remoteAddress as string, socket.remotePort as number, false)}`;
+  const key = `${procAddress(socket.localAddress as string, socket.localPort as number, false)} ` +
+    `${procAddress(socket.remoteAddress as string, socket.remotePort as number, false)}`;
   const row = readFileSync('/proc/net/tcp', 'latin1')
     .split('\n')
     .find((line) => line.includes(key));
@@ -83,7 +85,8 @@ function receiveQueue(socket: Socket): number {
   return parseInt((row.trim().split(/\s+/)[4] as string).split(':')[1] as string, 16);
 }
 
-test('on this Node, the socket internals the probe reads add up to what the client received', { skip: process.platform !== 'linux' && 'needs /proc/net/tcp' }, async () => {
+test('on this Node, the socket internals the probe reads add up to what the client received',
+  { skip: process.platform !== 'linux' && 'needs /proc/net/tcp' }, async () => {
   // The probe counts acknowledged bytes as the bytes the kernel took from Node (`_bytesDispatched`
   // less libuv's `writeQueueSize`) less the kernel's send queue. A Node release that drops or
   // redefines either internal must fail here, not cut slow clients in the field: so check the
@@ -131,7 +134,8 @@ test('on this Node, the socket internals the probe reads add up to what the clie
   }
 });
 
-test('without those internals there is no probe: the guard goes by drain', { skip: process.platform !== 'linux' && 'needs /proc/net/tcp' }, async () => {
+test('without those internals there is no probe: the guard goes by drain',
+  { skip: process.platform !== 'linux' && 'needs /proc/net/tcp' }, async () => {
   const server = createServer(() => {});
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const client = connect((server.address() as { port: number }).port, '127.0.0.1');

@@ -4,7 +4,19 @@ import { coalesce, parseRange } from '../../lib/http/range.js';
 import { multipartBody } from '../../lib/http/multipart.js';
 
 test('no header, another unit or bad syntax: the whole file', () => {
-  for (const h of [undefined, 'items=0-1', 'bytes', 'bytes=', 'bytes=a-b', 'bytes=5-2', 'bytes=1-2-3', 'bytes=-', 'bytes=0x1-2', 'bytes=1', 'bytes=--1']) {
+  for (const h of [
+    undefined,
+    'items=0-1',
+    'bytes',
+    'bytes=',
+    'bytes=a-b',
+    'bytes=5-2',
+    'bytes=1-2-3',
+    'bytes=-',
+    'bytes=0x1-2',
+    'bytes=1',
+    'bytes=--1',
+  ]) {
     assert.deepEqual(parseRange(h, 100), { kind: 'full' }, String(h));
   }
 });
@@ -27,9 +39,27 @@ test('unsatisfiable ranges give 416', () => {
 });
 
 test('several ranges are sorted and coalesced when overlapping or adjacent', () => {
-  assert.deepEqual(parseRange('bytes=50-59,0-9,10-19', 100), { kind: 'partial', ranges: [{ start: 0, end: 19 }, { start: 50, end: 59 }] });
-  assert.deepEqual(parseRange('bytes=0-9, 200-300, 20-29', 100), { kind: 'partial', ranges: [{ start: 0, end: 9 }, { start: 20, end: 29 }] });
-  assert.deepEqual(coalesce([{ start: 5, end: 10 }, { start: 0, end: 6 }]), [{ start: 0, end: 10 }]);
+  assert.deepEqual(parseRange('bytes=50-59,0-9,10-19', 100), {
+    kind: 'partial',
+    ranges: [
+      { start: 0, end: 19 },
+      { start: 50, end: 59 },
+    ],
+  });
+  assert.deepEqual(parseRange('bytes=0-9, 200-300, 20-29', 100), {
+    kind: 'partial',
+    ranges: [
+      { start: 0, end: 9 },
+      { start: 20, end: 29 },
+    ],
+  });
+  assert.deepEqual(
+    coalesce([
+      { start: 5, end: 10 },
+      { start: 0, end: 6 },
+    ]),
+    [{ start: 0, end: 10 }],
+  );
 });
 
 test('Apache Killer and too many ranges: the whole file, once', () => {
@@ -47,5 +77,9 @@ test('multipart framing has an exact length', () => {
   assert.equal(body.contentType, 'multipart/byteranges; boundary=XYZ');
   const text = body.parts.map((p) => (Buffer.isBuffer(p) ? p.toString() : 'D'.repeat(p.end - p.start + 1))).join('');
   assert.equal(text.length, body.length);
-  assert.equal(text, '--XYZ\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-1/7\r\n\r\nDD\r\n--XYZ\r\nContent-Type: text/plain\r\nContent-Range: bytes 5-6/7\r\n\r\nDD\r\n--XYZ--\r\n');
+  assert.equal(
+    text,
+    '--XYZ\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-1/7\r\n\r\nDD\r\n' +
+    '--XYZ\r\nContent-Type: text/plain\r\nContent-Range: bytes 5-6/7\r\n\r\nDD\r\n--XYZ--\r\n',
+  );
 });

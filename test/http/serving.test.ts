@@ -154,7 +154,10 @@ describe('serving files', () => {
     assert.equal((await fetch(`${s.url}/big.bin`, { headers: { 'if-modified-since': lm } })).status, 304);
     assert.equal((await fetch(`${s.url}/big.bin`, { headers: { 'if-none-match': '"other"' } })).status, 200);
     assert.equal((await fetch(`${s.url}/big.bin`, { method: 'HEAD', headers: { 'if-match': '"other"' } })).status, 412);
-    assert.equal((await fetch(`${s.url}/big.bin`, { method: 'HEAD', headers: { 'if-unmodified-since': 'Thu, 01 Jan 1970 00:00:00 GMT' } })).status, 412);
+    assert.equal(
+      (await fetch(`${s.url}/big.bin`, { method: 'HEAD', headers: { 'if-unmodified-since': 'Thu, 01 Jan 1970 00:00:00 GMT' } })).status,
+      412,
+    );
     assert.equal((await fetch(`${s.url}/big.bin`, { method: 'HEAD', headers: { 'if-match': etag } })).status, 200);
     const ranged = (h: Record<string, string>) => fetch(`${s.url}/big.bin`, { method: 'HEAD', headers: { range: 'bytes=0-9', ...h } });
     assert.equal((await ranged({ 'if-range': etag })).status, 206);
@@ -164,7 +167,18 @@ describe('serving files', () => {
   });
 
   test('traversal, encoded and double-encoded, and symlink escapes never leave the root', async () => {
-    const notFound = ['/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/%252e%252e/etc/passwd', '/sub/..%2f..%2fetc', '/escape', '/etc/passwd', '/..\\..\\etc\\passwd', '/.secret', '/.git/config', '/sub/%2e%2e/%2e%2e/x'];
+    const notFound = [
+      '/../../etc/passwd',
+      '/%2e%2e/%2e%2e/etc/passwd',
+      '/%252e%252e/etc/passwd',
+      '/sub/..%2f..%2fetc',
+      '/escape',
+      '/etc/passwd',
+      '/..\\..\\etc\\passwd',
+      '/.secret',
+      '/.git/config',
+      '/sub/%2e%2e/%2e%2e/x',
+    ];
     for (const path of notFound) {
       const r = await rawStatus(s.port, path);
       assert.ok(r === 404 || r === 400, `${path}: ${r}`);
@@ -359,7 +373,12 @@ function parseMultipart(body: Buffer, boundary: string): { range: string; type: 
   return chunks.slice(1, -1).map((chunk) => {
     const [head, ...rest] = chunk.replace(/^\r\n/, '').split('\r\n\r\n');
     const content = rest.join('\r\n\r\n').replace(/\r\n$/, '');
-    const headers = Object.fromEntries((head ?? '').split('\r\n').map((l) => l.split(': ').map((x) => x.trim()) as [string, string]).map(([k, v]) => [k.toLowerCase(), v]));
+    const headers = Object.fromEntries(
+      (head ?? '')
+        .split('\r\n')
+        .map((l) => l.split(': ').map((x) => x.trim()) as [string, string])
+        .map(([k, v]) => [k.toLowerCase(), v]),
+    );
     return { range: headers['content-range'] as string, type: headers['content-type'] as string, body: Buffer.from(content, 'latin1') };
   });
 }

@@ -60,32 +60,56 @@ test('a client that leaves during the grace is "client-gone", not "shutdown"', a
   assert.match(s.metricsText(), /^bootserve_transfers_total\{outcome="shutdown"\} 0$/m);
 });
 
-test('the binary on SIGTERM: a download still running at the end of --shutdown-grace gets its access-log line, then exit 0', { timeout: 20_000 }, async (t) => {
-  const root = tempRoot({ 'big.img': randomBytes(32 * 1024 * 1024) }, t);
-  const child = spawn(process.execPath, [BIN, ...KEEP_ROOT, root, '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--shutdown-grace', '300ms', '--stall-timeout', '0'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(() => child.kill('SIGKILL'));
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const port = await eventually(() => Number(/listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(out)?.[1]) || false, {
-    timeoutMs: 8000,
-    what: 'the banner',
-  });
-  const socket = await stuckDownload(port, '/big.img');
-  socket.on('error', () => {});
-  await eventually(async () => /^bootserve_active_transfers 1$/m.test((await fetch(`http://127.0.0.1:${port}/-/metrics`)).body.toString()));
-  child.kill('SIGTERM');
-  assert.equal(await exited, 0, err);
-  socket.destroy();
-  const records = out
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as { path?: string; outcome?: string; bytesSent?: number });
-  const download = records.filter((r) => r.path === '/big.img');
-  assert.equal(download.length, 1, out);
-  assert.equal(download[0]?.outcome, 'shutdown');
-});
+test(
+  'the binary on SIGTERM: a download still running at the end of --shutdown-grace gets its access-log line, then exit 0',
+  { timeout: 20_000 },
+  async (t) => {
+    const root = tempRoot({ 'big.img': randomBytes(32 * 1024 * 1024) }, t);
+    const child = spawn(
+      process.execPath,
+      [
+        BIN,
+        ...KEEP_ROOT,
+        root,
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--log-format',
+        'json',
+        '--shutdown-grace',
+        '300ms',
+        '--stall-timeout',
+        '0',
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    t.after(() => child.kill('SIGKILL'));
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const port = await eventually(() => Number(/listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(out)?.[1]) || false, {
+      timeoutMs: 8000,
+      what: 'the banner',
+    });
+    const socket = await stuckDownload(port, '/big.img');
+    socket.on('error', () => {});
+    await eventually(async () =>
+      /^bootserve_active_transfers 1$/m.test((await fetch(`http://127.0.0.1:${port}/-/metrics`)).body.toString()),
+    );
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, err);
+    socket.destroy();
+    const records = out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { path?: string; outcome?: string; bytesSent?: number });
+    const download = records.filter((r) => r.path === '/big.img');
+    assert.equal(download.length, 1, out);
+    assert.equal(download[0]?.outcome, 'shutdown');
+  },
+);

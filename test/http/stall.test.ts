@@ -37,7 +37,12 @@ function get(s: TestServer, path: string): Socket {
  * what keeps the average at the rate since the start, so a late timer on a busy machine does not
  * make the client slower than it claims to be.
  */
-async function readSlowly(socket: Socket, bytesPerSecond: number, ms: number, keep: Buffer[] = []): Promise<{ got: number; closed: boolean }> {
+async function readSlowly(
+  socket: Socket,
+  bytesPerSecond: number,
+  ms: number,
+  keep: Buffer[] = [],
+): Promise<{ got: number; closed: boolean }> {
   let got = 0;
   let closed = false;
   socket.once('close', () => (closed = true));

@@ -5,7 +5,15 @@ import { closeSync, fstatSync, openSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, beforeEach, mock, test } from 'node:test';
-import { sendBody, TransferEngine, UNPROVEN_IN_FLIGHT, type ProgressProbe, type Sink, type TransferOptions, type TransferResult } from '../../lib/http/transfer.js';
+import {
+  sendBody,
+  TransferEngine,
+  UNPROVEN_IN_FLIGHT,
+  type ProgressProbe,
+  type Sink,
+  type TransferOptions,
+  type TransferResult,
+} from '../../lib/http/transfer.js';
 import { tempDir } from '../helpers/temp.js';
 
 const WINDOW = 10_000;
@@ -61,7 +69,15 @@ const writesReach = async (sink: FakeSink, n: number) => {
 };
 
 function options(extra: Partial<TransferOptions> = {}): TransferOptions & { aborts: number } {
-  const o = { stallMs: WINDOW, chunkSize: 64 * 1024, startChunkSize: 64 * 1024, aborts: 0, abort: () => o.aborts++, now: () => Date.now(), ...extra };
+  const o = {
+    stallMs: WINDOW,
+    chunkSize: 64 * 1024,
+    startChunkSize: 64 * 1024,
+    aborts: 0,
+    abort: () => o.aborts++,
+    now: () => Date.now(),
+    ...extra,
+  };
   return o;
 }
 

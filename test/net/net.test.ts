@@ -21,11 +21,26 @@ test('addresses: IPv4-mapped shown as IPv4, IPv6 bracketed, one URL per usable a
   assert.equal(hostLiteral('2001:db8::1'), '[2001:db8::1]');
   assert.equal(hostLiteral('192.0.2.7'), '192.0.2.7');
   assert.deepEqual(urlsFor({ address: '::1', family: 'IPv6', port: 80 }), ['http://[::1]:80/']);
-  const nic = (address: string, family: 'IPv4' | 'IPv6', internal: boolean) => ({ address, family, internal, netmask: '', mac: '', cidr: null, name: 'x' }) as never;
-  const list = [nic('127.0.0.1', 'IPv4', true), nic('198.18.0.2', 'IPv4', false), nic('fe80::1', 'IPv6', false), nic('2001:db8::2', 'IPv6', false)];
-  assert.deepEqual(urlsFor({ address: '0.0.0.0', family: 'IPv4', port: 8080 }, () => list), ['http://198.18.0.2:8080/']);
-  assert.deepEqual(urlsFor({ address: '::', family: 'IPv6', port: 8080 }, () => list), ['http://198.18.0.2:8080/', 'http://[2001:db8::2]:8080/']);
-  assert.deepEqual(urlsFor({ address: '::', family: 'IPv6', port: 8080 }, () => undefined), ['http://<this-host>:8080/']);
+  const nic = (address: string, family: 'IPv4' | 'IPv6', internal: boolean) =>
+    ({ address, family, internal, netmask: '', mac: '', cidr: null, name: 'x' }) as never;
+  const list = [
+    nic('127.0.0.1', 'IPv4', true),
+    nic('198.18.0.2', 'IPv4', false),
+    nic('fe80::1', 'IPv6', false),
+    nic('2001:db8::2', 'IPv6', false),
+  ];
+  assert.deepEqual(
+    urlsFor({ address: '0.0.0.0', family: 'IPv4', port: 8080 }, () => list),
+    ['http://198.18.0.2:8080/'],
+  );
+  assert.deepEqual(
+    urlsFor({ address: '::', family: 'IPv6', port: 8080 }, () => list),
+    ['http://198.18.0.2:8080/', 'http://[2001:db8::2]:8080/'],
+  );
+  assert.deepEqual(
+    urlsFor({ address: '::', family: 'IPv6', port: 8080 }, () => undefined),
+    ['http://<this-host>:8080/'],
+  );
 });
 
 test('the per-address counter: a cap per address, released to zero and forgotten', () => {
@@ -46,17 +61,26 @@ test('binding: a busy TCP or UDP port is one BindError line naming the service, 
   await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
   const port = (holder.address() as { port: number }).port;
   try {
-    const err = await listenTcp(createServer(), { service: 'HTTP', protocol: 'TCP', address: '127.0.0.1', port, portFlag: '--port' }).catch((e: unknown) => e);
+    const err = await listenTcp(createServer(), { service: 'HTTP', protocol: 'TCP', address: '127.0.0.1', port, portFlag: '--port' }).catch(
+      (e: unknown) => e,
+    );
     assert.ok(err instanceof BindError);
     assert.equal(err.message, `HTTP: port ${port} is already in use (127.0.0.1:${port}); choose another with --port`);
     const udp = createSocket('udp4');
     const taken = createSocket('udp4');
     await new Promise<void>((r) => taken.bind(0, '127.0.0.1', r));
-    const udpErr = await bindUdp(udp, { service: 'TFTP', protocol: 'UDP', address: '127.0.0.1', port: taken.address().port }).catch((e: unknown) => e);
+    const udpErr = await bindUdp(udp, { service: 'TFTP', protocol: 'UDP', address: '127.0.0.1', port: taken.address().port }).catch(
+      (e: unknown) => e,
+    );
     taken.close();
     assert.ok(udpErr instanceof BindError && udpErr.code === 'EADDRINUSE');
-    const bad = await bindUdp(createSocket('udp4'), { service: 'TFTP', protocol: 'UDP', address: '192.0.2.77', port: 0 }).catch((e: unknown) => e);
-    assert.match((bad as Error).message, /^TFTP: cannot listen on UDP port 0 on 192\.0\.2\.77: 192\.0\.2\.77 is not an address of this host \(--host\)$/);
+    const bad = await bindUdp(createSocket('udp4'), { service: 'TFTP', protocol: 'UDP', address: '192.0.2.77', port: 0 }).catch(
+      (e: unknown) => e,
+    );
+    assert.match(
+      (bad as Error).message,
+      /^TFTP: cannot listen on UDP port 0 on 192\.0\.2\.77: 192\.0\.2\.77 is not an address of this host \(--host\)$/,
+    );
   } finally {
     holder.close();
   }
@@ -88,7 +112,16 @@ test('recycled reads: a chunk that is not the buffer we filled is caught, and re
 
 test('every service meets the contract: start, banner, metrics, status, bounded shutdown', async (t) => {
   const root = tempRoot({ 'a.txt': 'a' }, t);
-  const config: Config = { ...DEFAULTS, root, quiet: true, host: '127.0.0.1', port: 0, tftp: true, tftpPort: 0, adminListen: '127.0.0.1:0' };
+  const config: Config = {
+    ...DEFAULTS,
+    root,
+    quiet: true,
+    host: '127.0.0.1',
+    port: 0,
+    tftp: true,
+    tftpPort: 0,
+    adminListen: '127.0.0.1:0',
+  };
   const app = buildApp({ config, root, version: 't', logger: quiet });
   try {
     await app.start();
@@ -114,7 +147,10 @@ test('the --admin-listen server checks methods and keeps the main server\'s time
   try {
     const port = app.admin?.address().port as number;
     const status = await new Promise<number>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/-/status', agent: false }, (res) => (res.resume(), resolve(res.statusCode ?? 0)));
+      const req = request(
+        { host: '127.0.0.1', port, method: 'POST', path: '/-/status', agent: false },
+        (res) => (res.resume(), resolve(res.statusCode ?? 0)),
+      );
       req.on('error', reject);
       req.end();
     });

@@ -155,7 +155,14 @@ describe('classifyEntries', () => {
   test('a folder with a kernel, an initrd and a cmdline makes one Linux entry', () => {
     const entries = classifyEntries(files('debian/', 'debian/vmlinuz', 'debian/initrd.img', 'debian/cmdline', 'debian/README.txt'));
     assert.deepEqual(entries, [
-      { kind: 'linux', label: 'debian', dir: 'debian/', kernel: 'debian/vmlinuz', initrds: ['debian/initrd.img'], cmdlinePath: 'debian/cmdline' },
+      {
+        kind: 'linux',
+        label: 'debian',
+        dir: 'debian/',
+        kernel: 'debian/vmlinuz',
+        initrds: ['debian/initrd.img'],
+        cmdlinePath: 'debian/cmdline',
+      },
     ]);
   });
 
@@ -174,7 +181,16 @@ describe('classifyEntries', () => {
   test('a Debian-style /boot: the newest kernel, paired with its own initrd; backups and signatures ignored', () => {
     const warnings: string[] = [];
     const entries = classifyEntries(
-      files('boot/vmlinuz-6.1.0-9-amd64', 'boot/vmlinuz-6.1.0-10-amd64', 'boot/initrd.img-6.1.0-10-amd64', 'boot/initrd.img-6.1.0-9-amd64', 'boot/vmlinuz.old', 'boot/vmlinuz-6.1.0-10-amd64.sig', 'boot/linux-kernel-6.2.deb', 'boot/config-6.1.0-10-amd64'),
+      files(
+        'boot/vmlinuz-6.1.0-9-amd64',
+        'boot/vmlinuz-6.1.0-10-amd64',
+        'boot/initrd.img-6.1.0-10-amd64',
+        'boot/initrd.img-6.1.0-9-amd64',
+        'boot/vmlinuz.old',
+        'boot/vmlinuz-6.1.0-10-amd64.sig',
+        'boot/linux-kernel-6.2.deb',
+        'boot/config-6.1.0-10-amd64',
+      ),
       (m) => warnings.push(m),
     );
     assert.equal(entries.length, 1);
@@ -187,19 +203,35 @@ describe('classifyEntries', () => {
 
   test('several initrds: microcode first, then the initrd, then extra cpio archives, each in name order', () => {
     const entries = classifyEntries(
-      files('d/vmlinuz', 'd/initrd.gz', 'd/firmware.cpio.gz', 'd/amd-ucode.img', 'd/intel-ucode.img', 'd/kernel-modules.cpio', 'd/extra.cpio.zst', 'd/notes.cpio.txt', 'e/amd-ucode.img', 'e/bzImage'),
+      files(
+        'd/vmlinuz',
+        'd/initrd.gz',
+        'd/firmware.cpio.gz',
+        'd/amd-ucode.img',
+        'd/intel-ucode.img',
+        'd/kernel-modules.cpio',
+        'd/extra.cpio.zst',
+        'd/notes.cpio.txt',
+        'e/amd-ucode.img',
+        'e/bzImage',
+      ),
     );
     assert.deepEqual(
       entries.map((e) => (e.kind === 'linux' ? [e.kernel, e.initrds] : [])),
       [
-        ['d/vmlinuz', ['d/amd-ucode.img', 'd/intel-ucode.img', 'd/initrd.gz', 'd/extra.cpio.zst', 'd/firmware.cpio.gz', 'd/kernel-modules.cpio']],
+        [
+          'd/vmlinuz',
+          ['d/amd-ucode.img', 'd/intel-ucode.img', 'd/initrd.gz', 'd/extra.cpio.zst', 'd/firmware.cpio.gz', 'd/kernel-modules.cpio'],
+        ],
         ['e/bzImage', ['e/amd-ucode.img']],
       ],
     );
   });
 
   test('ISOs, EFI programs and iPXE scripts, in that order after Linux, each sorted by path', () => {
-    const entries = classifyEntries(files('z.iso', 'tools/b.EFI', 'a.iso', 'menu.ipxe', 'k/vmlinuz', 'tools/a.efi', 'boot.ipxe', 'sub/boot.ipxe'));
+    const entries = classifyEntries(
+      files('z.iso', 'tools/b.EFI', 'a.iso', 'menu.ipxe', 'k/vmlinuz', 'tools/a.efi', 'boot.ipxe', 'sub/boot.ipxe'),
+    );
     assert.deepEqual(
       entries.map((e) => `${e.kind}:${e.kind === 'linux' ? e.dir : e.path}`),
       ['linux:k/', 'iso:a.iso', 'iso:z.iso', 'efi:tools/a.efi', 'efi:tools/b.EFI', 'script:menu.ipxe', 'script:sub/boot.ipxe'],
@@ -236,7 +268,9 @@ describe('encodeUrlPath and parseCmdline', () => {
 
 describe('renderBootMenu', () => {
   const sample = (): BootEntry[] => {
-    const entries = classifyEntries(files('debian/vmlinuz', 'debian/initrd.img', 'debian/cmdline', 'iso/x y.iso', 'efi/shell.efi', 'more.ipxe', 'alone/vmlinuz'));
+    const entries = classifyEntries(
+      files('debian/vmlinuz', 'debian/initrd.img', 'debian/cmdline', 'iso/x y.iso', 'efi/shell.efi', 'more.ipxe', 'alone/vmlinuz'),
+    );
     (entries[1] as LinuxEntry).cmdline = 'console=ttyS0 ip=dhcp';
     return entries;
   };
@@ -248,7 +282,15 @@ describe('renderBootMenu', () => {
     assert.ok(lines.includes('chain --autofree machines/${mac:hexhyp}.ipxe ||'));
     assert.ok(lines.indexOf('chain --autofree machines/${mac:hexhyp}.ipxe ||') < lines.indexOf('menu bootserve'));
     assert.ok(lines.includes('choose --timeout 7000 --default alone bootserve-choice || goto +shell'));
-    for (const item of ['item alone Linux: alone/ (vmlinuz + no initrd)', 'item debian Linux: debian/ (vmlinuz + initrd.img)', 'item iso/x_y.iso ISO image: iso/x y.iso', 'item efi/shell.efi EFI program: efi/shell.efi', 'item more.ipxe iPXE script: more.ipxe', 'item +local Boot from local disk', 'item +shell iPXE shell']) {
+    for (const item of [
+      'item alone Linux: alone/ (vmlinuz + no initrd)',
+      'item debian Linux: debian/ (vmlinuz + initrd.img)',
+      'item iso/x_y.iso ISO image: iso/x y.iso',
+      'item efi/shell.efi EFI program: efi/shell.efi',
+      'item more.ipxe iPXE script: more.ipxe',
+      'item +local Boot from local disk',
+      'item +shell iPXE shell',
+    ]) {
       assert.ok(lines.includes(item), `missing: ${item}`);
     }
     assert.ok(lines.includes('sanboot --no-describe iso/x%20y.iso && goto +menu ||'));
@@ -263,7 +305,8 @@ describe('renderBootMenu', () => {
     for (const m of script.matchAll(/goto ([^\s$]+)/g)) assert.ok(labels.has(m[1] ?? ''), `no label for goto ${m[1]}`);
     for (const line of script.split('\n')) assert.match(line, /^[\x20-\x7e]*$/);
     // The only settings the script expands are its own.
-    for (const m of script.matchAll(/\$\{([^}]*)\}/g)) assert.ok(['mac:hexhyp', 'bootserve-entry', 'bootserve-choice', 'bootserve-try', 'platform'].includes(m[1] ?? ''), m[0]);
+    for (const m of script.matchAll(/\$\{([^}]*)\}/g))
+      assert.ok(['mac:hexhyp', 'bootserve-entry', 'bootserve-choice', 'bootserve-try', 'platform'].includes(m[1] ?? ''), m[0]);
   });
 
   test('timeout 0 waits for a choice', () => {
@@ -354,7 +397,14 @@ describe('the generated script, run', () => {
     for (const label of ['linux', 'x.iso', 'tool.efi', 'extra.ipxe', '+local', '+shell']) {
       ends[label] = simulate(script(), { fetch: (c) => c !== 'chain', choose: (_d, n) => (n === 0 ? label : undefined) }).end;
     }
-    assert.deepEqual(ends, { linux: 'boot', 'x.iso': 'sanboot x.iso', 'tool.efi': 'menu again', 'extra.ipxe': 'menu again', '+local': 'exit', '+shell': 'shell' });
+    assert.deepEqual(ends, {
+      linux: 'boot',
+      'x.iso': 'sanboot x.iso',
+      'tool.efi': 'menu again',
+      'extra.ipxe': 'menu again',
+      '+local': 'exit',
+      '+shell': 'shell',
+    });
   });
 
   test('several initrds: each fetched under its own name with its own retries, each passed as initrd=NAME', () => {
@@ -490,9 +540,13 @@ describe('generateBootMenu on a folder', () => {
     symlinkSync('real', join(root, 'alias'));
     symlinkSync('..', join(root, 'real/up'));
     const { items, warnings } = await generate(root);
-    assert.deepEqual(items.slice(0, -2), ['item alias Linux: alias/ (vmlinuz + initrd.img)', 'item real Linux: real/ (vmlinuz + initrd.img)']);
+    assert.deepEqual(items.slice(0, -2), [
+      'item alias Linux: alias/ (vmlinuz + initrd.img)',
+      'item real Linux: real/ (vmlinuz + initrd.img)',
+    ]);
     const text = warnings.join('\n');
-    for (const name of ['escape', 'leak.iso', 'shown.iso', 'dangling.iso']) assert.ok(text.includes(`"${name}"`), `no warning for ${name}:\n${text}`);
+    for (const name of ['escape', 'leak.iso', 'shown.iso', 'dangling.iso'])
+      assert.ok(text.includes(`"${name}"`), `no warning for ${name}:\n${text}`);
   });
 
   test('an empty folder: local disk and shell only', async () => {
@@ -501,7 +555,8 @@ describe('generateBootMenu on a folder', () => {
     assert.match(script, /--default \+local /);
   });
 
-  test('initrds the 2019 UEFI iPXE would misalign: an uncompressed cpio after an odd size is warned about, with the files to pad', async () => {
+  test('initrds the 2019 UEFI iPXE would misalign: an uncompressed cpio after an odd size ' +
+  'is warned about, with the files to pad', async () => {
     const cpio = '070701' + '0'.repeat(102);
     const root = folder({
       // initrd.img is 5 bytes: extra.cpio would start at 5, firmware.cpio.gz may start anywhere.
@@ -520,9 +575,18 @@ describe('generateBootMenu on a folder', () => {
     });
     const { script, warnings } = await generate(root);
     assert.equal(warnings.length, 1, warnings.join('\n'));
-    assert.match(warnings[0] ?? '', /^boot menu: bad\/extra.cpio is an uncompressed cpio that would start at byte 5 of the initrds, not a multiple of 4: .*Pad bad\/initrd.img with zeros .*truncate -s %4/);
+    assert.match(
+      warnings[0] ?? '',
+      new RegExp(
+        /^boot menu: bad\/extra.cpio is an uncompressed cpio that would start at byte 5 of the initrds,/.source +
+        / not a multiple of 4: .*Pad bad\/initrd.img with zeros .*truncate -s %4/.source,
+      ),
+    );
     const warned = script.split('\n').filter((l) => l.includes('warning'));
-    assert.deepEqual(warned, ['iseq ${platform} efi && echo bootserve: warning: bad/extra.cpio may not unpack (initrd sizes not padded to 4 bytes, see the bootserve log) ||']);
+    assert.deepEqual(warned, [
+      'iseq ${platform} efi && echo bootserve: warning: bad/extra.cpio may not unpack ' +
+      '(initrd sizes not padded to 4 bytes, see the bootserve log) ||',
+    ]);
     assert.match(script, /^imgargs kernel initrd=initrd initrd=initrd2 initrd=initrd3$/m);
     // On BIOS (platform pcbios) the line says nothing and the boot goes on.
     const r = simulate(script, { fetch: (cmd) => cmd !== 'chain', choose: (_d, n) => (n === 0 ? 'bad' : undefined) });

@@ -18,14 +18,28 @@ test('grubQuote: single quotes, a quote inside survives', () => {
 });
 
 test('renderGrubMenu: a Linux entry loads the kernel with its cmdline, microcode first, each step retried', () => {
-  const entries = classifyEntries(files('debian/vmlinuz', 'debian/initrd.img', 'debian/intel-ucode.img', 'debian/firmware.cpio.gz', 'debian/cmdline'));
+  const entries = classifyEntries(
+    files('debian/vmlinuz', 'debian/initrd.img', 'debian/intel-ucode.img', 'debian/firmware.cpio.gz', 'debian/cmdline'),
+  );
   const linux = entries[0];
   assert.ok(linux?.kind === 'linux');
   linux.cmdline = "console=ttyS0 quiet msg='hi there'";
   const cfg = renderGrubMenu(entries, BASE);
   assert.match(cfg, /menuentry 'Linux: debian\/ \(vmlinuz \+ intel-ucode\.img \+ initrd\.img \+ firmware\.cpio\.gz\)' --id 'debian' \{/);
-  assert.match(cfg, /if linux "\$\{bootserve_net\}"\/debian\/vmlinuz 'console=ttyS0' 'quiet' 'msg='\\''hi' 'there'\\'''; then set bootserve_ok=1; break; fi/);
-  assert.match(cfg, /if initrd "\$\{bootserve_net\}"\/debian\/intel-ucode\.img "\$\{bootserve_net\}"\/debian\/initrd\.img "\$\{bootserve_net\}"\/debian\/firmware\.cpio\.gz; then/);
+  assert.match(
+    cfg,
+    new RegExp(
+      /if linux "\$\{bootserve_net\}"\/debian\/vmlinuz 'console=ttyS0' 'quiet' 'msg='\\''hi' 'there'\\''';/.source +
+      / then set bootserve_ok=1; break; fi/.source,
+    ),
+  );
+  assert.match(
+    cfg,
+    new RegExp(
+      /if initrd "\$\{bootserve_net\}"\/debian\/intel-ucode\.img /.source +
+      /"\$\{bootserve_net\}"\/debian\/initrd\.img "\$\{bootserve_net\}"\/debian\/firmware\.cpio\.gz; then/.source,
+    ),
+  );
   assert.match(cfg, new RegExp(`for try in ${Array.from({ length: RETRY_ATTEMPTS }, (_, i) => i + 1).join(' ')}; do`));
   assert.match(cfg, /bootserve: kernel: try \$try of 5 failed, trying again in 3 s/);
   assert.match(cfg, /bootserve: initrd: try \$try of 5 failed/);
@@ -40,7 +54,10 @@ test('renderGrubMenu: files the way GRUB came ($root) by default; HTTP offered w
   assert.match(cfg, /set bootserve_tftp="\(tftp,\$\{bootserve_server\}\)"/);
   assert.match(cfg, /if \[ "\$grub_cpu" = 'x86_64' \]; then set bootserve_http="\(http,\$\{bootserve_server\}:8080\)"; fi/);
   assert.doesNotMatch(cfg, /'arm64'/, 'that GRUB has no http');
-  assert.match(renderGrubMenu(entries, { ...BASE, transport: 'http' }), /if \[ -n "\$bootserve_http" \]; then set bootserve_net="\$bootserve_http"; fi/);
+  assert.match(
+    renderGrubMenu(entries, { ...BASE, transport: 'http' }),
+    /if \[ -n "\$bootserve_http" \]; then set bootserve_net="\$bootserve_http"; fi/,
+  );
   // The server from the device GRUB came from, else the DHCP one.
   assert.match(cfg, /regexp --set=1:bootserve_server '\^\[a-z\]\+,\(\[\^:,\]\+\)' "\$root"/);
   assert.match(cfg, /set bootserve_server="\$net_default_server"/);
@@ -58,7 +75,11 @@ test('renderGrubMenu: the per-machine file first, which may name the entry; boot
 
 test('renderGrubMenu: ISOs, EFI programs and scripts stay in boot.ipxe; odd names are skipped with a warning', () => {
   const warnings: string[] = [];
-  const cfg = renderGrubMenu(classifyEntries(files('x.iso', 'tool.efi', 's.ipxe', 'odd dir/vmlinuz', 'ok/vmlinuz')), { ...BASE, defaultEntry: 'nope', warn: (m) => warnings.push(m) });
+  const cfg = renderGrubMenu(classifyEntries(files('x.iso', 'tool.efi', 's.ipxe', 'odd dir/vmlinuz', 'ok/vmlinuz')), {
+    ...BASE,
+    defaultEntry: 'nope',
+    warn: (m) => warnings.push(m),
+  });
   assert.doesNotMatch(cfg, /x\.iso|tool\.efi|s\.ipxe|odd dir/);
   assert.match(cfg, /--id 'ok'/);
   assert.match(cfg, /--id local/);
@@ -91,7 +112,11 @@ test('generateGrubMenu: each kernel only for the GRUB of its CPU (from its PE he
     b.writeUInt16LE(machine, 0x84);
     return b;
   };
-  for (const [dir, kernel] of [['amd64', stub(0x8664)], ['arm64', stub(0xaa64)], ['plain', Buffer.from('bzImage without a stub')]] as const) {
+  for (const [dir, kernel] of [
+    ['amd64', stub(0x8664)],
+    ['arm64', stub(0xaa64)],
+    ['plain', Buffer.from('bzImage without a stub')],
+  ] as const) {
     mkdirSync(join(root, dir));
     writeFileSync(join(root, dir, 'vmlinuz'), kernel);
   }

@@ -16,8 +16,18 @@ test('catalog: the served ipxe/ folder first, then the system dirs; a missing fi
   const system = tempRoot({ 'undionly.kpxe': 'sys', 'ipxe.efi': 'full', 'arm64-efi/snponly.efi': 'arm' }, t);
   const other = tempRoot({ 'ipxe-i386.efi': 'ia32' }, t);
   const c = findIpxeBinaries({ root, systemDirs: [system, other] });
-  assert.deepEqual(c.binaryFor('bios'), { firmware: 'bios', name: 'ipxe/undionly.kpxe', path: join(root, 'ipxe/undionly.kpxe'), source: 'served' });
-  assert.deepEqual(c.binaryFor('efi-x64'), { firmware: 'efi-x64', name: 'ipxe/ipxe.efi', path: join(system, 'ipxe.efi'), source: 'system' });
+  assert.deepEqual(c.binaryFor('bios'), {
+    firmware: 'bios',
+    name: 'ipxe/undionly.kpxe',
+    path: join(root, 'ipxe/undionly.kpxe'),
+    source: 'served',
+  });
+  assert.deepEqual(c.binaryFor('efi-x64'), {
+    firmware: 'efi-x64',
+    name: 'ipxe/ipxe.efi',
+    path: join(system, 'ipxe.efi'),
+    source: 'system',
+  });
   assert.equal(c.binaryFor('efi-arm64')?.name, 'ipxe/snponly-arm64.efi');
   assert.equal(c.binaryFor('efi-ia32')?.path, join(other, 'ipxe-i386.efi'));
   assert.equal(c.binaryFor('efi-arm32'), undefined);
@@ -32,7 +42,10 @@ test('catalog: the served ipxe/ folder first, then the system dirs; a missing fi
   assert.equal(banner.length, 5);
   assert.equal(banner[0], 'iPXE for BIOS: ipxe/undionly.kpxe');
   assert.ok(banner.includes(`iPXE for UEFI x64: ipxe/ipxe.efi (from ${join(system, 'ipxe.efi')})`));
-  assert.equal(banner.at(-1), `iPXE for UEFI ARM32: none (snponly-arm32.efi not in ${root}/ipxe/ nor ${system}, ${other}); those clients get no answer`);
+  assert.equal(
+    banner.at(-1),
+    `iPXE for UEFI ARM32: none (snponly-arm32.efi not in ${root}/ipxe/ nor ${system}, ${other}); those clients get no answer`,
+  );
   assert.deepEqual(c.missing(), ['efi-arm32']);
 });
 
@@ -40,11 +53,17 @@ test('catalog: --ipxe-dir replaces the system dirs; snponly.efi is preferred ove
   const root = tempRoot({}, t);
   const dir = tempRoot({ 'snponly.efi': 'snp', 'ipxe.efi': 'full' }, t);
   const c = findIpxeBinaries({ root, ipxeDir: dir, systemDirs: ['/nonexistent'] });
-  assert.deepEqual(c.binaryFor('efi-x64'), { firmware: 'efi-x64', name: 'ipxe/snponly.efi', path: join(dir, 'snponly.efi'), source: 'ipxe-dir' });
+  assert.deepEqual(c.binaryFor('efi-x64'), {
+    firmware: 'efi-x64',
+    name: 'ipxe/snponly.efi',
+    path: join(dir, 'snponly.efi'),
+    source: 'ipxe-dir',
+  });
   assert.equal(c.binaryFor('bios'), undefined);
   assert.deepEqual(c.banner(), [
     `iPXE for UEFI x64: ipxe/snponly.efi (from ${join(dir, 'snponly.efi')})`,
-    `iPXE for BIOS, UEFI IA32, UEFI ARM32, UEFI ARM64: none (undionly.kpxe, snponly-i386.efi, snponly-arm32.efi, snponly-arm64.efi not in ${root}/ipxe/ nor ${dir}); those clients get no answer`,
+    `iPXE for BIOS, UEFI IA32, UEFI ARM32, UEFI ARM64: none (undionly.kpxe, snponly-i386.efi, snponly-arm32.efi, snponly-arm64.efi ` +
+    `not in ${root}/ipxe/ nor ${dir}); those clients get no answer`,
   ]);
   // A directory where a file should be is not a binary.
   mkdirSync(join(root, 'ipxe', 'undionly.kpxe'), { recursive: true });
@@ -73,7 +92,12 @@ test('HTTP: a binary from the system dir is served under its ipxe/ name; the roo
 test('HTTP: a listing of ipxe/ shows the binaries served from the system dir, with or without ipxe/ in the root', async (t) => {
   const system = tempRoot({ 'snponly.efi': 'system-snp', 'undionly.kpxe': 'system-undi' }, t);
   const bare = await startServer({ tftp: true, tftpPort: 0, ipxeDir: system });
-  const mixed = await startServer({ files: { 'ipxe/undionly.kpxe': 'root-undi', 'ipxe/custom.ipxe': '#!ipxe' }, tftp: true, tftpPort: 0, ipxeDir: system });
+  const mixed = await startServer({
+    files: { 'ipxe/undionly.kpxe': 'root-undi', 'ipxe/custom.ipxe': '#!ipxe' },
+    tftp: true,
+    tftpPort: 0,
+    ipxeDir: system,
+  });
   try {
     const json = { Accept: 'application/json' };
     assert.equal((await fetch(`${bare.url}/ipxe`)).status, 301);
@@ -81,7 +105,11 @@ test('HTTP: a listing of ipxe/ shows the binaries served from the system dir, wi
     assert.deepEqual(listed.map((e) => `${e.name} ${e.size}`), ['snponly.efi 10', 'undionly.kpxe 11']);
     assert.match((await fetch(`${bare.url}/ipxe/`)).body.toString(), /href="snponly\.efi"/);
     const both = JSON.parse((await fetch(`${mixed.url}/ipxe/`, { headers: json })).body.toString()) as { name: string; size: number }[];
-    assert.deepEqual(both.map((e) => `${e.name} ${e.size}`), ['custom.ipxe 6', 'snponly.efi 10', 'undionly.kpxe 9'], "the root's own file wins, as when it is served");
+    assert.deepEqual(
+      both.map((e) => `${e.name} ${e.size}`),
+      ['custom.ipxe 6', 'snponly.efi 10', 'undionly.kpxe 9'],
+      "the root's own file wins, as when it is served",
+    );
   } finally {
     await bare.close();
     await mixed.close();
@@ -133,7 +161,10 @@ test('flags: --proxy-dhcp, --pxe (tftp and proxyDHCP), --ipxe-dir, and their BOO
 });
 
 test('the binary: --proxy-dhcp refuses a --host that is not an IPv4 address, in one line, before binding anything', (t) => {
-  const r = spawnSync(process.execPath, [BIN, '--proxy-dhcp', '--host', '::1', '-p', '0', tempRoot({}, t)], { encoding: 'utf8', timeout: 10_000 });
+  const r = spawnSync(process.execPath, [BIN, '--proxy-dhcp', '--host', '::1', '-p', '0', tempRoot({}, t)], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
   assert.equal(r.status, 1);
   assert.equal(r.stderr.trim().split('\n').length, 1);
   assert.match(r.stderr, /--host must be one \(got '::1'\)/);

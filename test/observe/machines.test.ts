@@ -9,9 +9,48 @@ import { Transfers } from '../../lib/observe/transfers.js';
 
 let clock = Date.parse('2026-11-29T10:00:00Z');
 const time = () => new Date((clock += 1000)).toISOString();
-const dhcp = (r: Partial<DhcpRecord>): DhcpRecord => ({ protocol: 'dhcp', time: time(), client: '0.0.0.0', mac: '52:54:00:12:34:56', port: 67, message: 'DISCOVER', xid: '1', arch: 7, answer: 'offer', kind: 'uefi-pxe', ...r });
-const tftp = (r: Partial<TftpRecord>): TftpRecord => ({ protocol: 'tftp', time: time(), client: '198.18.0.10', path: 'ipxe/snponly.efi', mode: 'octet', bytesSent: 100, bytesDue: 100, blksize: 1468, windowsize: 4, retransmits: 0, durationMs: 5, outcome: 'complete', ...r });
-const http = (r: Partial<HttpRecord>): HttpRecord => ({ protocol: 'http', time: time(), client: '198.18.0.10', method: 'GET', path: '/boot.ipxe', status: 200, bytesSent: 10, bytesDue: 10, durationMs: 1, outcome: 'complete', userAgent: 'iPXE/1.0', ...r });
+const dhcp = (r: Partial<DhcpRecord>): DhcpRecord => ({
+  protocol: 'dhcp',
+  time: time(),
+  client: '0.0.0.0',
+  mac: '52:54:00:12:34:56',
+  port: 67,
+  message: 'DISCOVER',
+  xid: '1',
+  arch: 7,
+  answer: 'offer',
+  kind: 'uefi-pxe',
+  ...r,
+});
+const tftp = (r: Partial<TftpRecord>): TftpRecord => ({
+  protocol: 'tftp',
+  time: time(),
+  client: '198.18.0.10',
+  path: 'ipxe/snponly.efi',
+  mode: 'octet',
+  bytesSent: 100,
+  bytesDue: 100,
+  blksize: 1468,
+  windowsize: 4,
+  retransmits: 0,
+  durationMs: 5,
+  outcome: 'complete',
+  ...r,
+});
+const http = (r: Partial<HttpRecord>): HttpRecord => ({
+  protocol: 'http',
+  time: time(),
+  client: '198.18.0.10',
+  method: 'GET',
+  path: '/boot.ipxe',
+  status: 200,
+  bytesSent: 10,
+  bytesDue: 10,
+  durationMs: 1,
+  outcome: 'complete',
+  userAgent: 'iPXE/1.0',
+  ...r,
+});
 
 test('a UEFI PXE boot, step by step: offer, 4011, TFTP (the size probe is no error), HTTP, a stalled kernel', () => {
   const m = new Machines();
@@ -51,13 +90,19 @@ test('an iPXE that names itself in machines/<mac>.ipxe joins what its address di
   m.observe(http({ client: '198.18.0.20' }));
   assert.equal(m.list()[0]?.mac, null, 'listed by address until the MAC is known');
   m.observe(http({ client: '198.18.0.20', path: '/machines/52-54-00-aa-bb-cc.ipxe', status: 404, outcome: 'complete' }));
-  m.observe(tftp({ client: '198.18.0.20', path: 'missing.efi', outcome: 'refused', error: 'ERROR 1: file not found', bytesSent: 0, bytesDue: 0 }));
+  m.observe(
+    tftp({ client: '198.18.0.20', path: 'missing.efi', outcome: 'refused', error: 'ERROR 1: file not found', bytesSent: 0, bytesDue: 0 }),
+  );
   const list = m.list();
   assert.equal(list.length, 1);
   assert.equal(list[0]?.mac, '52:54:00:aa:bb:cc');
   assert.equal(list[0]?.address, '198.18.0.20');
   assert.equal(list[0]?.steps.length, 3);
-  assert.equal(list[0]?.lastError?.outcome, 'refused: ERROR 1: file not found', 'a missing machine script is not an error; a TFTP refusal is');
+  assert.equal(
+    list[0]?.lastError?.outcome,
+    'refused: ERROR 1: file not found',
+    'a missing machine script is not an error; a TFTP refusal is',
+  );
 });
 
 test('ignored DHCP packets make no machine; the list is bounded, newest first', () => {
@@ -98,10 +143,20 @@ test('the firmware that started the boot stays when iPXE asks next; a relay is n
 
 test('a PXE client that got no answer is listed with the reason; DHCP traffic of no netboot client is not', () => {
   const m = new Machines();
-  for (const reason of ['not-pxe', 'not-a-request', 'wrong-message-type', 'malformed']) m.observe(dhcp({ mac: '52:54:00:00:00:99', answer: 'ignored', kind: undefined, reason, detail: 'x' }));
+  for (const reason of ['not-pxe', 'not-a-request', 'wrong-message-type', 'malformed'])
+    m.observe(dhcp({ mac: '52:54:00:00:00:99', answer: 'ignored', kind: undefined, reason, detail: 'x' }));
   assert.equal(m.list().length, 0);
   m.observe(dhcp({ arch: 11, answer: 'ignored', kind: undefined, reason: 'no-boot-file', detail: 'no iPXE binary for efi-arm64' }));
-  m.observe(dhcp({ mac: '52:54:00:00:00:02', arch: 16, answer: 'ignored', kind: undefined, reason: 'rate-limited-client', detail: 'too many replies to 52:54:00:00:00:02' }));
+  m.observe(
+    dhcp({
+      mac: '52:54:00:00:00:02',
+      arch: 16,
+      answer: 'ignored',
+      kind: undefined,
+      reason: 'rate-limited-client',
+      detail: 'too many replies to 52:54:00:00:00:02',
+    }),
+  );
   m.observe(dhcp({ mac: '52:54:00:00:00:03', answer: 'ignored', kind: undefined, reason: 'unsupported-arch', detail: 'option 93 = 0063' }));
   const [unsupported, limited, arm] = m.list();
   assert.equal(arm?.mac, '52:54:00:12:34:56');
@@ -124,7 +179,10 @@ test('step names say what the file is; browser noise is nobody; a directory list
   m.observe(http({ path: '/robots.txt', status: 404 }));
   m.observe(http({ path: '/debian/initrd.gz', method: 'HEAD' }));
   const [machine] = m.list();
-  assert.deepEqual(machine?.steps.map((s) => s.step), ['kernel over TFTP', 'initrd over TFTP', 'cmdline over HTTP', 'directory listing', 'initrd over HTTP (HEAD)']);
+  assert.deepEqual(
+    machine?.steps.map((s) => s.step),
+    ['kernel over TFTP', 'initrd over TFTP', 'cmdline over HTTP', 'directory listing', 'initrd over HTTP (HEAD)'],
+  );
   assert.equal(machine?.lastError, null, "a browser's favicon.ico is not the machine's error");
 });
 
@@ -156,7 +214,17 @@ test('where a boot stands: booting, waiting when quiet, done once kernel and ini
 test("a NIC whose own firmware is iPXE (QEMU's ROM): its DHCP starts the boot and fills the DHCP column", () => {
   const m = new Machines();
   m.observe(dhcp({ kind: 'ipxe', arch: 0, bootFile: 'http://198.18.0.2:8080/boot.ipxe' }));
-  m.observe(dhcp({ client: '198.18.0.10', kind: 'ipxe', arch: 0, port: 4011, message: 'REQUEST', answer: 'ack', bootFile: 'http://198.18.0.2:8080/boot.ipxe' }));
+  m.observe(
+    dhcp({
+      client: '198.18.0.10',
+      kind: 'ipxe',
+      arch: 0,
+      port: 4011,
+      message: 'REQUEST',
+      answer: 'ack',
+      bootFile: 'http://198.18.0.2:8080/boot.ipxe',
+    }),
+  );
   m.observe(http({}));
   const [machine] = m.list();
   assert.equal(machine?.firmware, 'ipxe');

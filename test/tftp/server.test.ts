@@ -157,9 +157,18 @@ test('paths: leading slash and backslashes accepted; traversal, escaping symlink
   symlinkSync(join(root, 'top.txt'), join(root, 'inside'));
   const s = await startTftp({ root });
   t.after(() => s.close());
-  for (const name of ['/ipxe/snponly.efi', '\\ipxe\\snponly.efi', 'ipxe\\snponly.efi']) assert.equal((await download(s.port, name)).data.toString(), 'efi', name);
+  for (const name of ['/ipxe/snponly.efi', '\\ipxe\\snponly.efi', 'ipxe\\snponly.efi'])
+    assert.equal((await download(s.port, name)).data.toString(), 'efi', name);
   assert.equal((await download(s.port, 'inside')).data.toString(), 'top');
-  for (const name of ['../' + outside.split('/').pop() + '/secret.txt', '..\\..\\etc\\passwd', 'ipxe/../../etc/passwd', 'escape', '.hidden', 'missing', 'ipxe']) {
+  for (const name of [
+    '../' + outside.split('/').pop() + '/secret.txt',
+    '..\\..\\etc\\passwd',
+    'ipxe/../../etc/passwd',
+    'escape',
+    '.hidden',
+    'missing',
+    'ipxe',
+  ]) {
     await assert.rejects(download(s.port, name), /ERROR 1: file not found/, name);
   }
   assert.ok((s.stats.refused.get('not-found') ?? 0) >= 7);
@@ -190,7 +199,8 @@ test('malformed datagrams: a broken request gets ERROR 4, other garbage silence;
   client.request(s.port, 'f', {}, 'mail');
   const mail = await client.next();
   assert.equal(mail?.packet.op === 'error' && mail.packet.code, 4);
-  for (const junk of [Buffer.alloc(0), Buffer.from([0]), Buffer.from([0, 9, 1]), encodeAck(3), randomBytes(1400)]) client.send(junk, s.port);
+  for (const junk of [Buffer.alloc(0), Buffer.from([0]), Buffer.from([0, 9, 1]), encodeAck(3), randomBytes(1400)])
+    client.send(junk, s.port);
   assert.deepEqual(
     (await client.drain(300)).filter((p) => p.packet.op !== 'error' || p.packet.code !== 4),
     [],
@@ -352,9 +362,19 @@ test('/-/status and the live view list a running TFTP transfer beside HTTP ones'
   t.after(() => client.close());
   await client.request(s.port, 'snponly.efi', { blksize: 1468 });
   await client.next();
-  const status = statusOf({ version: 't', root: s.root, settings: {}, transfers: s.transfers, ready: () => true, services: () => s.app.services });
+  const status = statusOf({
+    version: 't',
+    root: s.root,
+    settings: {},
+    transfers: s.transfers,
+    ready: () => true,
+    services: () => s.app.services,
+  });
   assert.equal(status.active.length, 1);
-  assert.deepEqual([status.active[0]?.protocol, status.active[0]?.path, status.active[0]?.client, status.active[0]?.bytesDue], ['tftp', 'snponly.efi', '127.0.0.1', 100_000]);
+  assert.deepEqual(
+    [status.active[0]?.protocol, status.active[0]?.path, status.active[0]?.client, status.active[0]?.bytesDue],
+    ['tftp', 'snponly.efi', '127.0.0.1', 100_000],
+  );
   assert.match(renderLines(s.transfers, 100)[0] ?? '', /^ {2}tftp snponly\.efi 127\.0\.0\.1 \[/);
 });
 
