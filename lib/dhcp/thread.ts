@@ -5,7 +5,8 @@
 // A thread that mostly sleeps is woken at once by the kernel's scheduler and answers in
 // microseconds, whatever the HTTP side does. The service is the same (server.ts, the same
 // policy, limiter, logs and counters); only its records and counters travel by message.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../thread.js';
 import { BindError, type BindTarget } from '../net/bind.js';
 import { info, type BannerLine } from '../service.js';
 import type { Firmware } from '../netboot/ipxe.js';
@@ -74,16 +75,7 @@ export function createThreadedDhcpService(options: DhcpOptions): DhcpService {
         relayPort: options.relayPort,
         ignoredLogPerSecond: options.ignoredLogPerSecond,
       };
-      // Compiled: thread-worker.js beside this file; under tsx (the tests): the .ts source, with
-      // tsx loaded in the thread too.
-      const source = import.meta.url.endsWith('.ts');
-      const entry = new URL(source ? './thread-worker.ts' : './thread-worker.js', import.meta.url);
-      const w = source
-        ? new Worker(`import('tsx/esm/api').then((t) => t.register()).then(() => import(${JSON.stringify(entry.href)}))`, {
-            eval: true,
-            workerData: data,
-          })
-        : new Worker(entry, { workerData: data });
+      const w = startWorker(import.meta.url, 'thread-worker', data);
       worker = w;
       return new Promise<void>((resolve, reject) => {
         w.on('message', (m: ThreadMessage) => {

@@ -5,7 +5,8 @@
 // TFTP the round trip is the network's again. The service is the same (server.ts: admission,
 // pacing, transfers, records); its records, the transfer list's entries and its counters travel
 // by message, and the transfer list on this thread mirrors the thread's.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../thread.js';
 import { BindError, type BindTarget } from '../net/bind.js';
 import type { AccessRecord } from '../observe/log.js';
 import type { TransferOutcome } from '../observe/outcomes.js';
@@ -114,16 +115,7 @@ export function createThreadedTftpService(options: TftpOptions, deps: ThreadedTf
     addresses: () => addresses,
     start() {
       const data: TftpThreadData = { options, root: deps.root, ipxe: deps.ipxe };
-      // Compiled: thread-worker.js beside this file; under tsx (the tests): the .ts source, with
-      // tsx loaded in the thread too.
-      const source = import.meta.url.endsWith('.ts');
-      const entry = new URL(source ? './thread-worker.ts' : './thread-worker.js', import.meta.url);
-      const w = source
-        ? new Worker(`import('tsx/esm/api').then((t) => t.register()).then(() => import(${JSON.stringify(entry.href)}))`, {
-            eval: true,
-            workerData: data,
-          })
-        : new Worker(entry, { workerData: data });
+      const w = startWorker(import.meta.url, 'thread-worker', data);
       worker = w;
       return new Promise<void>((resolve, reject) => {
         w.on('message', (m: TftpThreadMessage) => {
