@@ -6,7 +6,7 @@
 // microseconds, whatever the HTTP side does. The service is the same (server.ts, the same
 // policy, limiter, logs and counters); only its records and counters travel by message.
 import type { Worker } from 'node:worker_threads';
-import { startWorker } from '../thread.js';
+import { startWorker, stopWorker } from '../thread.js';
 import { BindError, type BindTarget } from '../net/bind.js';
 import { info, type BannerLine } from '../service.js';
 import type { Firmware } from '../netboot/ipxe.js';
@@ -117,21 +117,7 @@ export function createThreadedDhcpService(options: DhcpOptions): DhcpService {
       (stopped ??= (async () => {
         const w = worker;
         if (!w) return;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, STOP_WAIT_MS);
-          w.on('message', (m: ThreadMessage) => {
-            if (m.kind === 'stopped') {
-              clearTimeout(timer);
-              resolve();
-            }
-          });
-          w.on('exit', () => {
-            clearTimeout(timer);
-            resolve();
-          });
-          w.postMessage('stop');
-        });
-        await w.terminate();
+        await stopWorker(w, 'stop', STOP_WAIT_MS);
       })()),
   };
 }

@@ -6,7 +6,7 @@
 // pacing, transfers, records); its records, the transfer list's entries and its counters travel
 // by message, and the transfer list on this thread mirrors the thread's.
 import type { Worker } from 'node:worker_threads';
-import { startWorker } from '../thread.js';
+import { startWorker, stopWorker } from '../thread.js';
 import { BindError, type BindTarget } from '../net/bind.js';
 import type { AccessRecord } from '../observe/log.js';
 import type { TransferOutcome } from '../observe/outcomes.js';
@@ -152,21 +152,7 @@ export function createThreadedTftpService(options: TftpOptions, deps: ThreadedTf
       (stopped ??= (async () => {
         const w = worker;
         if (!w) return;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, graceMs + STOP_EXTRA_MS);
-          w.on('message', (m: TftpThreadMessage) => {
-            if (m.kind === 'stopped') {
-              clearTimeout(timer);
-              resolve();
-            }
-          });
-          w.on('exit', () => {
-            clearTimeout(timer);
-            resolve();
-          });
-          w.postMessage({ stop: graceMs });
-        });
-        await w.terminate();
+        await stopWorker(w, { stop: graceMs }, graceMs + STOP_EXTRA_MS);
       })()),
   };
 }
